@@ -1,0 +1,215 @@
+"""Loads the facts a decision needs. The only authz module that queries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rolecall.authz import policy, roles
+from rolecall.authz.facts import (
+    DecisionFacts,
+    InstanceFacts,
+    MembershipFacts,
+    OrgFacts,
+    PrincipalFacts,
+    PrincipalKind,
+    ProjectFacts,
+    RoleFacts,
+    TeamFacts,
+)
+from rolecall.authz.permissions import Permission
+from rolecall.authz.roles import OrgRole, SeatType, TeamRole, Visibility
+from rolecall.db.session import session_settings
+from rolecall.errors import PermissionDenied
+from rolecall.identity.principal import Principal
+from rolecall.orgs.models import Organization, OrgMembership
+from rolecall.projects.models import Project, ProjectMembership
+from rolecall.roles.models import CustomRole
+from rolecall.service_accounts.models import ServiceAccount
+from rolecall.teams.models import Team, TeamMembership
+
+Target = Organization | Team | Project
+
+#: Called with every decision made through ``check``/``require`` (the web layer counts them).
+decision_observers: list[Callable[[policy.Decision], None]] = []
+
+
+def role_facts(session: Session, role: str | None, custom_role_id: str | None) -> RoleFacts | None:
+    """Resolve a stored role (predefined name or ``custom`` + id) into its permissions."""
+    if role is None:
+        return None
+    if custom_role_id is not None:
+        custom = session.get(CustomRole, custom_role_id)
+        if custom is None:
+            return None
+        extra = [Permission(p) for p in custom.permissions]
+        inherited = TeamRole(custom.inherited_from)
+        return RoleFacts(
+            custom.name,
+            roles.effective_permissions(inherited, extra),
+            None,
+            custom.id,
+        )
+    predefined = TeamRole(role)
+    return RoleFacts(predefined.value, roles.PREDEFINED[predefined], predefined)
+
+
+def principal_facts(session: Session, principal: Principal, org_id: str) -> PrincipalFacts:
+    base = {
+        "kind": principal.kind,
+        "id": principal.id,
+        "name": principal.name,
+        "credential": principal.credential,
+        "key_scopes": principal.key_scopes,
+    }
+    if principal.kind is PrincipalKind.USER:
+        membership = session.scalar(
+            select(OrgMembership).where(
+                OrgMembership.org_id == org_id, OrgMembership.user_id == principal.user_id
+            )
+        )
+        if membership is None:
+            return PrincipalFacts(**base)  # type: ignore[arg-type]
+        return PrincipalFacts(
+            **base,  # type: ignore[arg-type]
+            org_role=OrgRole(membership.role),
+            org_active=membership.active,
+            models_seat=SeatType(membership.models_seat),
+            weave_seat=SeatType(membership.weave_seat),
+        )
+    if principal.kind is PrincipalKind.SERVICE_ACCOUNT:
+        account = session.get(ServiceAccount, principal.service_account_id)
+        if account is None:
+            return PrincipalFacts(**base, sa_deleted=True)  # type: ignore[arg-type]
+        return PrincipalFacts(
+            **base,  # type: ignore[arg-type]
+            sa_scope=account.scope,
+            sa_team_id=account.team_id,
+            sa_org_id=account.org_id,
+            sa_deleted=account.deleted_at is not None,
+        )
+    return PrincipalFacts(**base)  # type: ignore[arg-type]
+
+
+def team_facts(team: Team) -> TeamFacts:
+    return TeamFacts(
+        id=team.id,
+        org_id=team.org_id,
+        name=team.name,
+        kind=team.kind,
+        personal_owner_id=team.personal_owner_id,
+        private_only=team.private_only,
+    )
+
+
+def _principal_filter(model: type[TeamMembership] | type[ProjectMembership], p: Principal):  # type: ignore[no-untyped-def]
+    if p.kind is PrincipalKind.USER:
+        return model.user_id == p.user_id
+    return model.service_account_id == p.service_account_id
+
+
+def membership_facts(
+    session: Session, principal: Principal, team: Team, project: Project | None
+) -> MembershipFacts:
+    if principal.kind not in (PrincipalKind.USER, PrincipalKind.SERVICE_ACCOUNT):
+        return MembershipFacts()
+    team_row = session.scalar(
+        select(TeamMembership).where(
+            TeamMembership.team_id == team.id, _principal_filter(TeamMembership, principal)
+        )
+    )
+    team_role = role_facts(session, team_row.role, team_row.custom_role_id) if team_row else None
+    if project is None:
+        return MembershipFacts(team_role=team_role)
+    project_row = session.scalar(
+        select(ProjectMembership).where(
+            ProjectMembership.project_id == project.id,
+            _principal_filter(ProjectMembership, principal),
+        )
+    )
+    if project_row is None:
+        return MembershipFacts(team_role=team_role)
+    return MembershipFacts(
+        team_role=team_role,
+        project_member=project_row.invited,
+        project_role=role_facts(session, project_row.role, project_row.custom_role_id),
+    )
+
+
+def load_facts(session: Session, principal: Principal, target: Target) -> DecisionFacts:
+    """Gather every fact ``policy.decide`` needs about ``principal`` and ``target``."""
+    settings = session_settings(session)
+    instance = InstanceFacts(
+        disable_personal_entity=settings.disable_personal_entity,
+        disable_admin_team_access=settings.disable_admin_team_access,
+    )
+    project: Project | None = None
+    team: Team | None = None
+    if isinstance(target, Project):
+        project = target
+        team = session.get(Team, target.team_id)
+        assert team is not None
+    elif isinstance(target, Team):
+        team = target
+    org_id = team.org_id if team is not None else target.id
+    org = session.get(Organization, org_id)
+    org_facts = OrgFacts(id=org_id, name=org.name if org else "")
+    facts_team = team_facts(team) if team is not None else None
+    facts_project = (
+        ProjectFacts(
+            id=project.id,
+            name=project.name,
+            visibility=Visibility(project.visibility),
+            team=facts_team,  # type: ignore[arg-type]
+            owner_user_id=project.owner_user_id,
+        )
+        if project is not None
+        else None
+    )
+    membership = (
+        membership_facts(session, principal, team, project) if team is not None else MembershipFacts()
+    )
+    return DecisionFacts(
+        principal=principal_facts(session, principal, org_id),
+        org=org_facts,
+        team=facts_team,
+        project=facts_project,
+        membership=membership,
+        instance=instance,
+    )
+
+
+def check(
+    session: Session,
+    principal: Principal,
+    permission: Permission,
+    target: Target,
+    *,
+    acting_on_self: bool = False,
+) -> policy.Decision:
+    """Decide without raising."""
+    facts = load_facts(session, principal, target)
+    decision = policy.decide(facts, permission, acting_on_self=acting_on_self)
+    for observe in decision_observers:
+        observe(decision)
+    return decision
+
+
+def require(
+    session: Session,
+    principal: Principal,
+    permission: Permission,
+    target: Target,
+    *,
+    acting_on_self: bool = False,
+) -> policy.Decision:
+    """Decide and raise ``PermissionDenied`` (carrying the trace) when denied."""
+    decision = check(session, principal, permission, target, acting_on_self=acting_on_self)
+    if not decision.allowed:
+        raise PermissionDenied(
+            f"{principal.name} may not {permission.value} ({decision.deciding_rule})",
+            decision=decision,
+        )
+    return decision

@@ -1,0 +1,60 @@
+"""The error tree every service raises. No HTTP here: each surface maps these once."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rolecall.authz.policy import Decision
+
+
+class RolecallError(Exception):
+    """Base of every expected failure; ``code`` is stable and machine-readable."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code:
+            self.code = code
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field:
+            body["field"] = self.field
+        return body
+
+
+class NotFound(RolecallError):
+    code = "not_found"
+
+
+class Conflict(RolecallError):
+    code = "conflict"
+
+
+class InvalidInput(RolecallError):
+    code = "invalid_input"
+
+
+class AuthenticationFailed(RolecallError):
+    code = "authentication_failed"
+
+
+class PermissionDenied(RolecallError):
+    """Raised with the policy decision whose trace names the rule that denied."""
+
+    code = "permission_denied"
+
+    def __init__(self, message: str, *, decision: Decision | None = None) -> None:
+        super().__init__(message)
+        self.decision = decision
+
+    def as_dict(self) -> dict[str, Any]:
+        body = super().as_dict()
+        if self.decision is not None:
+            body["rule"] = self.decision.deciding_rule
+            body["trace"] = [step.as_dict() for step in self.decision.trace]
+        return body

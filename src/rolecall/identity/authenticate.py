@@ -1,0 +1,127 @@
+"""Turning a credential into a ``Principal``.
+
+API keys and browser sessions are looked up by the digest of the presented secret (a unique
+index), then compared again in constant time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rolecall.api_keys.models import ApiKey
+from rolecall.authz.facts import CredentialKind, PrincipalKind
+from rolecall.authz.permissions import Permission
+from rolecall.errors import AuthenticationFailed
+from rolecall.identity.models import BrowserSession
+from rolecall.identity.principal import Principal
+from rolecall.identity.secrets import digest, same_digest
+from rolecall.orgs.models import OrgMembership
+from rolecall.service_accounts.models import ServiceAccount
+from rolecall.users.models import User
+
+#: last_used_at is written at most this often per key, so reads do not all become writes.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+MAX_SECRET_LENGTH = 512
+
+
+def secret_from_authorization(header: str | None) -> str | None:
+    """The secret in ``Authorization: Basic base64(any:SECRET)`` or ``Bearer SECRET``.
+
+    Raises ``AuthenticationFailed`` for a malformed header (a clear 401, never a 500).
+    """
+    if not header:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        return value
+    if scheme.lower() == "basic" and value:
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise AuthenticationFailed("malformed Basic credentials") from exc
+        _, sep, password = decoded.partition(":")
+        if not sep or not password:
+            raise AuthenticationFailed("Basic credentials need the API key as the password")
+        return password
+    raise AuthenticationFailed("unsupported Authorization scheme: use Basic or Bearer")
+
+
+def _user_is_deactivated_everywhere(session: Session, user_id: str) -> bool:
+    rows = session.execute(
+        select(OrgMembership.active).where(OrgMembership.user_id == user_id)
+    ).all()
+    return bool(rows) and not any(active for (active,) in rows)
+
+
+def authenticate_api_key(session: Session, secret: str, *, now: datetime | None = None) -> Principal:
+    """The principal owning API key ``secret``; ``AuthenticationFailed`` otherwise."""
+    now = now or datetime.now(UTC)
+    if len(secret) > MAX_SECRET_LENGTH:
+        raise AuthenticationFailed("invalid API key")
+    presented = digest(secret)
+    key = session.scalar(select(ApiKey).where(ApiKey.digest == presented))
+    if key is None or not same_digest(key.digest, presented) or key.revoked_at is not None:
+        raise AuthenticationFailed("invalid API key")
+    if key.expires_at is not None and key.expires_at <= now:
+        raise AuthenticationFailed("API key has expired")
+    scopes = frozenset(Permission(s) for s in key.scopes) if key.scopes is not None else None
+    if key.user_id is not None:
+        user = session.get(User, key.user_id)
+        if user is None:
+            raise AuthenticationFailed("invalid API key")
+        if _user_is_deactivated_everywhere(session, user.id):
+            raise AuthenticationFailed("this user is deactivated")
+        principal = Principal(
+            PrincipalKind.USER,
+            user.username,
+            CredentialKind.API_KEY,
+            user_id=user.id,
+            credential_id=key.id,
+            key_scopes=scopes,
+        )
+    else:
+        account = session.get(ServiceAccount, key.service_account_id)
+        if account is None or account.deleted_at is not None:
+            raise AuthenticationFailed("invalid API key")
+        principal = Principal(
+            PrincipalKind.SERVICE_ACCOUNT,
+            account.name,
+            CredentialKind.API_KEY,
+            service_account_id=account.id,
+            credential_id=key.id,
+            key_scopes=scopes,
+            org_id=account.org_id,
+        )
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        key.last_used_at = now
+    return principal
+
+
+def authenticate_session(session: Session, cookie: str, *, now: datetime | None = None) -> tuple[Principal, BrowserSession]:
+    """The signed-in user of a session cookie; ``AuthenticationFailed`` if it is not valid."""
+    now = now or datetime.now(UTC)
+    if len(cookie) > MAX_SECRET_LENGTH:
+        raise AuthenticationFailed("session is not valid")
+    presented = digest(cookie)
+    row = session.scalar(select(BrowserSession).where(BrowserSession.digest == presented))
+    if row is None or not same_digest(row.digest, presented) or row.revoked_at is not None:
+        raise AuthenticationFailed("session is not valid")
+    if row.expires_at <= now:
+        raise AuthenticationFailed("session has expired")
+    user = session.get(User, row.user_id)
+    if user is None or _user_is_deactivated_everywhere(session, user.id):
+        raise AuthenticationFailed("session is not valid")
+    principal = Principal(
+        PrincipalKind.USER,
+        user.username,
+        CredentialKind.SESSION,
+        user_id=user.id,
+        credential_id=row.id,
+    )
+    return principal, row

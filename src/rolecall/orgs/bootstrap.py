@@ -1,0 +1,94 @@
+"""Creating the first organization and its admin (``rolecall init``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rolecall.api_keys.issue import issue_key
+from rolecall.audit.service import record
+from rolecall.authz.roles import OrgRole, SeatType
+from rolecall.errors import Conflict
+from rolecall.identity.passwords import hash_password
+from rolecall.identity.principal import operator
+from rolecall.orgs.models import Organization, OrgMembership
+from rolecall.teams.models import Team
+from rolecall.users.models import User
+from rolecall.users.naming import check_entity_name, normalise_email, username_from_email
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    org: Organization
+    admin: User
+    api_key: str
+
+
+def available_username(session: Session, wanted: str) -> str:
+    """``wanted``, or ``wanted-2``, ``wanted-3``... whichever is free as a username and entity."""
+    candidate, n = wanted, 1
+    while session.scalar(
+        select(User.id).where(User.username_key == candidate.lower())
+    ) or session.scalar(select(Team.id).where(Team.name_key == candidate.lower())):
+        n += 1
+        candidate = f"{wanted}-{n}"
+    return candidate
+
+
+def initialize(
+    session: Session, *, org_name: str, admin_email: str, admin_password: str | None = None
+) -> Bootstrap:
+    """Create an organization and its first admin (who becomes its admin per ACCESS.md).
+
+    Raises ``Conflict`` if an organization of that name exists.
+    """
+    check_entity_name(org_name, field="org")
+    if session.scalar(select(Organization).where(Organization.name_key == org_name.lower())):
+        raise Conflict(f"organization {org_name!r} already exists", field="org")
+    email = normalise_email(admin_email)
+    actor = operator("cli")
+    org = Organization(name=org_name, name_key=org_name.lower(), settings={})
+    session.add(org)
+    session.flush()
+    admin = session.scalar(select(User).where(User.email_key == email.lower()))
+    if admin is None:
+        username = available_username(session, username_from_email(email))
+        admin = User(email=email, email_key=email.lower(), username=username, username_key=username.lower())
+        session.add(admin)
+        session.flush()
+        session.add(
+            Team(
+                org_id=org.id,
+                name=username,
+                name_key=username.lower(),
+                kind="personal",
+                personal_owner_id=admin.id,
+            )
+        )
+    if admin_password:
+        admin.password_hash = hash_password(admin_password)
+    session.add(
+        OrgMembership(
+            org_id=org.id,
+            user_id=admin.id,
+            role=OrgRole.ADMIN.value,
+            models_seat=SeatType.FULL.value,
+            weave_seat=SeatType.FULL.value,
+            active=True,
+        )
+    )
+    _, secret = issue_key(session, user_id=admin.id, description="created by rolecall init")
+    record(
+        session,
+        actor=actor,
+        action="org.initialize",
+        object_type="organization",
+        object_id=org.id,
+        object_name=org.name,
+        org_id=org.id,
+        after={"org": org.name, "admin": admin.email},
+    )
+    session.flush()
+    return Bootstrap(org=org, admin=admin, api_key=secret)

@@ -1,0 +1,72 @@
+"""Server settings, read from the environment.
+
+Our own settings carry the ``ROLECALL_`` prefix; the seed documents' names (``SESSION_LENGTH``,
+``LOCAL_RESTORE``, ``GORILLA_*`` ...) are read as they are spelled there.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OrgMode(StrEnum):
+    SINGLE = "single"
+    MULTI = "multi"
+
+
+DEFAULT_DATABASE_URL = "sqlite:///./rolecall.db"
+
+
+class Settings(BaseSettings):
+    """Every setting the server reads; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="ROLECALL_", extra="ignore", populate_by_name=True)
+
+    database_url: str = DEFAULT_DATABASE_URL
+    public_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    mode: OrgMode = OrgMode.SINGLE
+    secret_key: SecretStr | None = None
+    log_level: str = "info"
+
+    session_length_hours: int = Field(
+        default=720, ge=1, validation_alias=AliasChoices("SESSION_LENGTH")
+    )
+    local_restore: bool = Field(default=False, validation_alias=AliasChoices("LOCAL_RESTORE"))
+    disable_personal_entity: bool = Field(
+        default=False, validation_alias=AliasChoices("GORILLA_DISABLE_PERSONAL_ENTITY")
+    )
+    disable_admin_team_access: bool = Field(
+        default=False, validation_alias=AliasChoices("GORILLA_DISABLE_ADMIN_TEAM_ACCESS")
+    )
+    disable_sso_provisioning: bool = Field(
+        default=False, validation_alias=AliasChoices("DISABLE_SSO_PROVISIONING")
+    )
+    skip_audience_validation: bool = Field(
+        default=False, validation_alias=AliasChoices("SKIP_AUDIENCE_VALIDATION")
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else None
+
+    @property
+    def base_url(self) -> str:
+        """The external base URL: ``ROLECALL_PUBLIC_URL`` or the serve address."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    def env_fixed(self) -> set[str]:
+        """Names of fields set explicitly by the environment (they win over stored values)."""
+        return set(self.model_fields_set)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()

@@ -1,0 +1,57 @@
+"""Teams (and personal entities, which behave like a team of one) and their memberships."""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rolecall.db.base import Base, CreatedMixin, IdMixin
+
+
+class Team(IdMixin, CreatedMixin, Base):
+    """An entity that owns projects: ``kind`` is ``team`` or ``personal``."""
+
+    __tablename__ = "teams"
+
+    org_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(128))
+    #: Entity names share one namespace (team names and usernames), case-insensitively.
+    name_key: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default="team")
+    personal_owner_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=True, unique=True
+    )
+    private_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    domain_matching: Mapped[bool] = mapped_column(Boolean, default=False)
+    storage_type: Mapped[str] = mapped_column(String(32), default="default")
+
+
+class TeamMembership(IdMixin, CreatedMixin, Base):
+    """A user's or team-scoped service account's place in a team.
+
+    ``role`` is a predefined role (admin, member, viewer, service) or ``custom`` with
+    ``custom_role_id`` set.
+    """
+
+    __tablename__ = "team_memberships"
+    __table_args__ = (
+        UniqueConstraint("team_id", "user_id"),
+        UniqueConstraint("team_id", "service_account_id"),
+        CheckConstraint(
+            "(user_id IS NULL) <> (service_account_id IS NULL)", name="one_principal"
+        ),
+    )
+
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    service_account_id: Mapped[str | None] = mapped_column(
+        ForeignKey("service_accounts.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    custom_role_id: Mapped[str | None] = mapped_column(
+        ForeignKey("custom_roles.id", ondelete="RESTRICT"), nullable=True, index=True
+    )

@@ -1,0 +1,20 @@
+"""Users: global identities; an org membership ties a user to an org."""
+
+from __future__ import annotations
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rolecall.db.base import Base, CreatedMixin, IdMixin
+
+
+class User(IdMixin, CreatedMixin, Base):
+    __tablename__ = "users"
+
+    email: Mapped[str] = mapped_column(String(320))
+    #: Lower-cased email: uniqueness and lookups are case-insensitive.
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    username: Mapped[str] = mapped_column(String(64))
+    username_key: Mapped[str] = mapped_column(String(64), unique=True)
+    full_name: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    password_hash: Mapped[str | None] = mapped_column(String(256), nullable=True)

@@ -1,0 +1,7 @@
+"""REST routes: api keys."""
+
+from __future__ import annotations
+
+from rolecall.web.api.v1._router import make_router
+
+router = make_router("api-keys")

@@ -1,0 +1,7 @@
+"""REST routes: projects."""
+
+from __future__ import annotations
+
+from rolecall.web.api.v1._router import make_router
+
+router = make_router("projects")

@@ -1,0 +1,95 @@
+"""The ASGI application: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+import time
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from rolecall import __version__
+from rolecall.authz import load as authz_load
+from rolecall.db.engine import make_engine, make_sessionmaker
+from rolecall.settings import Settings, get_settings
+from rolecall.web import errors, metrics
+from rolecall.web.api.v1 import ROUTERS
+
+OPENAPI_URL = "/api/v1/openapi.json"
+
+
+def _count_decision(decision: Any) -> None:
+    metrics.DECISIONS.labels(outcome="allow" if decision.allowed else "deny").inc()
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    session_factory: sessionmaker[Session] | None = None,
+) -> FastAPI:
+    """Build the app. Tests pass their own ``session_factory`` (bound to a rolled-back
+    transaction); otherwise an engine is made from ``settings.database_url``."""
+    settings = settings or get_settings()
+    engine = None
+    if session_factory is None:
+        engine = make_engine(settings.database_url)
+        session_factory = make_sessionmaker(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        yield
+        if engine is not None:
+            engine.dispose()
+
+    app = FastAPI(
+        title="rolecall",
+        version=__version__,
+        description="Identity and access management for machine-learning teams.",
+        openapi_url=OPENAPI_URL,
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+        responses=errors.ERROR_RESPONSES,  # type: ignore[arg-type]
+    )
+    app.state.settings = settings
+    app.state.session_factory = session_factory
+    errors.install(app)
+    if _count_decision not in authz_load.decision_observers:
+        authz_load.decision_observers.append(_count_decision)
+
+    @app.middleware("http")
+    async def _measure(request: Request, call_next):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        metrics.LATENCY.labels(path).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/healthz", tags=["operations"], operation_id="operations-healthz")
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], operation_id="operations-readyz")
+    def readyz(response: Response) -> dict[str, str]:
+        """The database answers."""
+        try:
+            with session_factory() as session:
+                session.execute(text("SELECT 1"))
+        except Exception:
+            response.status_code = 503
+            return {"status": "database unreachable"}
+        return {"status": "ok"}
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    for router in ROUTERS:
+        app.include_router(router, prefix="/api/v1")
+    return app

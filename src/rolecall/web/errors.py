@@ -1,0 +1,84 @@
+"""Maps the error tree onto REST JSON, once: ``{"error": {"code", "message", "field"?}}``."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rolecall.errors import (
+    AuthenticationFailed,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    RolecallError,
+)
+from rolecall.web import metrics
+
+log = logging.getLogger("rolecall.web")
+
+STATUS = {
+    NotFound: 404,
+    Conflict: 409,
+    InvalidInput: 422,
+    AuthenticationFailed: 401,
+    PermissionDenied: 403,
+}
+
+ERROR_RESPONSES = {
+    401: {"description": "Missing or invalid credentials"},
+    403: {"description": "Refused by the policy; the body names the rule"},
+    404: {"description": "Not found"},
+    409: {"description": "Conflicts with the current state"},
+    422: {"description": "Invalid input"},
+}
+
+
+def status_for(error: RolecallError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 400
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+    body: dict[str, object] = {"code": code, "message": message}
+    if field:
+        body["field"] = field
+    headers = {"WWW-Authenticate": 'Basic realm="rolecall"'} if status == 401 else None
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RolecallError)
+    async def _rolecall_error(request: Request, exc: RolecallError) -> JSONResponse:
+        status = status_for(exc)
+        if status == 401:
+            metrics.AUTH_FAILURES.labels(reason=exc.code).inc()
+        headers = {"WWW-Authenticate": 'Basic realm="rolecall"'} if status == 401 else None
+        return JSONResponse({"error": exc.as_dict()}, status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+        message = first.get("msg", "invalid input")
+        field = ".".join(loc) or None
+        return error_response(422, "invalid_input", f"{field}: {message}" if field else message, field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request_id = uuid.uuid4().hex
+        log.error("unexpected error %s on %s %s: %r", request_id, request.method, request.url.path, exc)
+        return error_response(500, "internal", f"internal error (request id {request_id})")
