@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,7 +31,6 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     mode: OrgMode = OrgMode.SINGLE
-    secret_key: SecretStr | None = None
     log_level: str = "info"
 
     session_length_hours: int = Field(
@@ -43,12 +42,6 @@ class Settings(BaseSettings):
     )
     disable_admin_team_access: bool = Field(
         default=False, validation_alias=AliasChoices("GORILLA_DISABLE_ADMIN_TEAM_ACCESS")
-    )
-    disable_sso_provisioning: bool = Field(
-        default=False, validation_alias=AliasChoices("DISABLE_SSO_PROVISIONING")
-    )
-    skip_audience_validation: bool = Field(
-        default=False, validation_alias=AliasChoices("SKIP_AUDIENCE_VALIDATION")
     )
 
     @field_validator("public_url")

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install everything the tests need (PostgreSQL included) and run the whole suite:
+# lint, import contracts, then the tests on SQLite and the API, CLI and policy tests on PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+  echo "== installing PostgreSQL (Debian package; the tests start their own throwaway cluster)"
+  as_root apt-get update -qq
+  # Keep the package from starting a system-wide cluster: the harness runs its own.
+  as_root sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    postgresql >/dev/null
+  as_root rm -f /usr/sbin/policy-rc.d
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[test]'
+
+echo "== lint"
+.venv/bin/ruff check src tests bench
+.venv/bin/lint-imports --no-cache
+echo "== tests on SQLite"
+.venv/bin/pytest -q -n 2 -p no:cacheprovider --db sqlite "$@"
+echo "== tests on PostgreSQL"
+.venv/bin/pytest -q -n 2 -p no:cacheprovider --db postgres tests/api tests/unit tests/cli tests/sdk "$@"
