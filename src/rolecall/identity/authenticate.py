@@ -59,20 +59,30 @@ def _user_is_deactivated_everywhere(session: Session, user_id: str) -> bool:
     return bool(rows) and not any(active for (active,) in rows)
 
 
-def authenticate_api_key(session: Session, secret: str, *, now: datetime | None = None) -> Principal:
+def authenticate_api_key(
+    session: Session, secret: str, *, now: datetime | None = None
+) -> Principal:
     """The principal owning API key ``secret``; ``AuthenticationFailed`` otherwise."""
     now = now or datetime.now(UTC)
     if len(secret) > MAX_SECRET_LENGTH:
         raise AuthenticationFailed("invalid API key")
     presented = digest(secret)
-    key = session.scalar(select(ApiKey).where(ApiKey.digest == presented))
-    if key is None or not same_digest(key.digest, presented) or key.revoked_at is not None:
+    # One round trip: the key with its owning user (service accounts are fetched separately,
+    # they are the rarer case).
+    row = session.execute(
+        select(ApiKey, User)
+        .outerjoin(User, User.id == ApiKey.user_id)
+        .where(ApiKey.digest == presented)
+    ).first()
+    if row is None:
+        raise AuthenticationFailed("invalid API key")
+    key, user = row
+    if not same_digest(key.digest, presented) or key.revoked_at is not None:
         raise AuthenticationFailed("invalid API key")
     if key.expires_at is not None and key.expires_at <= now:
         raise AuthenticationFailed("API key has expired")
     scopes = frozenset(Permission(s) for s in key.scopes) if key.scopes is not None else None
     if key.user_id is not None:
-        user = session.get(User, key.user_id)
         if user is None:
             raise AuthenticationFailed("invalid API key")
         if _user_is_deactivated_everywhere(session, user.id):
@@ -103,7 +113,9 @@ def authenticate_api_key(session: Session, secret: str, *, now: datetime | None 
     return principal
 
 
-def authenticate_session(session: Session, cookie: str, *, now: datetime | None = None) -> tuple[Principal, BrowserSession]:
+def authenticate_session(
+    session: Session, cookie: str, *, now: datetime | None = None
+) -> tuple[Principal, BrowserSession]:
     """The signed-in user of a session cookie; ``AuthenticationFailed`` if it is not valid."""
     now = now or datetime.now(UTC)
     if len(cookie) > MAX_SECRET_LENGTH:
