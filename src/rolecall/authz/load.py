@@ -164,6 +164,7 @@ def load_facts(session: Session, principal: Principal, target: Target) -> Decisi
             visibility=Visibility(project.visibility),
             team=facts_team,  # type: ignore[arg-type]
             owner_user_id=project.owner_user_id,
+            owner_needed=project.owner_needed,
         )
         if project is not None
         else None
