@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from rolecall.authz.permissions import Permission
+from rolecall.authz.permissions import Permission, mask_of
 from rolecall.authz.roles import OrgRole, SeatType, TeamRole, Visibility
 
 
@@ -35,6 +35,11 @@ class RoleFacts:
     permissions: frozenset[Permission]
     predefined: TeamRole | None = None
     custom_role_id: str | None = None
+    #: ``permissions`` as a mask, computed once here so deciding does no set work.
+    mask: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mask", mask_of(self.permissions))
 
     @property
     def is_viewer(self) -> bool:
@@ -60,6 +65,12 @@ class PrincipalFacts:
     sa_team_id: str | None = None
     sa_org_id: str | None = None
     sa_deleted: bool = False
+    #: ``key_scopes`` as a mask (``None``: unscoped), computed once for the policy.
+    key_scope_mask: int | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        scopes = None if self.key_scopes is None else mask_of(self.key_scopes)
+        object.__setattr__(self, "key_scope_mask", scopes)
 
     @property
     def is_anonymous(self) -> bool:
@@ -83,6 +94,9 @@ class ProjectFacts:
     visibility: Visibility
     team: TeamFacts
     owner_user_id: str | None = None
+    #: The owner left the parent team of this restricted project; until a team admin sets a new
+    #: owner, only admins manage it (ours).
+    owner_needed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

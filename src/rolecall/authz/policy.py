@@ -6,70 +6,132 @@ ACCESS.md's order; no SQL, no I/O, no clock. The HTTP check endpoint, ``rolecall
 every service guard share ``decide``.
 
 Rule names in traces are stable identifiers (tests and API clients match on them).
+
+Speed: a decision must take a few microseconds (issue 2: < 5 µs median), so the rules work on
+permission masks (ints, see ``permissions.PERMISSION_BITS``) rather than frozensets, trace details
+are rendered only when read, and hot-path enum members are bound to module names below.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 from rolecall.authz import roles
 from rolecall.authz.facts import (
     CredentialKind,
     DecisionFacts,
+    MembershipFacts,
     PrincipalFacts,
     PrincipalKind,
+    ProjectFacts,
     RoleFacts,
 )
 from rolecall.authz.permissions import (
+    ALL_PERMISSIONS_MASK,
+    MODELS_PERMISSIONS,
     ORG_PERMISSIONS,
+    PERMISSION_BITS,
     PROJECT_PERMISSIONS,
-    MODELS_OBJECTS,
-    WEAVE_OBJECTS,
+    TEAM_PERMISSIONS,
+    WEAVE_PERMISSIONS,
     Permission,
+    mask_of,
+    permissions_of,
 )
-from rolecall.authz.roles import OrgRole, SeatType, TeamRole, Visibility
+from rolecall.authz.roles import (
+    OPEN_AUTHENTICATED,
+    ORG_ADMIN_PROJECT_EXTRAS,
+    ORG_ADMIN_TEAM_EXTRAS,
+    OWNER_EXTRAS,
+    RESTRICTED_TEAM_ADMIN,
+    WRITES,
+    OrgRole,
+    SeatType,
+    Visibility,
+)
 
 P = Permission
 Perms = frozenset[Permission]
 EMPTY: Perms = frozenset()
 
 
+def _render(value: object) -> str:
+    """A trace-detail argument as text: permission masks and sets become sorted names."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = permissions_of(value)
+    if isinstance(value, frozenset):
+        return ", ".join(sorted(value)) if value else "nothing"
+    return str(value)
+
+
 class TraceStep(NamedTuple):
-    """One step of a decision: which rule, what it did, and why."""
+    """One step of a decision: which rule, what it did (``outcome``), and why (``detail``).
+
+    ``detail`` is rendered from ``template`` and ``args`` only when read (``str.format``; masks
+    and permission sets in ``args`` render as names), so deciding does no string work.
+    ``affects`` is the mask of the permissions the step granted (grant), removed (cap, deny) or
+    withheld (skip); ``Decision.deciding_rule`` uses it to find the step that decided.
+    """
 
     rule: str
     outcome: str  # grant | cap | deny | allow | skip
-    detail: str
+    template: str
+    args: tuple[object, ...] = ()
+    affects: int = 0
+
+    @property
+    def detail(self) -> str:
+        if not self.args:
+            return self.template
+        return self.template.format(*(_render(arg) for arg in self.args))
 
     def as_dict(self) -> dict[str, str]:
         return {"rule": self.rule, "outcome": self.outcome, "detail": self.detail}
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
+    """The answer to ``can(principal, permission, target)`` with the trace that produced it."""
+
     allowed: bool
     permission: Permission
     trace: tuple[TraceStep, ...]
 
     @property
     def deciding_rule(self) -> str:
-        """The rule that decided: the last deny or cap that removed the permission, or the
-        last grant that gave it."""
-        wanted = "grant" if self.allowed else "deny"
+        """The rule that decided.
+
+        Allowed: the last step that granted the permission. Denied: the last step that removed or
+        withheld it (a project-role override may do so while granting others). When no step
+        touched it, the first step, which says what role the principal had to begin with.
+        """
+        bit = PERMISSION_BITS.get(self.permission, 0)
         for step in reversed(self.trace):
-            if step.outcome == wanted:
+            if step.affects & bit and (step.outcome == "grant" or not self.allowed):
                 return step.rule
-        return self.trace[-1].rule if self.trace else "none"
+        return self.trace[0].rule if self.trace else RULE_RESULT
 
     def as_dict(self) -> dict[str, object]:
         return {
             "allowed": self.allowed,
-            "permission": self.permission.value,
+            "permission": str(self.permission),
             "rule": self.deciding_rule,
             "trace": [step.as_dict() for step in self.trace],
         }
+
+
+# Building the NamedTuples through tuple.__new__ skips their Python-level __new__ (a measurable
+# share of a decision). Arguments are one tuple in field order.
+_step = partial(tuple.__new__, TraceStep)
+_decision = partial(tuple.__new__, Decision)
+
+
+def _note(
+    trace: list[TraceStep], rule: str, outcome: str, affects: int, why: str, *args: object
+) -> None:
+    """Append a step; ``args`` are formatted into ``why`` only when its detail is read."""
+    trace.append(_step((rule, outcome, why, args, affects)))
 
 
 # --- rule names -------------------------------------------------------------------------------
@@ -98,7 +160,9 @@ RULE_PERSONAL_DISABLED = "personal_entity.disabled"
 RULE_ADMIN_SELF_JOIN = "org_admin.self_join_disabled"
 RULE_CREDENTIAL_KIND = "credential.kind"
 RULE_KEY_SCOPES = "credential.key_scopes"
+RULE_TARGET_SCOPE = "target.scope"
 RULE_RESULT = "result"
+_PRINCIPAL_DENIALS = frozenset({RULE_DEACTIVATED, RULE_DELETED})
 
 #: Which permissions each credential kind may use at all (default deny: unlisted kinds get
 #: nothing). Federated access tokens may not change the auth setup that trusts them (ours).
@@ -110,24 +174,42 @@ CREDENTIAL_PERMISSIONS: dict[CredentialKind, Perms] = {
     CredentialKind.NONE: roles.READS,
 }
 
-OPEN_AUTHENTICATED: Perms = roles.VIEWER | {P.RUN_CREATE, P.REPORT_CREATE}
-ORG_ADMIN_PROJECT_EXTRAS: Perms = frozenset(
-    {P.PROJECT_READ, P.PROJECT_UPDATE, P.PROJECT_MANAGE_ACCESS}
-)
-#: ACCESS.md names manage_members and update; managing a team's service accounts follows from
-#: "team-scoped service accounts are created by a team admin (or org admin)".
-ORG_ADMIN_TEAM_EXTRAS: Perms = frozenset(
-    {P.TEAM_READ, P.TEAM_MANAGE_MEMBERS, P.TEAM_UPDATE, P.TEAM_MANAGE_SERVICE_ACCOUNTS}
-)
-OWNER_EXTRAS: Perms = frozenset({P.PROJECT_UPDATE, P.PROJECT_MANAGE_ACCESS})
-RESTRICTED_TEAM_ADMIN: Perms = frozenset({P.PROJECT_READ, P.PROJECT_JOIN_RESTRICTED})
-MODELS_PERMS: Perms = frozenset(p for p in Permission if p.object in MODELS_OBJECTS)
-WEAVE_PERMS: Perms = frozenset(p for p in Permission if p.object in WEAVE_OBJECTS)
-WRITES: Perms = frozenset(Permission) - roles.READS
+# Role and product sets (roles.py, permissions.py) as masks, for the rules below.
+_ALL = ALL_PERMISSIONS_MASK
+_READS = mask_of(roles.READS)
+_WRITES = mask_of(WRITES)
+_VIEWER = mask_of(roles.VIEWER)
+_MEMBER = mask_of(roles.MEMBER)
+_ADMIN = mask_of(roles.ADMIN)
+_ORG_ADMIN = mask_of(roles.ORG_ADMIN)
+_ORG_MEMBER = mask_of(roles.ORG_MEMBER)
+_OPEN_AUTHENTICATED = mask_of(OPEN_AUTHENTICATED)
+_ORG_ADMIN_PROJECT_EXTRAS = mask_of(ORG_ADMIN_PROJECT_EXTRAS)
+_ORG_ADMIN_TEAM_EXTRAS = mask_of(ORG_ADMIN_TEAM_EXTRAS)
+_OWNER_EXTRAS = mask_of(OWNER_EXTRAS)
+_RESTRICTED_TEAM_ADMIN = mask_of(RESTRICTED_TEAM_ADMIN)
+_JOIN_RESTRICTED = PERMISSION_BITS[P.PROJECT_JOIN_RESTRICTED]
+_MODELS = mask_of(MODELS_PERMISSIONS)
+_WEAVE = mask_of(WEAVE_PERMISSIONS)
+_ORG_SCOPE = mask_of(ORG_PERMISSIONS)
+_TEAM_SCOPE = mask_of(TEAM_PERMISSIONS)
+_PROJECT_SCOPE = mask_of(PROJECT_PERMISSIONS)
+_CREDENTIAL_MASKS = {kind: mask_of(perms) for kind, perms in CREDENTIAL_PERMISSIONS.items()}
 
-
-def _names(perms: Perms) -> str:
-    return ", ".join(sorted(perms)) if perms else "nothing"
+# Enum members looked up on the hot path: a module global is several times cheaper to reach
+# than an attribute of an enum class.
+_USER = PrincipalKind.USER
+_SERVICE_ACCOUNT = PrincipalKind.SERVICE_ACCOUNT
+_ANONYMOUS = PrincipalKind.ANONYMOUS
+_OPERATOR = PrincipalKind.OPERATOR
+_ORG_ROLE_ADMIN = OrgRole.ADMIN
+_ORG_ROLE_VIEWER = OrgRole.VIEWER
+_SEAT_FULL = SeatType.FULL
+_SEAT_NONE = SeatType.NONE
+_OPEN = Visibility.OPEN
+_PUBLIC = Visibility.PUBLIC
+_TEAM = Visibility.TEAM
+_RESTRICTED = Visibility.RESTRICTED
 
 
 # --- step 1: who may be considered at all -----------------------------------------------------
@@ -135,316 +217,339 @@ def _names(perms: Perms) -> str:
 
 def rule_principal_active(principal: PrincipalFacts) -> TraceStep | None:
     """A deactivated user or a deleted service account holds no permission at all."""
-    if principal.kind is PrincipalKind.USER and principal.org_role is not None:
-        if not principal.org_active:
-            return TraceStep(RULE_DEACTIVATED, "deny", f"user {principal.name} is deactivated")
-    if principal.kind is PrincipalKind.SERVICE_ACCOUNT and principal.sa_deleted:
-        return TraceStep(RULE_DELETED, "deny", f"service account {principal.name} is deleted")
+    kind, name = principal.kind, principal.name
+    if kind is _USER and principal.org_role is not None and not principal.org_active:
+        return _step((RULE_DEACTIVATED, "deny", "user {0} is deactivated", (name,), _ALL))
+    if kind is _SERVICE_ACCOUNT and principal.sa_deleted:
+        return _step((RULE_DELETED, "deny", "service account {0} is deleted", (name,), _ALL))
     return None
 
 
 def _is_org_admin(facts: DecisionFacts) -> bool:
     p = facts.principal
-    return p.kind is PrincipalKind.USER and p.org_role is OrgRole.ADMIN and p.org_active
+    return p.kind is _USER and p.org_role is _ORG_ROLE_ADMIN and p.org_active
 
 
 def _in_org(facts: DecisionFacts) -> bool:
     p = facts.principal
-    if p.kind is PrincipalKind.USER:
+    if p.kind is _USER:
         return p.org_role is not None
-    if p.kind is PrincipalKind.SERVICE_ACCOUNT:
-        return p.sa_org_id == facts.org.id
-    return False
+    return p.kind is _SERVICE_ACCOUNT and p.sa_org_id == facts.org.id
+
+
+def _is_org_service_account_of(p: PrincipalFacts, org_id: str) -> bool:
+    return p.kind is _SERVICE_ACCOUNT and p.sa_scope == "org" and p.sa_org_id == org_id
 
 
 # --- step 2: the base role --------------------------------------------------------------------
 
 
-def rule_base_role(facts: DecisionFacts, trace: list[TraceStep]) -> Perms:
-    """Work out the principal's role in the target project's (or team's) team."""
-    p, m, project, team = facts.principal, facts.membership, facts.project, facts.team
-    if p.is_anonymous:
-        trace.append(TraceStep(RULE_NO_BASE_ROLE, "skip", "anonymous: no role in any team"))
-        return EMPTY
-    assert team is not None
-    if team.kind == "personal" and p.kind is PrincipalKind.USER and p.id == team.personal_owner_id:
-        trace.append(
-            TraceStep(RULE_PERSONAL_OWNER, "grant", f"{p.name} owns personal entity {team.name}")
-        )
-        return roles.ADMIN
-    if project is not None and project.visibility is Visibility.RESTRICTED:
-        return _restricted_base(facts, trace)
-    if m.team_role is not None:
-        role = m.team_role
-        trace.append(
-            TraceStep(RULE_TEAM_ROLE, "grant", f"team role {role.name} in team {team.name}")
-        )
-        if project is not None and m.project_role is not None and not role.is_viewer:
-            override = m.project_role
-            trace.append(
-                TraceStep(
-                    RULE_PROJECT_OVERRIDE,
-                    "grant",
-                    f"project role {override.name} overrides team role {role.name}",
-                )
-            )
-            return override.permissions
-        return role.permissions
-    if (
-        p.kind is PrincipalKind.SERVICE_ACCOUNT
-        and p.sa_scope == "org"
-        and p.sa_org_id == team.org_id
-        and team.kind == "team"
-    ):
-        trace.append(
-            TraceStep(
-                RULE_ORG_SERVICE_ACCOUNT,
-                "grant",
-                f"org-scoped service account {p.name} acts as member of team {team.name}",
-            )
-        )
-        return roles.MEMBER
-    trace.append(TraceStep(RULE_NO_BASE_ROLE, "skip", f"{p.name} is not a member of {team.name}"))
-    return EMPTY
-
-
-def _restricted_base(facts: DecisionFacts, trace: list[TraceStep]) -> Perms:
-    """Restricted projects: only explicit project members, with their override if any."""
-    p, m = facts.principal, facts.membership
-    assert facts.project is not None
-    name = facts.project.name
-    if not m.project_member:
-        why = "not an invited member"
-        if p.kind is PrincipalKind.SERVICE_ACCOUNT:
-            why = "service accounts reach a restricted project only when added to it"
-        trace.append(TraceStep(RULE_RESTRICTED_MEMBERSHIP, "skip", f"{name} is restricted: {why}"))
-        return EMPTY
-    if m.project_role is not None and not (m.team_role is not None and m.team_role.is_viewer):
-        role: RoleFacts = m.project_role
-        detail = f"invited to restricted {name} with project role {role.name}"
-    elif m.team_role is not None:
-        role = m.team_role
-        detail = f"invited to restricted {name}; project role tracks team role {role.name}"
-    elif p.kind is PrincipalKind.SERVICE_ACCOUNT:
-        # An org-scoped account added explicitly acts as a member there.
-        role = RoleFacts(TeamRole.MEMBER.value, roles.MEMBER, TeamRole.MEMBER)
-        detail = f"service account added to restricted {name}; acts as member"
-    else:
-        trace.append(
-            TraceStep(RULE_RESTRICTED_MEMBERSHIP, "skip", f"invited to {name} but not in its team")
-        )
-        return EMPTY
-    trace.append(TraceStep(RULE_RESTRICTED_MEMBERSHIP, "grant", detail))
-    return role.permissions
-
-
-def rule_visibility(facts: DecisionFacts, perms: Perms, trace: list[TraceStep]) -> Perms:
-    """Visibility grants to those the base role gave nothing (ACCESS.md, visibility scopes)."""
-    project = facts.project
-    if project is None:
-        return perms
+def rule_base_role(facts: DecisionFacts, trace: list[TraceStep]) -> int:
+    """Work out the principal's role (as a mask) in the target project's (or team's) team."""
     p = facts.principal
+    if p.kind is _ANONYMOUS:
+        _note(trace, RULE_NO_BASE_ROLE, "skip", 0, "anonymous: no role in any team")
+        return 0
+    team = facts.team
+    assert team is not None
+    if team.kind == "personal" and p.kind is _USER and p.id == team.personal_owner_id:
+        _note(trace, RULE_PERSONAL_OWNER, "grant", _ADMIN, "{0} owns {1}", p.name, team.name)
+        return _ADMIN
+    project = facts.project
+    if project is not None and project.visibility is _RESTRICTED:
+        return _restricted_base(facts, project, trace)
+    membership = facts.membership
+    role = membership.team_role
+    if role is not None:
+        why = "team role {0} in {1}"
+        trace.append(_step((RULE_TEAM_ROLE, "grant", why, (role.name, team.name), role.mask)))
+        if project is None or membership.project_role is None:
+            return role.mask
+        if project.visibility is _TEAM:
+            return _apply_project_role(membership, role.mask, trace)
+        why = "project roles apply in team and restricted projects, not in {0} {1}"
+        _note(trace, RULE_PROJECT_OVERRIDE, "skip", 0, why, project.visibility, project.name)
+        return role.mask
+    if team.kind == "team" and _is_org_service_account_of(p, team.org_id):
+        why = "org-scoped service account {0} acts as member of {1}"
+        _note(trace, RULE_ORG_SERVICE_ACCOUNT, "grant", _MEMBER, why, p.name, team.name)
+        return _MEMBER
+    _note(trace, RULE_NO_BASE_ROLE, "skip", 0, "{0} is not a member of {1}", p.name, team.name)
+    return 0
+
+
+def _apply_project_role(membership: MembershipFacts, base: int, trace: list[TraceStep]) -> int:
+    """A project-role override replaces the team role (ACCESS.md, project-level roles)."""
+    override = membership.project_role
+    if override is None:
+        return base
+    team_role = membership.team_role
+    if team_role is not None and team_role.is_viewer:
+        # A view-only member cannot be given a project role; a stale one is ignored.
+        why = "team role viewer: project role {0} does not apply"
+        _note(trace, RULE_PROJECT_OVERRIDE, "skip", 0, why, override.name)
+        return base
+    why = "project role {0} overrides the team role"
+    _note(trace, RULE_PROJECT_OVERRIDE, "grant", base | override.mask, why, override.name)
+    return override.mask
+
+
+def _restricted_base(facts: DecisionFacts, project: ProjectFacts, trace: list[TraceStep]) -> int:
+    """Restricted projects: only invited project members, with their override if any."""
+    p, membership = facts.principal, facts.membership
+    if not membership.project_member:
+        why = "not an invited member"
+        if p.kind is _SERVICE_ACCOUNT:
+            why = "service accounts reach a restricted project only when added to it"
+        _note(
+            trace, RULE_RESTRICTED_MEMBERSHIP, "skip", 0, "{0} is restricted: " + why, project.name
+        )
+        return 0
+    team_role = membership.team_role
+    if team_role is not None:
+        base, why = team_role.mask, f"with team role {team_role.name}"
+    elif _is_org_service_account_of(p, project.team.org_id):
+        base, why = _MEMBER, "as an org-scoped service account: acts as member"
+    else:
+        # An invited user must also be in the team; a team-scoped service account of another
+        # team never reaches this team's restricted projects.
+        why = "invited to {0} but not a member of its team"
+        _note(trace, RULE_RESTRICTED_MEMBERSHIP, "skip", 0, why, project.name)
+        return 0
+    _note(trace, RULE_RESTRICTED_MEMBERSHIP, "grant", base, "invited to {0} {1}", project.name, why)
+    return _apply_project_role(membership, base, trace)
+
+
+def rule_visibility(facts: DecisionFacts, mask: int, trace: list[TraceStep]) -> int:
+    """Visibility grants (ACCESS.md, visibility scopes) on top of the base role."""
+    project = facts.project
+    if project is None or project.visibility is _TEAM:
+        return mask
+    visibility = project.visibility
     # Open and public grants reach everyone, members included (a team viewer may still submit
     # to an open project, as any authenticated principal may).
-    if project.visibility is Visibility.OPEN:
-        grant = roles.VIEWER if p.is_anonymous else OPEN_AUTHENTICATED
-        if grant - perms:
-            who = "anyone reads" if p.is_anonymous else "authenticated principals view and submit"
-            trace.append(TraceStep(RULE_OPEN, "grant", f"{project.name} is open: {who}"))
-        return perms | grant
-    if project.visibility is Visibility.PUBLIC:
-        if roles.VIEWER - perms:
-            trace.append(
-                TraceStep(RULE_PUBLIC, "grant", f"{project.name} is public: anyone reads")
-            )
-        return perms | roles.VIEWER
-    if project.visibility is Visibility.RESTRICTED and not perms:
-        team_role = facts.membership.team_role
-        if team_role is not None and TeamRole.ADMIN is team_role.predefined:
-            trace.append(
-                TraceStep(
-                    RULE_RESTRICTED_TEAM_ADMIN,
-                    "grant",
-                    "team admin may see the restricted project exists and join it (ours)",
-                )
-            )
-            return RESTRICTED_TEAM_ADMIN
-    return perms
+    if visibility is _OPEN:
+        grant, why = _OPEN_AUTHENTICATED, "{0} is open: authenticated principals view and submit"
+        if facts.principal.kind is _ANONYMOUS:
+            grant, why = _VIEWER, "{0} is open: anyone reads"
+        if grant & ~mask:
+            _note(trace, RULE_OPEN, "grant", grant & ~mask, why, project.name)
+        return mask | grant
+    if visibility is _PUBLIC:
+        if _VIEWER & ~mask:
+            why = "{0} is public: anyone reads"
+            _note(trace, RULE_PUBLIC, "grant", _VIEWER & ~mask, why, project.name)
+        return mask | _VIEWER
+    team_role = facts.membership.team_role
+    if not mask and team_role is not None and team_role.mask & _JOIN_RESTRICTED:
+        why = "team admin sees that {0} exists and may join it; nothing inside until then (ours)"
+        _note(trace, RULE_RESTRICTED_TEAM_ADMIN, "grant", _RESTRICTED_TEAM_ADMIN, why, project.name)
+        return _RESTRICTED_TEAM_ADMIN
+    return mask
 
 
 # --- step 3: caps -----------------------------------------------------------------------------
 
 
-def rule_caps(facts: DecisionFacts, perms: Perms, trace: list[TraceStep]) -> Perms:
+def rule_caps(facts: DecisionFacts, mask: int, trace: list[TraceStep]) -> int:
     """Org viewer role caps to reads; each product seat caps that product's permissions."""
     p = facts.principal
-    if p.kind is not PrincipalKind.USER or p.org_role is None or not perms:
-        return perms
-    if p.org_role is OrgRole.VIEWER and perms - roles.READS:
-        perms = perms & roles.READS
-        trace.append(TraceStep(RULE_CAP_ORG_VIEWER, "cap", "org viewer: reads only"))
-    perms = _seat_cap(perms, p.models_seat, MODELS_PERMS, RULE_CAP_MODELS_SEAT, "Models", trace)
-    return _seat_cap(perms, p.weave_seat, WEAVE_PERMS, RULE_CAP_WEAVE_SEAT, "Weave", trace)
+    if not mask or p.org_role is None or p.kind is not _USER:
+        return mask
+    if p.org_role is _ORG_ROLE_VIEWER and mask & _WRITES:
+        _note(trace, RULE_CAP_ORG_VIEWER, "cap", mask & _WRITES, "org viewer: reads only")
+        mask &= _READS
+    if p.models_seat is not _SEAT_FULL:
+        mask = _seat_cap(mask, p.models_seat, _MODELS, RULE_CAP_MODELS_SEAT, "Models", trace)
+    if p.weave_seat is not _SEAT_FULL:
+        mask = _seat_cap(mask, p.weave_seat, _WEAVE, RULE_CAP_WEAVE_SEAT, "Weave", trace)
+    return mask
 
 
 def _seat_cap(
-    perms: Perms, seat: SeatType, product: Perms, rule: str, label: str, trace: list[TraceStep]
-) -> Perms:
-    if seat is SeatType.FULL:
-        return perms
-    removed = perms & product if seat is SeatType.NONE else perms & product & WRITES
+    mask: int, seat: SeatType, product: int, rule: str, label: str, trace: list[TraceStep]
+) -> int:
+    """A ``viewer`` seat removes the product's writes; ``none`` removes all of it."""
+    removed = mask & product if seat is _SEAT_NONE else mask & product & _WRITES
     if removed:
-        trace.append(TraceStep(rule, "cap", f"{label} seat {seat.value}: removes {_names(removed)}"))
-        return perms - removed
-    return perms
+        _note(trace, rule, "cap", removed, "{0} seat {1}: removes {2}", label, seat, removed)
+    return mask & ~removed
 
 
 # --- steps 4-6: extras and the personal-entity switch -----------------------------------------
 
 
-def rule_org_admin_extras(facts: DecisionFacts, perms: Perms, trace: list[TraceStep]) -> Perms:
+def rule_org_admin_extras(facts: DecisionFacts, mask: int, trace: list[TraceStep]) -> int:
     """Org admins manage every project and team of their org; data only through membership."""
-    if not _is_org_admin(facts):
-        return perms
     team = facts.team
-    if team is None or team.org_id != facts.org.id or team.kind != "team":
-        return perms
-    extras = ORG_ADMIN_PROJECT_EXTRAS if facts.project is not None else ORG_ADMIN_TEAM_EXTRAS
-    added = extras - perms
-    if added:
-        trace.append(TraceStep(RULE_ORG_ADMIN_EXTRAS, "grant", f"org admin: {_names(added)}"))
-    return perms | extras
+    if facts.principal.org_role is not _ORG_ROLE_ADMIN or not _is_org_admin(facts):
+        return mask
+    if team is None or team.org_id != facts.org.id:
+        return mask
+    if facts.project is not None:
+        extras = _ORG_ADMIN_PROJECT_EXTRAS  # every project of the org, personal ones included
+    elif team.kind == "team":
+        extras = _ORG_ADMIN_TEAM_EXTRAS
+    else:
+        return mask  # a personal entity is not a team to manage
+    if extras & ~mask:
+        _note(
+            trace, RULE_ORG_ADMIN_EXTRAS, "grant", extras & ~mask, "org admin: {0}", extras & ~mask
+        )
+    return mask | extras
 
 
-def rule_owner_extras(facts: DecisionFacts, perms: Perms, trace: list[TraceStep]) -> Perms:
-    """A project's owner may update it and manage its access (not as an org viewer)."""
+def rule_owner_extras(facts: DecisionFacts, mask: int, trace: list[TraceStep]) -> int:
+    """A project's owner may update it and manage its access (not as an org viewer).
+
+    A restricted project whose owner left its team is managed by admins only until a team admin
+    sets a new owner (ours).
+    """
     p, project = facts.principal, facts.project
-    if project is None or p.kind is not PrincipalKind.USER or p.id != project.owner_user_id:
-        return perms
-    if p.org_role is OrgRole.VIEWER:
-        return perms
-    added = OWNER_EXTRAS - perms
-    if added:
-        trace.append(TraceStep(RULE_OWNER_EXTRAS, "grant", f"project owner: {_names(added)}"))
-    return perms | OWNER_EXTRAS
+    if project is None or p.id is None or p.id != project.owner_user_id or p.kind is not _USER:
+        return mask
+    if p.org_role is _ORG_ROLE_VIEWER:
+        _note(
+            trace, RULE_OWNER_EXTRAS, "skip", _OWNER_EXTRAS, "org viewer: reads only, owner or not"
+        )
+        return mask
+    if project.owner_needed or (
+        project.visibility is _RESTRICTED
+        and project.team.kind == "team"
+        and facts.membership.team_role is None
+    ):
+        why = "the owner left the team: admins manage {0} until a new owner is set (ours)"
+        _note(trace, RULE_OWNER_EXTRAS, "skip", _OWNER_EXTRAS, why, project.name)
+        return mask
+    if _OWNER_EXTRAS & ~mask:
+        added = _OWNER_EXTRAS & ~mask
+        _note(trace, RULE_OWNER_EXTRAS, "grant", added, "project owner: {0}", added)
+    return mask | _OWNER_EXTRAS
 
 
-def rule_personal_entity(facts: DecisionFacts, perms: Perms, trace: list[TraceStep]) -> Perms:
+def rule_personal_entity(facts: DecisionFacts, mask: int, trace: list[TraceStep]) -> int:
     """With GORILLA_DISABLE_PERSONAL_ENTITY: no new personal projects, no writes; reads stay."""
     team = facts.team
     if not facts.instance.disable_personal_entity or team is None or team.kind != "personal":
-        return perms
-    removed = perms & WRITES
-    if removed:
-        trace.append(
-            TraceStep(RULE_PERSONAL_DISABLED, "cap", "personal entities are read-only here")
-        )
-    return perms - removed
+        return mask
+    if mask & _WRITES:
+        why = "GORILLA_DISABLE_PERSONAL_ENTITY: personal entities are read-only"
+        _note(trace, RULE_PERSONAL_DISABLED, "cap", mask & _WRITES, why)
+    return mask & _READS
 
 
-def rule_credential(
-    principal: PrincipalFacts, perms: Perms, trace: list[TraceStep]
-) -> Perms:
+def rule_credential(principal: PrincipalFacts, mask: int, trace: list[TraceStep]) -> int:
     """The credential's own limits: its kind's table, then an API key's scopes."""
-    allowed = CREDENTIAL_PERMISSIONS.get(principal.credential, EMPTY)
-    removed = perms - allowed
-    if removed:
-        trace.append(
-            TraceStep(
-                RULE_CREDENTIAL_KIND,
-                "cap",
-                f"{principal.credential.value} credentials may not use {_names(removed)}",
-            )
-        )
-        perms = perms & allowed
-    if principal.key_scopes is not None:
-        removed = perms - principal.key_scopes
-        if removed:
-            trace.append(
-                TraceStep(
-                    RULE_KEY_SCOPES,
-                    "cap",
-                    f"API key scoped to {_names(principal.key_scopes)}",
-                )
-            )
-            perms = perms & principal.key_scopes
-    return perms
+    allowed = _CREDENTIAL_MASKS.get(principal.credential, 0)
+    if mask & ~allowed:
+        removed = mask & ~allowed
+        why = "{0} credentials may not use {1}"
+        _note(trace, RULE_CREDENTIAL_KIND, "cap", removed, why, principal.credential, removed)
+        mask &= allowed
+    scopes = principal.key_scope_mask
+    if scopes is not None and mask & ~scopes:
+        _note(trace, RULE_KEY_SCOPES, "cap", mask & ~scopes, "API key scoped to {0}", scopes)
+        mask &= scopes
+    return mask
 
 
 # --- the decision -----------------------------------------------------------------------------
 
 
-def effective_permissions(facts: DecisionFacts, trace: list[TraceStep]) -> Perms:
-    """Every permission the principal holds on the target, recording each rule applied."""
-    if facts.principal.kind is PrincipalKind.OPERATOR:
-        trace.append(TraceStep(RULE_OPERATOR, "grant", "the server host's operator"))
-        return frozenset(Permission)
-    denied = rule_principal_active(facts.principal)
+def _effective_mask(facts: DecisionFacts, trace: list[TraceStep]) -> int:
+    principal = facts.principal
+    if principal.kind is _OPERATOR:
+        _note(trace, RULE_OPERATOR, "grant", _ALL, "the server host's operator")
+        return _ALL
+    denied = rule_principal_active(principal)
     if denied is not None:
         trace.append(denied)
-        return EMPTY
+        return 0
     if facts.project is None and facts.team is None:
-        perms = _org_permissions(facts, trace)
+        mask = _org_permissions(facts, trace)
     else:
-        perms = rule_base_role(facts, trace)
-        perms = rule_visibility(facts, perms, trace)
-        perms = rule_caps(facts, perms, trace)
-        perms = rule_org_admin_extras(facts, perms, trace)
-        perms = rule_owner_extras(facts, perms, trace)
-        perms = rule_personal_entity(facts, perms, trace)
-        perms = perms & (PROJECT_PERMISSIONS if facts.project is not None else _TEAM_SCOPE)
-    return rule_credential(facts.principal, perms, trace)
+        mask = rule_base_role(facts, trace)
+        mask = rule_visibility(facts, mask, trace)
+        mask = rule_caps(facts, mask, trace)
+        mask = rule_org_admin_extras(facts, mask, trace)
+        mask = rule_owner_extras(facts, mask, trace)
+        mask = rule_personal_entity(facts, mask, trace)
+        # Team-level grants (team:update...) are decided on the team, not on its projects.
+        mask &= _PROJECT_SCOPE if facts.project is not None else _TEAM_SCOPE
+    return rule_credential(principal, mask, trace)
 
 
-#: On a team target: team permissions and project creation (no project data).
-_TEAM_SCOPE: Perms = frozenset(p for p in Permission if p not in ORG_PERMISSIONS) - (
-    PROJECT_PERMISSIONS - {P.PROJECT_CREATE}
-)
+def effective_permissions(facts: DecisionFacts, trace: list[TraceStep]) -> Perms:
+    """Every permission the principal holds on the target, recording each rule applied."""
+    return permissions_of(_effective_mask(facts, trace))
 
 
-def _org_permissions(facts: DecisionFacts, trace: list[TraceStep]) -> Perms:
+def _org_permissions(facts: DecisionFacts, trace: list[TraceStep]) -> int:
+    """On the org itself: org admins administer it, its members and accounts read it (ours)."""
+    name = facts.principal.name
     if _is_org_admin(facts):
-        trace.append(TraceStep(RULE_ORG_ADMIN, "grant", f"{facts.principal.name} is an org admin"))
-        return roles.ORG_ADMIN
+        _note(trace, RULE_ORG_ADMIN, "grant", _ORG_ADMIN, "{0} is an org admin", name)
+        return _ORG_ADMIN
     if _in_org(facts):
-        trace.append(
-            TraceStep(RULE_ORG_MEMBER, "grant", f"{facts.principal.name} belongs to the org")
-        )
-        return roles.ORG_MEMBER
-    trace.append(TraceStep(RULE_OTHER_ORG, "skip", f"{facts.principal.name} is not in this org"))
-    return EMPTY
+        _note(trace, RULE_ORG_MEMBER, "grant", _ORG_MEMBER, "{0} belongs to the org", name)
+        return _ORG_MEMBER
+    _note(trace, RULE_OTHER_ORG, "skip", 0, "{0} is not in this org", name)
+    return 0
 
 
-def decide(facts: DecisionFacts, permission: Permission, *, acting_on_self: bool = False) -> Decision:
-    """Decide ``permission`` on the facts' target; the trace names every rule applied.
-
-    ``acting_on_self``: the operation adds the principal itself to a team (checked against
-    GORILLA_DISABLE_ADMIN_TEAM_ACCESS).
-    """
-    trace: list[TraceStep] = []
-    perms = effective_permissions(facts, trace)
-    allowed = permission in perms
+def rule_admin_self_join(facts: DecisionFacts, permission: Permission) -> TraceStep | None:
+    """With GORILLA_DISABLE_ADMIN_TEAM_ACCESS, an org admin may not add itself to a team."""
     if (
-        allowed
-        and acting_on_self
-        and permission is P.TEAM_MANAGE_MEMBERS
+        permission is P.TEAM_MANAGE_MEMBERS
         and facts.instance.disable_admin_team_access
         and facts.membership.team_role is None
         and _is_org_admin(facts)
     ):
-        trace.append(
-            TraceStep(
-                RULE_ADMIN_SELF_JOIN,
-                "deny",
-                "GORILLA_DISABLE_ADMIN_TEAM_ACCESS: org admins may not add themselves to teams",
-            )
-        )
-        return Decision(False, permission, tuple(trace))
-    if allowed:
-        trace.append(TraceStep(RULE_RESULT, "allow", f"{permission.value} granted"))
-    else:
-        trace.append(TraceStep(RULE_RESULT, "deny", f"{permission.value} not granted"))
-    return Decision(allowed, permission, tuple(trace))
+        why = "GORILLA_DISABLE_ADMIN_TEAM_ACCESS: org admins may not add themselves to teams"
+        return _step((RULE_ADMIN_SELF_JOIN, "deny", why, (), PERMISSION_BITS[permission]))
+    return None
+
+
+# Every decision ends with one of these; immutable, so they are built once.
+_ALLOW_STEPS = {p: TraceStep(RULE_RESULT, "allow", f"{p.value} granted") for p in Permission}
+_DENY_STEPS = {p: TraceStep(RULE_RESULT, "deny", f"{p.value} not granted") for p in Permission}
+
+
+def _target_scope(facts: DecisionFacts) -> tuple[int, str]:
+    if facts.project is not None:
+        return _PROJECT_SCOPE, "a project"
+    if facts.team is not None:
+        return _TEAM_SCOPE, "a team"
+    return _ORG_SCOPE, "an organization"
+
+
+def decide(
+    facts: DecisionFacts, permission: Permission, *, acting_on_self: bool = False
+) -> Decision:
+    """Decide ``permission`` on the facts' target; the trace names every rule applied.
+
+    ``acting_on_self``: the operation adds the principal itself to a team (checked against
+    GORILLA_DISABLE_ADMIN_TEAM_ACCESS).
+
+    Raises ``KeyError`` for a permission outside the catalogue.
+    """
+    trace: list[TraceStep] = []
+    mask = _effective_mask(facts, trace)
+    bit = PERMISSION_BITS[permission]
+    if mask & bit:
+        denied = rule_admin_self_join(facts, permission) if acting_on_self else None
+        if denied is not None:
+            trace.append(denied)
+            return _decision((False, permission, tuple(trace)))
+        trace.append(_ALLOW_STEPS[permission])
+        return _decision((True, permission, tuple(trace)))
+    scope, target = _target_scope(facts)
+    # A deactivated or deleted principal's own rule stays the deciding one.
+    if not scope & bit and trace[0].rule not in _PRINCIPAL_DENIALS:
+        why = "{0} is not decided on {1}"
+        _note(trace, RULE_TARGET_SCOPE, "deny", bit, why, permission, target)
+    trace.append(_DENY_STEPS[permission])
+    return _decision((False, permission, tuple(trace)))
 
 
 # --- domain rules that are not permissions (still ACCESS.md rules, still pure) ----------------
@@ -538,7 +643,9 @@ def decide_attribution(
         return Attribution(
             None,
             False,
-            TraceStep(RULE_ATTRIBUTION, "deny", f"no user {requested!r}; attributed to the account"),
+            TraceStep(
+                RULE_ATTRIBUTION, "deny", f"no user {requested!r}; attributed to the account"
+            ),
         )
     if not user_active_in_scope:
         return Attribution(

@@ -101,6 +101,26 @@ PREDEFINED: dict[TeamRole, frozenset[P]] = {
 
 #: Reads only: what an org viewer, a viewer seat or anonymous access is capped to.
 READS: frozenset[P] = frozenset(p for p in P if p.is_read)
+WRITES: frozenset[P] = frozenset(P) - READS
+
+# Grants that are not team roles (ACCESS.md, "Deciding can(...)").
+
+#: An open project: any authenticated principal views and submits runs and reports.
+OPEN_AUTHENTICATED: frozenset[P] = VIEWER | {P.RUN_CREATE, P.REPORT_CREATE}
+#: An org admin on every project of its org: metadata and management, no run data.
+ORG_ADMIN_PROJECT_EXTRAS: frozenset[P] = frozenset(
+    {P.PROJECT_READ, P.PROJECT_UPDATE, P.PROJECT_MANAGE_ACCESS}
+)
+#: An org admin on every team of its org. ACCESS.md names manage_members and update; managing a
+#: team's service accounts follows from "team-scoped service accounts are created by a team admin
+#: (or org admin)", and managing a team needs reading it (ours).
+ORG_ADMIN_TEAM_EXTRAS: frozenset[P] = frozenset(
+    {P.TEAM_READ, P.TEAM_MANAGE_MEMBERS, P.TEAM_UPDATE, P.TEAM_MANAGE_SERVICE_ACCOUNTS}
+)
+#: A project's owner.
+OWNER_EXTRAS: frozenset[P] = frozenset({P.PROJECT_UPDATE, P.PROJECT_MANAGE_ACCESS})
+#: A team admin on a restricted project it has not joined: it exists, and it may join (ours).
+RESTRICTED_TEAM_ADMIN: frozenset[P] = frozenset({P.PROJECT_READ, P.PROJECT_JOIN_RESTRICTED})
 
 
 def effective_permissions(inherited_from: TeamRole, extra: Iterable[P]) -> frozenset[P]:
