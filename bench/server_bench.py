@@ -74,23 +74,37 @@ def load_data(url: str) -> dict[str, str]:
         rows: list[object] = []
         for user in users:
             rows.append(
-                Team(org_id=org.id, name=user.username, name_key=user.username,
-                     kind="personal", personal_owner_id=user.id)
+                Team(
+                    org_id=org.id,
+                    name=user.username,
+                    name_key=user.username,
+                    kind="personal",
+                    personal_owner_id=user.id,
+                )
             )
             rows.append(OrgMembership(org_id=org.id, user_id=user.id, role="member"))
         teams = [Team(org_id=org.id, name=f"t{i}", name_key=f"t{i}") for i in range(N_TEAMS)]
         session.add_all(rows + teams)
         session.flush()
         memberships = []
-        for i, user in enumerate(users):
+        for user in users:
             for team in rng.sample(teams, 3):
-                memberships.append(TeamMembership(team_id=team.id, user_id=user.id,
-                                                  role=rng.choice(["member", "admin", "viewer"])))
+                memberships.append(
+                    TeamMembership(
+                        team_id=team.id,
+                        user_id=user.id,
+                        role=rng.choice(["member", "admin", "viewer"]),
+                    )
+                )
         session.add_all(memberships)
         visibilities = ["team", "team", "team", "restricted", "open", "public"]
         projects = [
-            Project(team_id=teams[i % N_TEAMS].id, name=f"p{i}", name_key=f"p{i}",
-                    visibility=rng.choice(visibilities))
+            Project(
+                team_id=teams[i % N_TEAMS].id,
+                name=f"p{i}",
+                name_key=f"p{i}",
+                visibility=rng.choice(visibilities),
+            )
             for i in range(N_PROJECTS)
         ]
         session.add_all(projects)
@@ -111,8 +125,14 @@ def load_data(url: str) -> dict[str, str]:
 def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
     env = dict(os.environ, ROLECALL_DATABASE_URL=url, ROLECALL_LOG_LEVEL="warning")
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "rolecall"), "serve", "--host", "127.0.0.1",
-         "--port", str(port)],
+        [
+            str(Path(sys.executable).parent / "rolecall"),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -138,8 +158,9 @@ wrk.headers["Content-Type"] = "application/json"
 """
 
 
-def run_wrk(url: str, *, method: str, body: str | None, auth: str | None, duration: int,
-            connections: int) -> tuple[float, float, float]:
+def run_wrk(
+    url: str, *, method: str, body: str | None, auth: str | None, duration: int, connections: int
+) -> tuple[float, float, float]:
     script = WRK_LUA.format(
         method=method,
         body=json.dumps(body) if body else "nil",
@@ -149,7 +170,9 @@ def run_wrk(url: str, *, method: str, body: str | None, auth: str | None, durati
         handle.write(script)
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", handle.name, url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     os.unlink(handle.name)
     if "Non-2xx" in out:
@@ -165,8 +188,9 @@ def run_wrk(url: str, *, method: str, body: str | None, auth: str | None, durati
     return rps, pct("50"), pct("99")
 
 
-def run_python(url: str, *, method: str, body: str | None, auth: str | None, duration: int,
-               connections: int) -> tuple[float, float, float]:
+def run_python(
+    url: str, *, method: str, body: str | None, auth: str | None, duration: int, connections: int
+) -> tuple[float, float, float]:
     import concurrent.futures
 
     import httpx
@@ -189,15 +213,25 @@ def run_python(url: str, *, method: str, body: str | None, auth: str | None, dur
     with concurrent.futures.ThreadPoolExecutor(connections) as pool:
         results = [f.result() for f in [pool.submit(worker) for _ in range(connections)]]
     latencies = sorted(x for r in results for x in r)
-    return (len(latencies) / duration, latencies[len(latencies) // 2],
-            latencies[int(len(latencies) * 0.99)])
+    return (
+        len(latencies) / duration,
+        latencies[len(latencies) // 2],
+        latencies[int(len(latencies) * 0.99)],
+    )
 
 
 def decide_timing(calls: int = 200_000) -> tuple[float, float]:
     """Median and p99 of one in-process ``policy.decide`` (facts already loaded), in µs."""
     from rolecall.authz.facts import (
-        CredentialKind, DecisionFacts, MembershipFacts, OrgFacts, PrincipalFacts, PrincipalKind,
-        ProjectFacts, RoleFacts, TeamFacts,
+        CredentialKind,
+        DecisionFacts,
+        MembershipFacts,
+        OrgFacts,
+        PrincipalFacts,
+        PrincipalKind,
+        ProjectFacts,
+        RoleFacts,
+        TeamFacts,
     )
     from rolecall.authz.permissions import Permission
     from rolecall.authz.policy import decide
@@ -205,8 +239,13 @@ def decide_timing(calls: int = 200_000) -> tuple[float, float]:
 
     team = TeamFacts(id="t", org_id="o", name="t0")
     facts = DecisionFacts(
-        principal=PrincipalFacts(kind=PrincipalKind.USER, id="u", name="u0",
-                                 credential=CredentialKind.API_KEY, org_role=OrgRole.MEMBER),
+        principal=PrincipalFacts(
+            kind=PrincipalKind.USER,
+            id="u",
+            name="u0",
+            credential=CredentialKind.API_KEY,
+            org_role=OrgRole.MEMBER,
+        ),
         org=OrgFacts(id="o", name="bench"),
         team=team,
         project=ProjectFacts(id="p", name="p0", visibility=Visibility.TEAM, team=team),
@@ -223,7 +262,9 @@ def decide_timing(calls: int = 200_000) -> tuple[float, float]:
     return statistics.median(samples), samples[int(len(samples) * 0.99)]
 
 
-def bench_backend(name: str, url: str, args: argparse.Namespace) -> list[tuple[str, float, float, float]]:
+def bench_backend(
+    name: str, url: str, args: argparse.Namespace
+) -> list[tuple[str, float, float, float]]:
     info = load_data(url)
     port = free_port()
     server = start_server(url, port)
@@ -235,17 +276,34 @@ def bench_backend(name: str, url: str, args: argparse.Namespace) -> list[tuple[s
     )
     cases = [
         ("(a) GET /healthz", f"{base}/healthz", "GET", None, None),
-        ("(b) GET project (key + policy)", f"{base}/api/v1/projects/{info['project']}", "GET",
-         None, auth),
+        (
+            "(b) GET project (key + policy)",
+            f"{base}/api/v1/projects/{info['project']}",
+            "GET",
+            None,
+            auth,
+        ),
         ("(c) POST /authz/check", f"{base}/api/v1/authz/check", "POST", check_body, auth),
     ]
     rows = []
     try:
         for label, target, method, body, header in cases:
-            load(target, method=method, body=body, auth=header, duration=2,
-                 connections=args.connections)  # warm-up
-            rps, p50, p99 = load(target, method=method, body=body, auth=header,
-                                 duration=args.duration, connections=args.connections)
+            load(
+                target,
+                method=method,
+                body=body,
+                auth=header,
+                duration=2,
+                connections=args.connections,
+            )  # warm-up
+            rps, p50, p99 = load(
+                target,
+                method=method,
+                body=body,
+                auth=header,
+                duration=args.duration,
+                connections=args.connections,
+            )
             rows.append((f"{name}: {label}", rps, p50, p99))
     finally:
         server.terminate()
@@ -282,8 +340,10 @@ def main() -> None:
             floor = rps
         ratio = f"{rps / floor:.0%}" if floor else "-"
         print(f"{label:48} {rps:9.0f} {ratio:>9} {p50:8.2f} {p99_:8.2f}")
-    print(f"{'(d) policy.decide in-process':48} {'':>9} {'':>9} "
-          f"{median:6.2f}µs {p99:6.2f}µs  (median, p99)")
+    print(
+        f"{'(d) policy.decide in-process':48} {'':>9} {'':>9} "
+        f"{median:6.2f}µs {p99:6.2f}µs  (median, p99)"
+    )
 
 
 if __name__ == "__main__":

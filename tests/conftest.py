@@ -21,7 +21,6 @@ from rolecall.db.engine import make_engine
 from rolecall.db.migrate import upgrade
 from rolecall.settings import Settings
 from rolecall.web.app import create_app
-
 from tests import factories
 
 
@@ -40,7 +39,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[str]:
+def database_url(
+    backend: str, tmp_path_factory: pytest.TempPathFactory, worker_id: str
+) -> Iterator[str]:
     if backend == "sqlite":
         path: Path = tmp_path_factory.mktemp("db") / f"rolecall_test_{worker_id}.db"
         url = f"sqlite:///{path}"
@@ -112,7 +113,9 @@ def db(session_factory: Callable[[], Session]) -> Iterator[Session]:
 
 
 @pytest.fixture
-def make_client(settings: Settings, session_factory: Callable[[], Session]) -> Callable[..., TestClient]:
+def make_client(
+    settings: Settings, session_factory: Callable[[], Session]
+) -> Callable[..., TestClient]:
     """A TestClient for an app built with ``settings`` (override fields with kwargs)."""
 
     def make(**overrides: object) -> TestClient:

@@ -72,27 +72,51 @@ def user(
     n = _n()
     username = username or f"user{n}"
     email = email or f"{username}@example.com"
-    row = User(email=email, email_key=email.lower(), username=username, username_key=username.lower())
+    row = User(
+        email=email, email_key=email.lower(), username=username, username_key=username.lower()
+    )
     db.add(row)
     db.flush()
-    db.add(Team(org_id=org.id, name=username, name_key=username.lower(), kind="personal",
-                personal_owner_id=row.id))
-    db.add(OrgMembership(org_id=org.id, user_id=row.id, role=role, models_seat=models_seat,
-                         weave_seat=weave_seat, active=active))
+    db.add(
+        Team(
+            org_id=org.id,
+            name=username,
+            name_key=username.lower(),
+            kind="personal",
+            personal_owner_id=row.id,
+        )
+    )
+    db.add(
+        OrgMembership(
+            org_id=org.id,
+            user_id=row.id,
+            role=role,
+            models_seat=models_seat,
+            weave_seat=weave_seat,
+            active=active,
+        )
+    )
     db.flush()
     return row
 
 
-def team(db: Session, org: Organization, *, name: str | None = None, private_only: bool = False) -> Team:
+def team(
+    db: Session, org: Organization, *, name: str | None = None, private_only: bool = False
+) -> Team:
     name = name or f"team{_n()}"
-    row = Team(org_id=org.id, name=name, name_key=name.lower(), kind="team", private_only=private_only)
+    row = Team(
+        org_id=org.id, name=name, name_key=name.lower(), kind="team", private_only=private_only
+    )
     db.add(row)
     db.flush()
     return row
 
 
 def member(
-    db: Session, team_row: Team, principal: User | ServiceAccount, role: str = "member",
+    db: Session,
+    team_row: Team,
+    principal: User | ServiceAccount,
+    role: str = "member",
     custom_role: CustomRole | None = None,
 ) -> TeamMembership:
     row = TeamMembership(
@@ -108,20 +132,34 @@ def member(
 
 
 def project(
-    db: Session, team_row: Team, *, name: str | None = None, visibility: str = "team",
+    db: Session,
+    team_row: Team,
+    *,
+    name: str | None = None,
+    visibility: str = "team",
     owner: User | None = None,
 ) -> Project:
     name = name or f"project{_n()}"
-    row = Project(team_id=team_row.id, name=name, name_key=name.lower(), visibility=visibility,
-                  owner_user_id=owner.id if owner else None)
+    row = Project(
+        team_id=team_row.id,
+        name=name,
+        name_key=name.lower(),
+        visibility=visibility,
+        owner_user_id=owner.id if owner else None,
+    )
     db.add(row)
     db.flush()
     return row
 
 
 def project_member(
-    db: Session, project_row: Project, principal: User | ServiceAccount, *, invited: bool = True,
-    role: str | None = None, custom_role: CustomRole | None = None,
+    db: Session,
+    project_row: Project,
+    principal: User | ServiceAccount,
+    *,
+    invited: bool = True,
+    role: str | None = None,
+    custom_role: CustomRole | None = None,
 ) -> ProjectMembership:
     row = ProjectMembership(
         project_id=project_row.id,
@@ -137,22 +175,37 @@ def project_member(
 
 
 def custom_role(
-    db: Session, org: Organization, *, name: str | None = None, inherited_from: str = "member",
+    db: Session,
+    org: Organization,
+    *,
+    name: str | None = None,
+    inherited_from: str = "member",
     permissions: tuple[Permission, ...] = (),
 ) -> CustomRole:
-    row = CustomRole(org_id=org.id, name=name or f"Role {_n()}", description="",
-                     inherited_from=inherited_from, permissions=sorted(p.value for p in permissions))
+    row = CustomRole(
+        org_id=org.id,
+        name=name or f"Role {_n()}",
+        description="",
+        inherited_from=inherited_from,
+        permissions=sorted(p.value for p in permissions),
+    )
     db.add(row)
     db.flush()
     return row
 
 
 def service_account(
-    db: Session, org: Organization, team_row: Team, *, scope: str = "team", name: str | None = None,
+    db: Session,
+    org: Organization,
+    team_row: Team,
+    *,
+    scope: str = "team",
+    name: str | None = None,
 ) -> ServiceAccount:
     name = name or f"sa{_n()}"
-    row = ServiceAccount(org_id=org.id, name=name, name_key=name.lower(), scope=scope,
-                         team_id=team_row.id)
+    row = ServiceAccount(
+        org_id=org.id, name=name, name_key=name.lower(), scope=scope, team_id=team_row.id
+    )
     db.add(row)
     db.flush()
     if scope == "team":
@@ -161,7 +214,10 @@ def service_account(
 
 
 def api_key(
-    db: Session, owner: User | ServiceAccount, *, scopes: tuple[Permission, ...] | None = None,
+    db: Session,
+    owner: User | ServiceAccount,
+    *,
+    scopes: tuple[Permission, ...] | None = None,
     expires_at: datetime | None = None,
 ) -> str:
     _, secret = issue_key(

@@ -13,9 +13,7 @@ from rolecall.db.base import Base, CreatedMixin, IdMixin
 class ApiKey(IdMixin, CreatedMixin, Base):
     __tablename__ = "api_keys"
     __table_args__ = (
-        CheckConstraint(
-            "(user_id IS NULL) <> (service_account_id IS NULL)", name="one_owner"
-        ),
+        CheckConstraint("(user_id IS NULL) <> (service_account_id IS NULL)", name="one_owner"),
     )
 
     digest: Mapped[str] = mapped_column(String(64), unique=True)

@@ -120,9 +120,7 @@ def iter_events(
     """Every matching event, in order, fetched in pages (for JSON-lines export)."""
     after_seq: int | None = None
     while True:
-        page = list_events(
-            session, actor=actor, org=org, after_seq=after_seq, limit=500, **filters
-        )
+        page = list_events(session, actor=actor, org=org, after_seq=after_seq, limit=500, **filters)
         yield from page
         if len(page) < 500:
             return

@@ -170,7 +170,9 @@ def load_facts(session: Session, principal: Principal, target: Target) -> Decisi
         else None
     )
     membership = (
-        membership_facts(session, principal, team, project) if team is not None else MembershipFacts()
+        membership_facts(session, principal, team, project)
+        if team is not None
+        else MembershipFacts()
     )
     return DecisionFacts(
         principal=principal_facts(session, principal, org_id),

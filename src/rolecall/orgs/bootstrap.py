@@ -55,7 +55,9 @@ def initialize(
     admin = session.scalar(select(User).where(User.email_key == email.lower()))
     if admin is None:
         username = available_username(session, username_from_email(email))
-        admin = User(email=email, email_key=email.lower(), username=username, username_key=username.lower())
+        admin = User(
+            email=email, email_key=email.lower(), username=username, username_key=username.lower()
+        )
         session.add(admin)
         session.flush()
         session.add(

@@ -28,9 +28,7 @@ class OrgMembership(IdMixin, CreatedMixin, Base):
     __table_args__ = (UniqueConstraint("org_id", "user_id"),)
 
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    user_id: Mapped[str] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(16))
     models_seat: Mapped[str] = mapped_column(String(16), default="full")
     weave_seat: Mapped[str] = mapped_column(String(16), default="full")

@@ -35,9 +35,7 @@ class ProjectMembership(IdMixin, CreatedMixin, Base):
     __table_args__ = (
         UniqueConstraint("project_id", "user_id"),
         UniqueConstraint("project_id", "service_account_id"),
-        CheckConstraint(
-            "(user_id IS NULL) <> (service_account_id IS NULL)", name="one_principal"
-        ),
+        CheckConstraint("(user_id IS NULL) <> (service_account_id IS NULL)", name="one_principal"),
     )
 
     project_id: Mapped[str] = mapped_column(

@@ -18,7 +18,9 @@ def split_path(path: str) -> tuple[str, str]:
     return entity, name
 
 
-def find_project(session: Session, entity: str, name: str, org_id: str | None = None) -> Project | None:
+def find_project(
+    session: Session, entity: str, name: str, org_id: str | None = None
+) -> Project | None:
     query = (
         select(Project)
         .join(Team, Team.id == Project.team_id)

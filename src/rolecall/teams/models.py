@@ -39,9 +39,7 @@ class TeamMembership(IdMixin, CreatedMixin, Base):
     __table_args__ = (
         UniqueConstraint("team_id", "user_id"),
         UniqueConstraint("team_id", "service_account_id"),
-        CheckConstraint(
-            "(user_id IS NULL) <> (service_account_id IS NULL)", name="one_principal"
-        ),
+        CheckConstraint("(user_id IS NULL) <> (service_account_id IS NULL)", name="one_principal"),
     )
 
     team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)

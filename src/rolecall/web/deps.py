@@ -18,8 +18,8 @@ from rolecall.identity.authenticate import (
     authenticate_session,
     secret_from_authorization,
 )
-from rolecall.identity.secrets import same_digest
 from rolecall.identity.principal import ANONYMOUS, Principal
+from rolecall.identity.secrets import same_digest
 from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.settings import OrgMode, Settings
 
@@ -173,7 +173,9 @@ class Context:
     settings: Settings
 
 
-def _context(session: Session, principal: Principal, org: Organization, settings: Settings) -> Context:
+def _context(
+    session: Session, principal: Principal, org: Organization, settings: Settings
+) -> Context:
     actor = principal if principal.org_id == org.id else replace(principal, org_id=org.id)
     return Context(session, actor, org, settings)
 

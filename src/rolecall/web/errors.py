@@ -70,7 +70,9 @@ def install(app: FastAPI) -> None:
         loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
         message = first.get("msg", "invalid input")
         field = ".".join(loc) or None
-        return error_response(422, "invalid_input", f"{field}: {message}" if field else message, field)
+        return error_response(
+            422, "invalid_input", f"{field}: {message}" if field else message, field
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -80,5 +82,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         request_id = uuid.uuid4().hex
-        log.error("unexpected error %s on %s %s: %r", request_id, request.method, request.url.path, exc)
+        log.error(
+            "unexpected error %s on %s %s: %r", request_id, request.method, request.url.path, exc
+        )
         return error_response(500, "internal", f"internal error (request id {request_id})")
