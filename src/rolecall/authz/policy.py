@@ -15,8 +15,6 @@ are rendered only when read, and hot-path enum members are bound to module names
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
-from typing import NamedTuple
 
 from rolecall.authz import roles
 from rolecall.authz.facts import (
@@ -26,7 +24,6 @@ from rolecall.authz.facts import (
     PrincipalFacts,
     PrincipalKind,
     ProjectFacts,
-    RoleFacts,
 )
 from rolecall.authz.permissions import (
     ALL_PERMISSIONS_MASK,
@@ -51,80 +48,11 @@ from rolecall.authz.roles import (
     SeatType,
     Visibility,
 )
+from rolecall.authz.trace import RULE_RESULT, Decision, TraceStep, _decision, _step
 
 P = Permission
 Perms = frozenset[Permission]
 EMPTY: Perms = frozenset()
-
-
-def _render(value: object) -> str:
-    """A trace-detail argument as text: permission masks and sets become sorted names."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = permissions_of(value)
-    if isinstance(value, frozenset):
-        return ", ".join(sorted(value)) if value else "nothing"
-    return str(value)
-
-
-class TraceStep(NamedTuple):
-    """One step of a decision: which rule, what it did (``outcome``), and why (``detail``).
-
-    ``detail`` is rendered from ``template`` and ``args`` only when read (``str.format``; masks
-    and permission sets in ``args`` render as names), so deciding does no string work.
-    ``affects`` is the mask of the permissions the step granted (grant), removed (cap, deny) or
-    withheld (skip); ``Decision.deciding_rule`` uses it to find the step that decided.
-    """
-
-    rule: str
-    outcome: str  # grant | cap | deny | allow | skip
-    template: str
-    args: tuple[object, ...] = ()
-    affects: int = 0
-
-    @property
-    def detail(self) -> str:
-        if not self.args:
-            return self.template
-        return self.template.format(*(_render(arg) for arg in self.args))
-
-    def as_dict(self) -> dict[str, str]:
-        return {"rule": self.rule, "outcome": self.outcome, "detail": self.detail}
-
-
-class Decision(NamedTuple):
-    """The answer to ``can(principal, permission, target)`` with the trace that produced it."""
-
-    allowed: bool
-    permission: Permission
-    trace: tuple[TraceStep, ...]
-
-    @property
-    def deciding_rule(self) -> str:
-        """The rule that decided.
-
-        Allowed: the last step that granted the permission. Denied: the last step that removed or
-        withheld it (a project-role override may do so while granting others). When no step
-        touched it, the first step, which says what role the principal had to begin with.
-        """
-        bit = PERMISSION_BITS.get(self.permission, 0)
-        for step in reversed(self.trace):
-            if step.affects & bit and (step.outcome == "grant" or not self.allowed):
-                return step.rule
-        return self.trace[0].rule if self.trace else RULE_RESULT
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "allowed": self.allowed,
-            "permission": str(self.permission),
-            "rule": self.deciding_rule,
-            "trace": [step.as_dict() for step in self.trace],
-        }
-
-
-# Building the NamedTuples through tuple.__new__ skips their Python-level __new__ (a measurable
-# share of a decision). Arguments are one tuple in field order.
-_step = partial(tuple.__new__, TraceStep)
-_decision = partial(tuple.__new__, Decision)
 
 
 def _note(
@@ -161,7 +89,6 @@ RULE_ADMIN_SELF_JOIN = "org_admin.self_join_disabled"
 RULE_CREDENTIAL_KIND = "credential.kind"
 RULE_KEY_SCOPES = "credential.key_scopes"
 RULE_TARGET_SCOPE = "target.scope"
-RULE_RESULT = "result"
 _PRINCIPAL_DENIALS = frozenset({RULE_DEACTIVATED, RULE_DELETED})
 
 #: Which permissions each credential kind may use at all (default deny: unlisted kinds get
@@ -552,115 +479,41 @@ def decide(
     return _decision((False, permission, tuple(trace)))
 
 
-# --- domain rules that are not permissions (still ACCESS.md rules, still pure) ----------------
+# The domain rules that are not permissions live in ``domain_rules`` and are re-exported here,
+# so every ACCESS.md rule is reachable from this one module.
+from rolecall.authz.domain_rules import (  # noqa: E402
+    RULE_ATTRIBUTION,
+    RULE_LAST_ADMIN,
+    RULE_PRIVATE_ONLY,
+    RULE_RUN_MOVE,
+    RULE_VIEWER_PROJECT_ROLE,
+    Attribution,
+    RuleViolation,
+    check_last_admin,
+    check_project_role_assignable,
+    check_run_move,
+    check_visibility_change,
+    decide_attribution,
+    override_after_change,
+)
 
-RULE_LAST_ADMIN = "org.last_admin"
-RULE_PRIVATE_ONLY = "team.private_only"
-RULE_RUN_MOVE = "run.move_out_of_restricted"
-RULE_VIEWER_PROJECT_ROLE = "project_role.viewer_fixed"
-RULE_ATTRIBUTION = "attribution"
-
-
-class RuleViolation(NamedTuple):
-    rule: str
-    message: str
-
-
-def check_last_admin(
-    *, is_active_admin: bool, stays_active_admin: bool, active_admin_count: int
-) -> RuleViolation | None:
-    """The last active org admin cannot be demoted, deactivated, removed or deleted (ours)."""
-    if is_active_admin and not stays_active_admin and active_admin_count <= 1:
-        return RuleViolation(
-            RULE_LAST_ADMIN,
-            "this is the organization's last active admin: make another user an admin first",
-        )
-    return None
-
-
-def check_visibility_change(
-    *, private_only: bool, current: Visibility | None, new: Visibility
-) -> RuleViolation | None:
-    """A private-only team cannot create projects as, or change projects to, open or public.
-
-    Projects already open or public keep their scope, and may keep it (ours).
-    """
-    if private_only and new in (Visibility.OPEN, Visibility.PUBLIC) and current is not new:
-        return RuleViolation(
-            RULE_PRIVATE_ONLY,
-            f"team makes all projects private: {new.value} visibility is not allowed",
-        )
-    return None
-
-
-def check_run_move(*, source: Visibility, destination: Visibility) -> RuleViolation | None:
-    """Runs may move into a restricted project, never out of one."""
-    if source is Visibility.RESTRICTED:
-        return RuleViolation(RULE_RUN_MOVE, "runs cannot be moved out of a restricted project")
-    return None
-
-
-def check_project_role_assignable(team_role: RoleFacts | None) -> RuleViolation | None:
-    """A member whose team role is viewer cannot be given a project role."""
-    if team_role is not None and team_role.is_viewer:
-        return RuleViolation(
-            RULE_VIEWER_PROJECT_ROLE,
-            "members with the view-only team role cannot be given a project role",
-        )
-    return None
-
-
-def override_after_change(team_role_key: str | None, project_role_key: str | None) -> str | None:
-    """An override equal to the team role returns to tracking (``None``)."""
-    if project_role_key is None or project_role_key == team_role_key:
-        return None
-    return project_role_key
-
-
-class Attribution(NamedTuple):
-    user_id: str | None
-    honoured: bool
-    step: TraceStep
-
-
-def decide_attribution(
-    *,
-    account: PrincipalFacts,
-    requested: str | None,
-    user_id: str | None,
-    user_active_in_scope: bool,
-) -> Attribution:
-    """Attribute a service account's work to a named human, when allowed (ours).
-
-    Honoured only when the named user is an active member of the account's parent team
-    (team-scoped) or org (org-scoped); otherwise the work stays the account's and the step says
-    why.
-    """
-    scope = "team" if account.sa_scope == "team" else "organization"
-    if not requested:
-        return Attribution(None, False, TraceStep(RULE_ATTRIBUTION, "skip", "no user named"))
-    if user_id is None:
-        return Attribution(
-            None,
-            False,
-            TraceStep(
-                RULE_ATTRIBUTION, "deny", f"no user {requested!r}; attributed to the account"
-            ),
-        )
-    if not user_active_in_scope:
-        return Attribution(
-            None,
-            False,
-            TraceStep(
-                RULE_ATTRIBUTION,
-                "deny",
-                f"{requested} is not an active member of the account's {scope}; "
-                "attributed to the account",
-            ),
-        )
-    return Attribution(
-        user_id, True, TraceStep(RULE_ATTRIBUTION, "allow", f"attributed to {requested}")
-    )
-
+__all__ = [
+    "RULE_ATTRIBUTION",
+    "RULE_LAST_ADMIN",
+    "RULE_PRIVATE_ONLY",
+    "RULE_RUN_MOVE",
+    "RULE_VIEWER_PROJECT_ROLE",
+    "Attribution",
+    "Decision",
+    "RuleViolation",
+    "TraceStep",
+    "check_last_admin",
+    "check_project_role_assignable",
+    "check_run_move",
+    "check_visibility_change",
+    "decide",
+    "decide_attribution",
+    "override_after_change",
+]
 
 PolicyFn = Callable[[DecisionFacts, Permission], Decision]
