@@ -1,7 +1,61 @@
-"""REST routes: authz."""
+"""REST routes: the authorization check (the same decision every guard makes, with its trace).
+
+Its request and response shapes live here: ``authz`` is a capability, not a domain with a
+``schemas`` module.
+"""
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rolecall.authz.explain import explain
+from rolecall.authz.policy import Decision
 from rolecall.web.api.v1._router import make_router
+from rolecall.web.deps import OptionalContextDep
 
 router = make_router("authz")
+
+
+class AuthzCheck(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: ``user:<username or email>``, ``service_account:<name>``, ``anonymous``; null: the caller.
+    principal: Annotated[str, Field(min_length=1, max_length=400)] | None = None
+    #: ``object:operation`` from the permission catalogue.
+    permission: Annotated[str, Field(min_length=1, max_length=64)]
+    #: ``entity/project``.
+    project: Annotated[str, Field(min_length=3, max_length=260)]
+
+
+class TraceStepRead(BaseModel):
+    rule: str
+    outcome: str
+    detail: str
+
+
+class DecisionRead(BaseModel):
+    allowed: bool
+    permission: str
+    #: The rule that decided.
+    rule: str
+    trace: list[TraceStepRead]
+
+    @classmethod
+    def from_decision(cls, decision: Decision) -> DecisionRead:
+        return cls.model_validate(decision.as_dict())
+
+
+@router.post("/authz/check", operation_id="authz-check", response_model=DecisionRead)
+def check(body: AuthzCheck, ctx: OptionalContextDep) -> DecisionRead:
+    """May this principal (default: the caller) do this on this project, and why."""
+    decision = explain(
+        ctx.session,
+        actor=ctx.actor,
+        org=ctx.org,
+        principal_spec=body.principal,
+        permission=body.permission,
+        project_path=body.project,
+    )
+    return DecisionRead.from_decision(decision)

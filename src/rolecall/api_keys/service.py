@@ -1,0 +1,308 @@
+"""API keys: users manage their own; helpers for keys managed on a service account's behalf.
+
+Two layers:
+
+* ``create_own_key``, ``list_own_keys``, ``revoke_own_key``: a user managing its own keys.
+  They authorize (``org:read`` on the organization, so a key scoped to other permissions, such
+  as ``run:create`` only, cannot mint or revoke keys) and act only on the caller's keys.
+* ``create_key``, ``list_keys``, ``get_key``, ``revoke_key``, ``revoke_all_keys``: NO
+  authorization of their own. The caller has already authorized (for a service account: those
+  who manage the account) and passes the owner. They validate, record audit events and flush.
+
+Secrets are created by ``api_keys.issue.issue_key`` and shown once; only digests are stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from rolecall import authz
+from rolecall.api_keys.issue import issue_key
+from rolecall.api_keys.models import ApiKey
+from rolecall.audit.service import record
+from rolecall.authz.permissions import Permission, parse_permission
+from rolecall.errors import InvalidInput, NotFound, PermissionDenied
+from rolecall.identity.principal import Principal
+from rolecall.orgs.models import Organization
+
+#: Longest lifetime a key may be given: ten years of 365 days, in seconds.
+MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
+MAX_DESCRIPTION_LENGTH = 256
+
+
+def parse_scopes(scopes: Iterable[str | Permission] | None) -> frozenset[Permission] | None:
+    """Catalogue permissions from their values; ``None`` means an unscoped key.
+
+    Raises ``InvalidInput`` for an unknown permission or an empty list (a key that may do
+    nothing is a mistake, not a request).
+    """
+    if scopes is None:
+        return None
+    parsed: set[Permission] = set()
+    for value in scopes:
+        permission = parse_permission(str(value))
+        if permission is None:
+            raise InvalidInput(f"unknown permission {value!r} in scopes", field="scopes")
+        parsed.add(permission)
+    if not parsed:
+        raise InvalidInput(
+            "scopes must name at least one permission (omit it for all)", field="scopes"
+        )
+    return frozenset(parsed)
+
+
+def expiry(expires_in: int | None, now: datetime) -> datetime | None:
+    """When a key given ``expires_in`` seconds expires (``None``: never).
+
+    Raises ``InvalidInput`` outside 1 second to 10 years.
+    """
+    if expires_in is None:
+        return None
+    if isinstance(expires_in, bool) or not 1 <= expires_in <= MAX_EXPIRES_IN:
+        raise InvalidInput(
+            f"expires_in is in seconds, from 1 to {MAX_EXPIRES_IN} (10 years)", field="expires_in"
+        )
+    return now + timedelta(seconds=expires_in)
+
+
+# --- keys managed for an owner (no authorization here: the caller authorizes) ----------------
+
+
+def create_key(
+    session: Session,
+    *,
+    actor: Principal,
+    org_id: str | None,
+    user_id: str | None = None,
+    service_account_id: str | None = None,
+    description: str | None = None,
+    expires_in: int | None = None,
+    scopes: Iterable[str | Permission] | None = None,
+    now: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """Issue a key for a user or a service account; returns the row and the secret (once).
+
+    Does NOT authorize: the caller must have checked that ``actor`` may manage the owner's keys.
+    ``org_id`` places the audit event in that organization's log.
+
+    Raises ``InvalidInput`` for a bad description, lifetime or scope; ``ValueError`` unless
+    exactly one owner is given (a programming error).
+    """
+    if (user_id is None) == (service_account_id is None):
+        raise ValueError("a key belongs to exactly one user or service account")
+    now = now or datetime.now(UTC)
+    description = _check_description(description)
+    permissions = parse_scopes(scopes)
+    expires_at = expiry(expires_in, now)
+    key, secret = issue_key(
+        session,
+        user_id=user_id,
+        service_account_id=service_account_id,
+        description=description,
+        scopes=permissions,
+        expires_at=expires_at,
+    )
+    record(
+        session,
+        actor=actor,
+        action="api_key.create",
+        object_type="api_key",
+        object_id=key.id,
+        object_name=key.hint,
+        org_id=org_id,
+        after={
+            "owner": _owner(key),
+            "description": description,
+            "scopes": key.scopes,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
+    session.flush()
+    return key, secret
+
+
+def list_keys(
+    session: Session, *, user_id: str | None = None, service_account_id: str | None = None
+) -> list[ApiKey]:
+    """The owner's keys that are not revoked (expired ones included), oldest first.
+
+    Does NOT authorize: the caller must have.
+    """
+    return list(
+        session.scalars(
+            _owned(user_id, service_account_id)
+            .where(ApiKey.revoked_at.is_(None))
+            .order_by(ApiKey.created_at, ApiKey.id)
+        )
+    )
+
+
+def get_key(
+    session: Session,
+    *,
+    key_id: str,
+    user_id: str | None = None,
+    service_account_id: str | None = None,
+) -> ApiKey | None:
+    """The owner's unrevoked key ``key_id``, or ``None``. Does NOT authorize."""
+    if not key_id or len(key_id) > 64 or "\x00" in key_id:
+        return None
+    return session.scalar(
+        _owned(user_id, service_account_id).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+    )
+
+
+def revoke_key(
+    session: Session,
+    *,
+    actor: Principal,
+    org_id: str | None,
+    key: ApiKey,
+    now: datetime | None = None,
+) -> None:
+    """Revoke one key (it fails authentication from now on). Does NOT authorize."""
+    if key.revoked_at is not None:
+        return
+    key.revoked_at = now or datetime.now(UTC)
+    record(
+        session,
+        actor=actor,
+        action="api_key.revoke",
+        object_type="api_key",
+        object_id=key.id,
+        object_name=key.hint,
+        org_id=org_id,
+        before={"owner": _owner(key), "description": key.description},
+    )
+    session.flush()
+
+
+def revoke_all_keys(
+    session: Session,
+    *,
+    user_id: str | None = None,
+    service_account_id: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Revoke every key of an owner (deleting a service account); returns how many.
+
+    Does NOT authorize and records nothing: the caller's own audit event covers it.
+    """
+    if (user_id is None) == (service_account_id is None):
+        raise ValueError("name the one owner whose keys to revoke")
+    owner = (
+        ApiKey.user_id == user_id
+        if user_id is not None
+        else ApiKey.service_account_id == service_account_id
+    )
+    result = session.execute(
+        update(ApiKey)
+        .where(owner, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=now or datetime.now(UTC))
+        .execution_options(synchronize_session="fetch")
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# --- a user's own keys --------------------------------------------------------------------------
+
+
+def create_own_key(
+    session: Session,
+    *,
+    actor: Principal,
+    org: Organization,
+    description: str | None = None,
+    expires_in: int | None = None,
+    scopes: Iterable[str | Permission] | None = None,
+) -> tuple[ApiKey, str]:
+    """The calling user issues itself a key; returns the row and the secret (shown once).
+
+    A scoped key may only create keys within its own scopes, so it cannot widen itself.
+
+    Raises ``PermissionDenied`` without ``org:read``, for a service account (its keys are
+    managed by those who manage the account) or for scopes wider than the caller's key;
+    ``InvalidInput`` for a bad description, lifetime or scope.
+    """
+    authz.require(session, actor, Permission.ORG_READ, org)
+    user_id = _own_user_id(actor)
+    permissions = parse_scopes(scopes)
+    if actor.key_scopes is not None and (
+        permissions is None or not permissions <= actor.key_scopes
+    ):
+        raise PermissionDenied(
+            "a scoped API key may only create keys limited to its own scopes: "
+            + ", ".join(sorted(actor.key_scopes))
+        )
+    return create_key(
+        session,
+        actor=actor,
+        org_id=org.id,
+        user_id=user_id,
+        description=description,
+        expires_in=expires_in,
+        scopes=permissions,
+    )
+
+
+def list_own_keys(session: Session, *, actor: Principal, org: Organization) -> list[ApiKey]:
+    """The calling user's unrevoked keys, without secrets.
+
+    Raises ``PermissionDenied`` without ``org:read`` or for a service account.
+    """
+    authz.require(session, actor, Permission.ORG_READ, org)
+    return list_keys(session, user_id=_own_user_id(actor))
+
+
+def revoke_own_key(session: Session, *, actor: Principal, org: Organization, key_id: str) -> None:
+    """The calling user revokes one of its keys (the one in use included).
+
+    Raises ``PermissionDenied`` without ``org:read`` or for a service account; ``NotFound`` for
+    a key that is not the caller's or is already revoked.
+    """
+    authz.require(session, actor, Permission.ORG_READ, org)
+    key = get_key(session, key_id=key_id, user_id=_own_user_id(actor))
+    if key is None:
+        raise NotFound(f"you have no API key {key_id!r}", field="key_id")
+    revoke_key(session, actor=actor, org_id=org.id, key=key)
+
+
+def _own_user_id(actor: Principal) -> str:
+    if actor.user_id is None:
+        raise PermissionDenied(
+            "only users manage their own API keys; a service account's keys are managed by "
+            "those who manage the account"
+        )
+    return actor.user_id
+
+
+def _owned(user_id: str | None, service_account_id: str | None):  # type: ignore[no-untyped-def]
+    if (user_id is None) == (service_account_id is None):
+        raise ValueError("a key belongs to exactly one user or service account")
+    if user_id is not None:
+        return select(ApiKey).where(ApiKey.user_id == user_id)
+    return select(ApiKey).where(ApiKey.service_account_id == service_account_id)
+
+
+def _owner(key: ApiKey) -> dict[str, str | None]:
+    if key.user_id is not None:
+        return {"user_id": key.user_id}
+    return {"service_account_id": key.service_account_id}
+
+
+def _check_description(description: str | None) -> str | None:
+    if description is None:
+        return None
+    description = description.strip()
+    if len(description) > MAX_DESCRIPTION_LENGTH or any(
+        ord(c) < 32 or ord(c) == 127 for c in description
+    ):
+        raise InvalidInput(
+            f"descriptions are at most {MAX_DESCRIPTION_LENGTH} printable characters",
+            field="description",
+        )
+    return description or None

@@ -1,0 +1,212 @@
+"""The ``rolecall`` command: initialise, serve, migrate, issue keys, explain decisions.
+
+Commands run on the server host with the database of ``ROLECALL_DATABASE_URL``. Expected
+failures print ``error: <message>`` on stderr and exit 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from alembic.util import CommandError
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from rolecall import __version__
+from rolecall.cli.host import (
+    Restored,
+    create_user_key,
+    explain_decision,
+    initialise,
+    restore_admin_password,
+)
+from rolecall.db.migrate import upgrade
+from rolecall.errors import RolecallError
+from rolecall.settings import Settings
+
+app = typer.Typer(
+    name="rolecall",
+    help="rolecall: identity and access management for machine-learning teams.",
+    no_args_is_help=True,
+    # Locals may hold keys and passwords: never print them in a traceback.
+    pretty_exceptions_show_locals=False,
+)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+api_key_app = typer.Typer(help="API keys, for operators on the server host.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(api_key_app, name="api-key")
+
+#: Exit code of ``explain`` when the answer is deny (1 is an error).
+EXIT_DENIED = 2
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Turn expected failures into a one-line message and exit code 1."""
+    try:
+        yield
+    except RolecallError as exc:
+        raise fail(exc.message) from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise fail(f"invalid settings: {problems}") from None
+    except CommandError as exc:
+        # Alembic: e.g. the database is at a revision this version does not know.
+        raise fail(f"migrations: {exc}") from None
+    except SQLAlchemyError as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise fail(f"database error: {detail}") from None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment (read afresh: each command is its own process)."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**given)  # type: ignore[arg-type]
+
+
+def shown_url(url: str) -> str:
+    """The database URL without its password."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(f"rolecall {__version__}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration (safe to repeat)."""
+    with reported_errors():
+        settings = load_settings()
+        upgrade(settings.database_url)
+    typer.echo(f"database {shown_url(settings.database_url)} is at the newest revision")
+
+
+@app.command()
+def init(
+    org: Annotated[str, typer.Option("--org", help="Name of the organization.")],
+    admin_email: Annotated[str, typer.Option("--admin-email", help="Email of its first admin.")],
+    admin_password: Annotated[
+        str | None,
+        typer.Option("--admin-password", help="A password for signing in to the console."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create the database, the organization and its admin; print the admin's API key."""
+    with reported_errors():
+        settings = load_settings()
+        upgrade(settings.database_url)
+        done = initialise(
+            settings, org_name=org, admin_email=admin_email, admin_password=admin_password
+        )
+    if as_json:
+        typer.echo(json.dumps({"org": done.org, "admin": done.admin, "api_key": done.api_key}))
+        return
+    typer.echo(f"Initialised organization {done.org!r} with admin {done.admin} ({done.username}).")
+    typer.echo("The admin's API key (shown once; keep it safe):")
+    typer.echo(f"  {done.api_key}")
+    typer.echo("Next: `rolecall serve`, then use the key with the SDK (ROLECALL_API_KEY).")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [8080].")] = None,
+) -> None:
+    """Apply migrations and run the server."""
+    # Imported here: the web stack is heavy and only this command needs it.
+    import uvicorn
+
+    from rolecall.web.app import create_app
+
+    with reported_errors():
+        settings = load_settings(host=host, port=port)
+        upgrade(settings.database_url)
+        if settings.local_restore:
+            announce_restore(restore_admin_password(settings))
+        server_app = create_app(settings)
+    uvicorn.run(server_app, host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+def announce_restore(restored: Restored | None) -> None:
+    """Print the LOCAL_RESTORE temporary password to the server log (stderr), once."""
+    if restored is None:
+        typer.echo(
+            "LOCAL_RESTORE is on, but there is no active admin yet: run `rolecall init`.",
+            err=True,
+        )
+        return
+    typer.echo(
+        f"LOCAL_RESTORE is on: SSO is off. Temporary password for {restored.admin} "
+        f"(organization {restored.org!r}): {restored.password}\n"
+        "Sign in with it, then remove LOCAL_RESTORE to turn SSO back on.",
+        err=True,
+    )
+
+
+@api_key_app.command("create")
+def api_key_create(
+    user: Annotated[str, typer.Option("--user", help="Email (or username) of the user.")],
+    description: Annotated[
+        str | None, typer.Option(help="What the key is for.")
+    ] = "created by rolecall api-key create",
+    as_json: JsonOption = False,
+) -> None:
+    """Issue an API key for a user and print it (shown once)."""
+    with reported_errors():
+        issued = create_user_key(load_settings(), user_ref=user, description=description)
+    if as_json:
+        body = {"user": issued.user, "key_id": issued.key_id, "api_key": issued.api_key}
+        typer.echo(json.dumps(body))
+        return
+    typer.echo(f"API key for {issued.user} ({issued.username}), shown once:")
+    typer.echo(f"  {issued.api_key}")
+
+
+@app.command()
+def explain(
+    principal: Annotated[
+        str, typer.Option(help="user:<username or email>, service_account:<name> or anonymous.")
+    ],
+    permission: Annotated[str, typer.Option(help="A permission such as project:read.")],
+    project: Annotated[str, typer.Option(help="The project, as ENTITY/NAME.")],
+    org: Annotated[str | None, typer.Option(help="The organization (multi-org mode).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Explain whether a principal has a permission on a project (exit 0 allow, 2 deny)."""
+    with reported_errors():
+        decision = explain_decision(
+            load_settings(),
+            principal=principal,
+            permission=permission,
+            project=project,
+            org_name=org,
+        )
+    if as_json:
+        typer.echo(json.dumps(decision.as_dict()))
+    else:
+        verdict = "ALLOW" if decision.allowed else "DENY"
+        typer.echo(f"{verdict} {decision.permission} for {principal} on {project}")
+        typer.echo(f"deciding rule: {decision.deciding_rule}")
+        for n, step in enumerate(decision.trace, 1):
+            typer.echo(f"  {n}. {step.rule} [{step.outcome}] {step.detail}")
+    if not decision.allowed:
+        raise typer.Exit(EXIT_DENIED)
+
+
+if __name__ == "__main__":
+    app()

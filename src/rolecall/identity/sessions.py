@@ -1,0 +1,199 @@
+"""Browser sessions: password sign-in, sign-out and revocation.
+
+A session is a server-side row holding the SHA-256 digest of the cookie value (the cookie itself is
+shown to the browser once) and the CSRF token that unsafe requests must echo in ``X-CSRF-Token``.
+Sessions last ``SESSION_LENGTH`` hours (``Settings.session_length_hours``).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from rolecall.audit.service import record
+from rolecall.authz.facts import CredentialKind, PrincipalKind
+from rolecall.errors import AuthenticationFailed
+from rolecall.identity.models import BrowserSession
+from rolecall.identity.passwords import verify_password
+from rolecall.identity.principal import Principal
+from rolecall.identity.secrets import SESSION_PREFIX, digest, new_secret
+from rolecall.orgs.models import Organization, OrgMembership
+from rolecall.settings import Settings
+from rolecall.users.models import User
+
+#: One message for an unknown email and a wrong password, so sign-in does not reveal who exists.
+SIGN_IN_FAILED = "wrong email or password"
+MAX_EMAIL_LENGTH = 320
+
+
+class SignIn(NamedTuple):
+    """A new browser session with the two secrets the browser gets once."""
+
+    browser_session: BrowserSession
+    cookie_secret: str
+    csrf_token: str
+
+
+def sign_in_with_password(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    settings: Settings,
+    surface: str = "api",
+    now: datetime | None = None,
+) -> SignIn:
+    """Check a local password (argon2id) and open a browser session for its user.
+
+    Failed attempts are recorded in the audit log (``auth.login_failed``, never the password);
+    the caller must keep that record even though it answers with an error.
+
+    Raises ``AuthenticationFailed``: the same ``SIGN_IN_FAILED`` message for an unknown email and
+    a wrong password; code ``user_deactivated`` when the password is right but the user has no
+    active organization membership.
+    """
+    now = now or datetime.now(UTC)
+    user = _user_by_email(session, email)
+    # verify_password spends a hash's time even without a user, so timing does not tell either.
+    if not verify_password(user.password_hash if user else None, password):
+        reason = "unknown email" if user is None else "wrong password"
+        _record_failure(session, user=user, email=email, reason=reason, surface=surface)
+        raise AuthenticationFailed(SIGN_IN_FAILED, code="sign_in_failed")
+    assert user is not None  # a password verified, so there was a user
+    org_id = _home_org_id(session, user.id)
+    if org_id is None:
+        _record_failure(session, user=user, email=email, reason="deactivated", surface=surface)
+        raise AuthenticationFailed("this user is deactivated", code="user_deactivated")
+    cookie_secret = new_secret(SESSION_PREFIX)
+    csrf_token = secrets.token_urlsafe(32)
+    browser_session = BrowserSession(
+        digest=digest(cookie_secret),
+        csrf_token=csrf_token,
+        user_id=user.id,
+        expires_at=now + timedelta(hours=settings.session_length_hours),
+        method="password",
+    )
+    session.add(browser_session)
+    session.flush()
+    actor = Principal(
+        PrincipalKind.USER,
+        user.username,
+        CredentialKind.SESSION,
+        user_id=user.id,
+        credential_id=browser_session.id,
+        surface=surface,
+        org_id=org_id,
+    )
+    record(
+        session,
+        actor=actor,
+        action="auth.login",
+        object_type="user",
+        object_id=user.id,
+        object_name=user.email,
+        after={"method": "password", "expires_at": browser_session.expires_at.isoformat()},
+    )
+    session.flush()
+    return SignIn(browser_session, cookie_secret, csrf_token)
+
+
+def sign_out(session: Session, *, actor: Principal, now: datetime | None = None) -> bool:
+    """End the browser session the actor signed in with; ``False`` if it used another credential.
+
+    Nothing to authorize: a caller may always end its own session.
+    """
+    if actor.credential is not CredentialKind.SESSION or actor.credential_id is None:
+        return False
+    browser_session = session.get(BrowserSession, actor.credential_id)
+    if browser_session is None or browser_session.revoked_at is not None:
+        return False
+    revoke_session(session, browser_session, now=now)
+    org_id = actor.org_id or _home_org_id(session, browser_session.user_id)
+    record(
+        session,
+        actor=actor,
+        action="auth.logout",
+        object_type="user",
+        object_id=browser_session.user_id,
+        object_name=actor.name,
+        org_id=org_id,
+    )
+    session.flush()
+    return True
+
+
+def revoke_session(
+    session: Session, browser_session: BrowserSession, *, now: datetime | None = None
+) -> None:
+    """Mark one session revoked (its cookie stops working at once)."""
+    if browser_session.revoked_at is None:
+        browser_session.revoked_at = now or datetime.now(UTC)
+
+
+def revoke_user_sessions(session: Session, *, user_id: str, now: datetime | None = None) -> int:
+    """Revoke every open session of a user (deactivation, removal); returns how many."""
+    result = session.execute(
+        update(BrowserSession)
+        .where(BrowserSession.user_id == user_id, BrowserSession.revoked_at.is_(None))
+        .values(revoked_at=now or datetime.now(UTC))
+        .execution_options(synchronize_session="fetch")
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _user_by_email(session: Session, email: str) -> User | None:
+    key = email.strip().lower()
+    # PostgreSQL refuses NUL in text; such an address cannot belong to anyone anyway.
+    if not key or len(key) > MAX_EMAIL_LENGTH or "\x00" in key:
+        return None
+    return session.scalar(select(User).where(User.email_key == key))
+
+
+def _home_org_id(session: Session, user_id: str) -> str | None:
+    """The first organization (by joining order) where the user is an active member."""
+    return session.scalar(
+        select(OrgMembership.org_id)
+        .where(OrgMembership.user_id == user_id, OrgMembership.active.is_(True))
+        .order_by(OrgMembership.created_at, OrgMembership.id)
+        .limit(1)
+    )
+
+
+def _audit_org_id(session: Session, user: User | None) -> str | None:
+    """Which organization's log a failed sign-in belongs to.
+
+    The user's first organization (active or not); for an unknown email, the instance's only
+    organization when there is exactly one (self-managed mode), else none.
+    """
+    if user is not None:
+        org_id = session.scalar(
+            select(OrgMembership.org_id)
+            .where(OrgMembership.user_id == user.id)
+            .order_by(OrgMembership.created_at, OrgMembership.id)
+            .limit(1)
+        )
+        if org_id is not None:
+            return org_id
+    org_ids = session.scalars(select(Organization.id).limit(2)).all()
+    return org_ids[0] if len(org_ids) == 1 else None
+
+
+def _record_failure(
+    session: Session, *, user: User | None, email: str, reason: str, surface: str
+) -> None:
+    attempted = email.strip()[:MAX_EMAIL_LENGTH].replace("\x00", "")
+    record(
+        session,
+        actor=Principal(PrincipalKind.ANONYMOUS, "anonymous", CredentialKind.NONE, surface=surface),
+        action="auth.login_failed",
+        object_type="user",
+        object_id=user.id if user else None,
+        object_name=user.email if user else attempted,
+        org_id=_audit_org_id(session, user),
+        detail=f"password sign-in failed for {attempted!r}: {reason}",
+    )
+    session.flush()

@@ -1,0 +1,66 @@
+"""REST shapes for the organization and the viewer (the caller)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+OrgName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$"),
+]
+TeamName = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00]*$")]
+
+
+class OrgUpdate(BaseModel):
+    """Rename the organization or set its default team (``null`` clears the default team)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: OrgName | None = Field(default=None, description="omitted or null: unchanged")
+    default_team: TeamName | None = None
+
+
+class OrgRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    default_team: str | None
+    created_at: datetime
+    settings: dict[str, Any] = Field(
+        description="stored settings overlaid with the instance's (environment wins)"
+    )
+    fixed_by_environment: list[str] = Field(
+        description="settings fixed by the environment, which the API cannot change"
+    )
+
+
+class OrgRef(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+
+
+class ViewerRead(BaseModel):
+    """The caller: a user or a service account, and the credential it used."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    kind: Literal["user", "service_account"]
+    id: str | None
+    name: str
+    org: OrgRef
+    credential: str = Field(description="api_key, session or access_token")
+    teams: list[str]
+    username: str | None = None
+    email: str | None = None
+    full_name: str | None = None
+    role: str | None = Field(default=None, description="org role (users)")
+    scope: str | None = Field(default=None, description="org or team (service accounts)")
+    team: str | None = Field(
+        default=None, description="default team (org-scoped) or parent team (team-scoped)"
+    )

@@ -1,0 +1,500 @@
+"""Teams and team membership.
+
+Surface-neutral: the REST routes use it now, SCIM Groups later. Every use case asks the policy
+first (``authz.require``), applies the ACCESS.md rules, records an audit event in the same
+transaction and flushes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from rolecall import authz
+from rolecall.audit.service import record
+from rolecall.authz.permissions import Permission
+from rolecall.authz.roles import Visibility
+from rolecall.errors import Conflict, InvalidInput, NotFound
+from rolecall.identity.principal import Principal
+from rolecall.orgs.models import Organization
+from rolecall.projects.models import Project, ProjectMembership
+from rolecall.roles.models import CustomRole
+from rolecall.roles.service import AssignedRole, reconcile_project_roles, resolve_assignable_role
+from rolecall.service_accounts.models import ServiceAccount
+from rolecall.teams.models import Team, TeamMembership
+from rolecall.users.models import User
+from rolecall.users.naming import check_entity_name
+from rolecall.users.queries import find_user, org_membership
+
+TEAM = "team"
+STORAGE_TYPE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,32}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A team member as listings show it: a user or a team-scoped service account."""
+
+    kind: str  # "user" | "service_account"
+    id: str
+    name: str
+    email: str | None
+    #: The predefined role's name, or the custom role's name.
+    role: str
+    custom_role_id: str | None
+    joined_at: datetime
+
+
+# --- lookups ----------------------------------------------------------------------------------
+
+
+def get_team(session: Session, *, org: Organization, ref: str) -> Team | None:
+    """A team (not a personal entity) of ``org`` by name (case-insensitive) or id."""
+    return session.scalar(
+        select(Team).where(
+            Team.org_id == org.id,
+            Team.kind == TEAM,
+            or_(Team.name_key == ref.strip().lower(), Team.id == ref),
+        )
+    )
+
+
+def require_team(session: Session, *, org: Organization, ref: str) -> Team:
+    """Like ``get_team``. Raises ``NotFound``."""
+    team = get_team(session, org=org, ref=ref)
+    if team is None:
+        raise NotFound(f"no team {ref!r}", field="team")
+    return team
+
+
+def _resolve(session: Session, org: Organization, team: Team | str) -> Team:
+    """A team given as a row or as a reference (name or id). Raises ``NotFound``."""
+    return team if isinstance(team, Team) else require_team(session, org=org, ref=team)
+
+
+def _active_org_user(session: Session, org: Organization, ref: str, field: str) -> User:
+    """The user ``ref`` names, who must be an active org member.
+
+    Raises ``NotFound`` (no such user), ``InvalidInput`` (not an active member of the org).
+    """
+    user = find_user(session, ref)
+    if user is None:
+        raise NotFound(f"no user {ref!r}", field=field)
+    membership = org_membership(session, org.id, user.id)
+    if membership is None or not membership.active:
+        raise InvalidInput(
+            f"{user.username} is not an active member of the organization", field=field
+        )
+    return user
+
+
+def _ensure_entity_name_free(session: Session, name: str) -> None:
+    """Team names and usernames share one namespace, case-insensitively. Raises ``Conflict``."""
+    key = name.lower()
+    if session.scalar(select(Team.id).where(Team.name_key == key)) is not None:
+        raise Conflict(f"the name {name!r} is already taken by a team or user", field="name")
+    if session.scalar(select(User.id).where(User.username_key == key)) is not None:
+        raise Conflict(f"the name {name!r} is already taken by a user", field="name")
+
+
+def _check_storage_type(value: str) -> str:
+    if not STORAGE_TYPE_RE.fullmatch(value):
+        raise InvalidInput(
+            "storage_type uses letters, digits, '_', '.', ':' and '-' (1-32 characters)",
+            field="storage_type",
+        )
+    return value
+
+
+def _settings(team: Team) -> dict[str, object]:
+    return {
+        "name": team.name,
+        "private_only": team.private_only,
+        "domain_matching": team.domain_matching,
+        "storage_type": team.storage_type,
+    }
+
+
+def _audit(session: Session, actor: Principal, action: str, team: Team, **change: object) -> None:
+    """Record ``action`` on ``team``; ``change`` carries before, after and detail."""
+    record(
+        session,
+        actor=actor,
+        action=action,
+        object_type="team",
+        object_id=team.id,
+        object_name=team.name,
+        org_id=team.org_id,
+        **change,  # type: ignore[arg-type]
+    )
+
+
+# --- teams ------------------------------------------------------------------------------------
+
+
+def list_teams(session: Session, *, actor: Principal, org: Organization) -> list[Team]:
+    """The org's teams, oldest first; every org member may list them (``org:read``).
+
+    Raises ``PermissionDenied``.
+    """
+    authz.require(session, actor, Permission.ORG_READ, org)
+    query = select(Team).where(Team.org_id == org.id, Team.kind == TEAM)
+    return list(session.scalars(query.order_by(Team.created_at, Team.id)))
+
+
+def read_team(session: Session, *, actor: Principal, org: Organization, ref: str) -> Team:
+    """A team's details (``team:read``: its members and org admins).
+
+    Raises ``NotFound``, ``PermissionDenied``.
+    """
+    team = require_team(session, org=org, ref=ref)
+    authz.require(session, actor, Permission.TEAM_READ, team)
+    return team
+
+
+def create_team(
+    session: Session,
+    *,
+    actor: Principal,
+    org: Organization,
+    name: str,
+    admin: str | None = None,
+    private_only: bool = False,
+    domain_matching: bool = False,
+    storage_type: str = "default",
+) -> Team:
+    """Create a team, optionally with a first admin (an active org member).
+
+    Raises ``PermissionDenied`` (needs ``org:manage_teams``), ``InvalidInput``, ``Conflict``
+    (name taken by a team or user), ``NotFound`` (unknown admin).
+    """
+    authz.require(session, actor, Permission.ORG_MANAGE_TEAMS, org)
+    check_entity_name(name)
+    _check_storage_type(storage_type)
+    _ensure_entity_name_free(session, name)
+    admin_user = _active_org_user(session, org, admin, "admin") if admin is not None else None
+    team = Team(
+        org_id=org.id,
+        name=name,
+        name_key=name.lower(),
+        kind=TEAM,
+        private_only=private_only,
+        domain_matching=domain_matching,
+        storage_type=storage_type,
+    )
+    session.add(team)
+    session.flush()
+    after = _settings(team) | {"admin": admin_user.username if admin_user else None}
+    _audit(session, actor, "team.create", team, after=after)
+    if admin_user is not None:
+        _add_user(session, actor, team, admin_user, AssignedRole("admin", None, "admin"))
+    session.flush()
+    return team
+
+
+def update_team(
+    session: Session,
+    *,
+    actor: Principal,
+    org: Organization,
+    team: Team | str,
+    name: str | None = None,
+    private_only: bool | None = None,
+    domain_matching: bool | None = None,
+    storage_type: str | None = None,
+) -> Team:
+    """Rename a team or change its settings (``None``: unchanged).
+
+    Raises ``PermissionDenied`` (needs ``team:update``), ``InvalidInput``, ``Conflict``.
+    """
+    team = _resolve(session, org, team)
+    authz.require(session, actor, Permission.TEAM_UPDATE, team)
+    before = _settings(team)
+    # Validate everything before changing anything, so a refusal leaves the row untouched.
+    if storage_type is not None:
+        _check_storage_type(storage_type)
+    if name is not None and name != team.name:
+        check_entity_name(name)
+        if name.lower() != team.name_key:  # a change of case keeps the name
+            _ensure_entity_name_free(session, name)
+        team.name, team.name_key = name, name.lower()
+    if storage_type is not None:
+        team.storage_type = storage_type
+    if private_only is not None:
+        team.private_only = private_only
+    if domain_matching is not None:
+        team.domain_matching = domain_matching
+    after = _settings(team)
+    changed = [key for key in after if after[key] != before[key]]
+    if changed:
+        session.flush()
+        _audit(
+            session,
+            actor,
+            "team.update",
+            team,
+            before={key: before[key] for key in changed},
+            after={key: after[key] for key in changed},
+        )
+        session.flush()
+    return team
+
+
+def delete_team(session: Session, *, actor: Principal, org: Organization, team: Team | str) -> None:
+    """Delete a team with its projects (and their runs) and memberships.
+
+    The org's default-team reference clears. Its team-scoped service accounts go with it.
+    Raises ``PermissionDenied`` (needs ``org:manage_teams``), ``Conflict`` (it is the default
+    team of an org-scoped service account: give the account another default team first).
+    """
+    authz.require(session, actor, Permission.ORG_MANAGE_TEAMS, org)
+    team = _resolve(session, org, team)
+    dependants = session.scalars(
+        select(ServiceAccount.name).where(
+            ServiceAccount.team_id == team.id,
+            ServiceAccount.scope == "org",
+            ServiceAccount.deleted_at.is_(None),
+        )
+    ).all()
+    if dependants:
+        raise Conflict(
+            f"team {team.name!r} is the default team of org-scoped service accounts: "
+            f"{', '.join(sorted(dependants))}",
+            field="team",
+        )
+    projects = session.scalar(select(func.count(Project.id)).where(Project.team_id == team.id))
+    members = session.scalar(
+        select(func.count(TeamMembership.id)).where(TeamMembership.team_id == team.id)
+    )
+    if org.default_team_id == team.id:
+        org.default_team_id = None
+    _audit(
+        session,
+        actor,
+        "team.delete",
+        team,
+        before=_settings(team) | {"projects": projects, "members": members},
+    )
+    session.flush()
+    # Projects, runs, memberships and team-scoped service accounts follow by ON DELETE CASCADE.
+    session.delete(team)
+    session.flush()
+
+
+# --- members ----------------------------------------------------------------------------------
+
+
+def list_members(
+    session: Session, *, actor: Principal, org: Organization, team: Team | str
+) -> list[Member]:
+    """Users and (not deleted) service accounts of a team, in the order they joined.
+
+    Raises ``PermissionDenied`` (needs ``team:read``).
+    """
+    team = _resolve(session, org, team)
+    authz.require(session, actor, Permission.TEAM_READ, team)
+    query = _members_query(team).where(
+        or_(TeamMembership.service_account_id.is_(None), ServiceAccount.deleted_at.is_(None))
+    )
+    rows = session.execute(query.order_by(TeamMembership.created_at, TeamMembership.id)).all()
+    return [_member(row, user, account, custom) for row, user, account, custom in rows]
+
+
+def _members_query(team: Team):  # type: ignore[no-untyped-def]
+    """Memberships of ``team`` with the user or account and the custom role's name."""
+    return (
+        select(TeamMembership, User, ServiceAccount, CustomRole.name)
+        .outerjoin(User, User.id == TeamMembership.user_id)
+        .outerjoin(ServiceAccount, ServiceAccount.id == TeamMembership.service_account_id)
+        .outerjoin(CustomRole, CustomRole.id == TeamMembership.custom_role_id)
+        .where(TeamMembership.team_id == team.id)
+    )
+
+
+def _member(
+    row: TeamMembership, user: User | None, account: ServiceAccount | None, custom: str | None
+) -> Member:
+    role = custom if row.custom_role_id is not None and custom is not None else row.role
+    if user is not None:
+        kind, id_, name, email = "user", user.id, user.username, user.email
+    else:
+        assert account is not None
+        kind, id_, name, email = "service_account", account.id, account.name, None
+    return Member(kind, id_, name, email, role, row.custom_role_id, row.created_at)
+
+
+def _find_membership(session: Session, team: Team, ref: str) -> tuple[TeamMembership, Member]:
+    """A member by username, email or id; else a service account of the team by name or id.
+
+    Raises ``NotFound``.
+    """
+    user = find_user(session, ref)
+    query = _members_query(team)
+    if user is not None:
+        query = query.where(TeamMembership.user_id == user.id)
+    else:
+        query = query.where(
+            ServiceAccount.deleted_at.is_(None),
+            or_(ServiceAccount.name_key == ref.strip().lower(), ServiceAccount.id == ref),
+        )
+    found = session.execute(query).first()
+    if found is None:
+        raise NotFound(f"{ref!r} is not a member of team {team.name!r}", field="member")
+    row, found_user, account, custom = found
+    return row, _member(row, found_user, account, custom)
+
+
+def add_member(
+    session: Session,
+    *,
+    actor: Principal,
+    org: Organization,
+    team: Team | str,
+    user: str,
+    role: str = "member",
+) -> Member:
+    """Add an active org member to a team with a predefined or custom role.
+
+    An org admin adding itself is refused under GORILLA_DISABLE_ADMIN_TEAM_ACCESS.
+    Raises ``PermissionDenied`` (needs ``team:manage_members``), ``NotFound`` (unknown user),
+    ``InvalidInput`` (not an active org member, unknown or ``service`` role), ``Conflict``
+    (already a member).
+    """
+    team = _resolve(session, org, team)
+    authz.require(session, actor, Permission.TEAM_MANAGE_MEMBERS, team)
+    target = _active_org_user(session, org, user, "user")
+    if target.id == actor.user_id:
+        authz.require(session, actor, Permission.TEAM_MANAGE_MEMBERS, team, acting_on_self=True)
+    assigned = resolve_assignable_role(session, org=org, value=role)
+    row = _add_user(session, actor, team, target, assigned)
+    session.flush()
+    return _member(row, target, None, assigned.name)
+
+
+def _add_user(
+    session: Session, actor: Principal, team: Team, user: User, assigned: AssignedRole
+) -> TeamMembership:
+    exists = session.scalar(
+        select(TeamMembership.id).where(
+            TeamMembership.team_id == team.id, TeamMembership.user_id == user.id
+        )
+    )
+    if exists is not None:
+        raise Conflict(f"{user.username} is already a member of team {team.name!r}", field="user")
+    row = TeamMembership(
+        team_id=team.id, user_id=user.id, role=assigned.role, custom_role_id=assigned.custom_role_id
+    )
+    session.add(row)
+    session.flush()
+    _audit(
+        session,
+        actor,
+        "team.member.add",
+        team,
+        after={"user": user.username, "role": assigned.name},
+    )
+    return row
+
+
+def _user_project_rows(session: Session, team: Team, user_id: str) -> list[ProjectMembership]:
+    """The user's project memberships in the team's projects."""
+    return list(
+        session.scalars(
+            select(ProjectMembership)
+            .join(Project, Project.id == ProjectMembership.project_id)
+            .where(Project.team_id == team.id, ProjectMembership.user_id == user_id)
+        )
+    )
+
+
+def change_member_role(
+    session: Session,
+    *,
+    actor: Principal,
+    org: Organization,
+    team: Team | str,
+    member: str,
+    role: str,
+) -> Member:
+    """Change a user's team role and bring its project-role overrides along.
+
+    Overrides that now equal the team role return to tracking, others stay; a new team role
+    of viewer clears them all (``roles.service.reconcile_project_roles``).
+    Raises ``PermissionDenied``, ``NotFound``, ``InvalidInput`` (unknown role; service
+    accounts keep the service role).
+    """
+    team = _resolve(session, org, team)
+    authz.require(session, actor, Permission.TEAM_MANAGE_MEMBERS, team)
+    row, current = _find_membership(session, team, member)
+    if row.user_id is None:
+        raise InvalidInput("a service account's team role is always service", field="role")
+    assigned = resolve_assignable_role(session, org=org, value=role)
+    if (row.role, row.custom_role_id) == (assigned.role, assigned.custom_role_id):
+        return current
+    row.role, row.custom_role_id = assigned.role, assigned.custom_role_id
+    returned = reconcile_project_roles(
+        session, project_rows=_user_project_rows(session, team, row.user_id), team_role=assigned
+    )
+    session.flush()
+    _audit(
+        session,
+        actor,
+        "team.member.update",
+        team,
+        before={"user": current.name, "role": current.role},
+        after={"user": current.name, "role": assigned.name},
+        detail=f"{returned} project-role overrides returned to tracking the team role",
+    )
+    session.flush()
+    return replace(current, role=assigned.name, custom_role_id=assigned.custom_role_id)
+
+
+def remove_member(
+    session: Session, *, actor: Principal, org: Organization, team: Team | str, member: str
+) -> None:
+    """Remove a user from a team and from the team's projects; its runs stay.
+
+    Restricted projects of the team that it owns are flagged ``owner_needed`` (ACCESS.md).
+    Raises ``PermissionDenied``, ``NotFound``, ``Conflict`` (a service account leaves its team
+    only by being deleted).
+    """
+    team = _resolve(session, org, team)
+    authz.require(session, actor, Permission.TEAM_MANAGE_MEMBERS, team)
+    row, current = _find_membership(session, team, member)
+    if row.user_id is None:
+        raise Conflict(
+            "a service account cannot leave its team: delete the service account instead",
+            field="member",
+        )
+    user_id = row.user_id
+    project_rows = _user_project_rows(session, team, user_id)
+    orphaned = list(
+        session.scalars(
+            select(Project).where(
+                Project.team_id == team.id,
+                Project.owner_user_id == user_id,
+                Project.visibility == Visibility.RESTRICTED.value,
+            )
+        )
+    )
+    for project in orphaned:
+        project.owner_needed = True
+    for project_row in project_rows:
+        session.delete(project_row)
+    session.delete(row)
+    session.flush()
+    _audit(
+        session,
+        actor,
+        "team.member.remove",
+        team,
+        before={"user": current.name, "role": current.role},
+        detail=(
+            f"left {len(project_rows)} project memberships; "
+            f"{len(orphaned)} restricted projects need a new owner"
+        ),
+    )
+    session.flush()

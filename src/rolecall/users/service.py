@@ -1,0 +1,398 @@
+"""Users of an organization: create, find, list, role and seats, deactivate, reactivate, delete.
+
+Surface-neutral (REST, SCIM and SSO provisioning call these). Each function authorizes first,
+applies the domain rules, records an audit event in the caller's transaction and flushes. A
+``User`` is a global identity; an ``OrgMembership`` makes it a user of one organization.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any, Final, NamedTuple
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from rolecall import authz
+from rolecall.audit.service import record
+from rolecall.authz.permissions import Permission
+from rolecall.authz.roles import OrgRole, SeatType, parse_org_role
+from rolecall.errors import Conflict, InvalidInput, NotFound
+from rolecall.identity.principal import Principal
+from rolecall.identity.sessions import revoke_user_sessions
+from rolecall.orgs.bootstrap import available_username
+from rolecall.orgs.models import Organization, OrgMembership
+from rolecall.orgs.service import guard_last_admin, remove_membership
+from rolecall.teams.models import Team, TeamMembership
+from rolecall.users.models import User
+from rolecall.users.naming import check_username, normalise_email, username_from_email
+from rolecall.users.queries import org_membership
+
+MAX_PAGE_SIZE = 500
+MAX_FULL_NAME_LENGTH = 256
+MAX_REF_LENGTH = 320
+
+
+class Unset(enum.Enum):
+    """Marks an argument that was not given (``None`` is a value: it clears ``full_name``)."""
+
+    UNSET = enum.auto()
+
+
+UNSET: Final = Unset.UNSET
+
+
+class OrgUser(NamedTuple):
+    """A user as a member of one organization (what ``UserRead`` shows)."""
+
+    user: User
+    membership: OrgMembership
+
+
+class UserPage(NamedTuple):
+    """One page of a listing, with the total the filters match."""
+
+    items: list[OrgUser]
+    total: int
+    offset: int
+    limit: int
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def get_user(session: Session, *, actor: Principal, org: Organization, ref: str) -> OrgUser | None:
+    """A user of ``org`` by id, username or email, or ``None``; ``PermissionDenied`` without
+    ``org:read``."""
+    authz.require(session, actor, Permission.ORG_READ, org)
+    return _find_member(session, org, ref)
+
+
+def require_user(session: Session, *, actor: Principal, org: Organization, ref: str) -> OrgUser:
+    """Like ``get_user``, but raises ``NotFound`` when ``org`` has no such user."""
+    authz.require(session, actor, Permission.ORG_READ, org)
+    return _require_member(session, org, ref)
+
+
+def list_users(
+    session: Session,
+    *,
+    actor: Principal,
+    org: Organization,
+    q: str | None = None,
+    offset: int = 0,
+    limit: int = 100,
+) -> UserPage:
+    """A page of ``org``'s users, deactivated ones included, by creation time then id (stable).
+
+    ``q`` matches a substring of the username or email, case-insensitively.
+
+    Raises ``PermissionDenied`` without ``org:read``; ``InvalidInput`` for a bad page or ``q``.
+    """
+    authz.require(session, actor, Permission.ORG_READ, org)
+    if offset < 0 or not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"offset must be >= 0 and limit 1 to {MAX_PAGE_SIZE}", field="limit")
+    query = _members(OrgMembership.org_id == org.id)
+    if q:
+        if "\x00" in q:
+            raise InvalidInput("q may not contain NUL characters", field="q")
+        needle = q.strip().lower()
+        query = query.where(
+            User.username_key.contains(needle, autoescape=True)
+            | User.email_key.contains(needle, autoescape=True)
+        )
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.execute(query.order_by(User.created_at, User.id).offset(offset).limit(limit))
+    return UserPage([OrgUser(*row) for row in rows], total, offset, limit)
+
+
+def user_teams(session: Session, *, actor: Principal, org: Organization, ref: str) -> list[Team]:
+    """The teams of ``org`` (not personal entities) the user belongs to, by name.
+
+    Raises ``PermissionDenied`` without ``org:read``; ``NotFound`` for an unknown user.
+    """
+    authz.require(session, actor, Permission.ORG_READ, org)
+    user = _require_member(session, org, ref).user
+    query = (
+        select(Team)
+        .join(TeamMembership, TeamMembership.team_id == Team.id)
+        .where(Team.org_id == org.id, Team.kind == "team", TeamMembership.user_id == user.id)
+    )
+    return list(session.scalars(query.order_by(Team.name_key)))
+
+
+def signed_in_user(session: Session, *, user_id: str) -> OrgUser | None:
+    """The user with its first active membership, for a sign-in response (no authorization:
+    the caller has just authenticated this very user)."""
+    query = _members(User.id == user_id, OrgMembership.active.is_(True))
+    row = session.execute(query.order_by(OrgMembership.created_at, OrgMembership.id)).first()
+    return OrgUser(*row) if row else None
+
+
+# --- creating ---------------------------------------------------------------------------------
+
+
+def create_user(
+    session: Session,
+    *,
+    actor: Principal,
+    org: Organization,
+    email: str,
+    username: str | None = None,
+    full_name: str | None = None,
+    role: str | OrgRole = OrgRole.MEMBER,
+    models_seat: str | SeatType = SeatType.FULL,
+    weave_seat: str | SeatType = SeatType.FULL,
+) -> OrgUser:
+    """Add a user to ``org``: a new identity with its personal entity, or an existing one.
+
+    Emails are unique case-insensitively; a username (letters, digits, ``_``, ``-``; derived
+    from the email when not given) is unique case-insensitively among usernames and team names
+    (one namespace of entities). A user of another organization (multi-org mode) joins with its
+    existing identity and personal entity; its username and full name stay as they are.
+
+    Raises ``PermissionDenied`` without ``org:manage_users``; ``InvalidInput`` for a bad email,
+    username, full name, role or seat; ``Conflict`` when the email or username is taken, or the
+    user is already a member.
+    """
+    authz.require(session, actor, Permission.ORG_MANAGE_USERS, org)
+    email = normalise_email(email)
+    membership = OrgMembership(
+        org_id=org.id,
+        role=_parse_role(role).value,
+        models_seat=_parse_seat(models_seat, "models_seat").value,
+        weave_seat=_parse_seat(weave_seat, "weave_seat").value,
+        active=True,
+    )
+    full_name = _check_full_name(full_name)
+    if username is not None:
+        check_username(username)
+    user = session.scalar(select(User).where(User.email_key == email.lower()))
+    detail = None
+    if user is None:
+        username = username or available_username(session, username_from_email(email))
+        _check_name_free(session, username)
+        user = User(email=email, email_key=email.lower(), username=username)
+        user.username_key, user.full_name = username.lower(), full_name
+    else:
+        _check_can_join(session, org, user, username)
+        detail = "an existing user (of another organization) joined"
+    _insert(session, org, user, membership)
+    after = {"email": user.email, "username": user.username, **_fields(membership)}
+    _record(session, actor, org, user, "user.create", None, after, detail)
+    return OrgUser(user, membership)
+
+
+def _check_name_free(session: Session, username: str) -> None:
+    key = username.lower()
+    if session.scalar(select(User.id).where(User.username_key == key)) or session.scalar(
+        select(Team.id).where(Team.name_key == key)
+    ):
+        raise Conflict(f"the name {username!r} is taken by a user or team", field="username")
+
+
+def _check_can_join(session: Session, org: Organization, user: User, username: str | None) -> None:
+    if org_membership(session, org.id, user.id) is not None:
+        raise Conflict(f"{user.email} is already a user of this organization", field="email")
+    if username is not None and username.lower() != user.username_key:
+        raise Conflict(
+            f"{user.email} already exists with username {user.username!r}", field="username"
+        )
+
+
+def _insert(session: Session, org: Organization, user: User, membership: OrgMembership) -> None:
+    """Write the user and its personal entity (when new) and the membership, in a savepoint:
+    a concurrent request that took the email or name first makes a ``Conflict``, not a 500."""
+    try:
+        with session.begin_nested():
+            if user.id is None:  # a new identity: ids are assigned on flush
+                session.add(user)
+                session.flush()
+                session.add(
+                    Team(
+                        org_id=org.id,
+                        name=user.username,
+                        name_key=user.username_key,
+                        kind="personal",
+                        personal_owner_id=user.id,
+                    )
+                )
+            membership.user_id = user.id
+            session.add(membership)
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict("that email or username was taken at the same moment; retry") from exc
+
+
+# --- changing ---------------------------------------------------------------------------------
+
+
+def update_user(
+    session: Session,
+    *,
+    actor: Principal,
+    org: Organization,
+    ref: str,
+    role: str | OrgRole | None = None,
+    models_seat: str | SeatType | None = None,
+    weave_seat: str | SeatType | None = None,
+    full_name: str | Unset | None = UNSET,
+) -> OrgUser:
+    """Set a user's org role (admin, member, viewer), seats (full, viewer, none) or full name;
+    a ``None`` role or seat, or an ``UNSET`` full name, stays as it is.
+
+    Raises ``PermissionDenied`` without ``org:manage_users``; ``NotFound`` for an unknown user;
+    ``InvalidInput`` for a bad value; ``Conflict`` (code ``last_admin``) demoting the last admin.
+    """
+    authz.require(session, actor, Permission.ORG_MANAGE_USERS, org)
+    user, membership = member = _require_member(session, org, ref)
+    changes: dict[str, Any] = {}
+    if role is not None:
+        new_role = _parse_role(role).value
+        if new_role != membership.role:
+            guard_last_admin(session, org, membership, stays_admin=new_role == OrgRole.ADMIN)
+            changes["role"] = new_role
+    for field, seat in (("models_seat", models_seat), ("weave_seat", weave_seat)):
+        value = getattr(membership, field) if seat is None else _parse_seat(seat, field).value
+        if value != getattr(membership, field):
+            changes[field] = value
+    if full_name is not UNSET and _check_full_name(full_name) != user.full_name:
+        changes["full_name"] = _check_full_name(full_name)
+    owner = {field: user if field == "full_name" else membership for field in changes}
+    before = {field: getattr(owner[field], field) for field in changes}
+    for field, value in changes.items():
+        setattr(owner[field], field, value)
+    if changes:
+        _record(session, actor, org, user, "user.update", before, changes)
+    return member
+
+
+def set_user_active(
+    session: Session, *, actor: Principal, org: Organization, ref: str, active: bool
+) -> OrgUser:
+    """Deactivate (``active=False``) or reactivate a user; setting the current state is a no-op.
+
+    A deactivated user stays listed but holds no permission, and its browser sessions end.
+
+    Raises ``PermissionDenied`` without ``org:manage_users``; ``NotFound`` for an unknown user;
+    ``Conflict`` (code ``last_admin``) when deactivating the last active org admin.
+    """
+    authz.require(session, actor, Permission.ORG_MANAGE_USERS, org)
+    user, membership = member = _require_member(session, org, ref)
+    if membership.active == active:
+        return member
+    now = datetime.now(UTC)
+    if not active:
+        guard_last_admin(session, org, membership, stays_admin=False)
+        revoke_user_sessions(session, user_id=user.id, now=now)
+    membership.active, membership.deactivated_at = active, None if active else now
+    action = "user.reactivate" if active else "user.deactivate"
+    _record(session, actor, org, user, action, {"active": not active}, {"active": active})
+    return member
+
+
+def delete_user(session: Session, *, actor: Principal, org: Organization, ref: str) -> None:
+    """Remove a user from ``org`` (see ``orgs.service.remove_membership`` for what goes).
+
+    The ``User`` row stays, so runs keep their creator.
+
+    Raises ``PermissionDenied`` without ``org:manage_users``; ``NotFound`` for an unknown user;
+    ``Conflict`` (code ``last_admin``) for the last active org admin.
+    """
+    authz.require(session, actor, Permission.ORG_MANAGE_USERS, org)
+    user, membership = _require_member(session, org, ref)
+    guard_last_admin(session, org, membership, stays_admin=False)
+    before = {"email": user.email, "username": user.username, **_fields(membership)}
+    keys = remove_membership(session, org=org, membership=membership)
+    detail = f"removed from the organization; {keys} API key(s) revoked"
+    _record(session, actor, org, user, "user.delete", before, None, detail)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _parse_role(value: str | OrgRole) -> OrgRole:
+    role = parse_org_role(str(value))
+    if role is None:
+        raise InvalidInput(f"unknown org role {value!r}: use admin, member or viewer", field="role")
+    return role
+
+
+def _parse_seat(value: str | SeatType, field: str) -> SeatType:
+    try:
+        return SeatType(str(value).strip().lower())
+    except ValueError:
+        message = f"unknown seat {value!r}: use full, viewer or none"
+        raise InvalidInput(message, field=field) from None
+
+
+def _check_full_name(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) > MAX_FULL_NAME_LENGTH or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        message = f"full names are at most {MAX_FULL_NAME_LENGTH} printable characters"
+        raise InvalidInput(message, field="full_name")
+    return value or None
+
+
+def _fields(membership: OrgMembership) -> dict[str, Any]:
+    return {f: getattr(membership, f) for f in ("role", "models_seat", "weave_seat", "active")}
+
+
+def _members(*conditions: ColumnElement[bool]):  # type: ignore[no-untyped-def]
+    """Users joined with their org memberships, filtered."""
+    return (
+        select(User, OrgMembership)
+        .join(OrgMembership, OrgMembership.user_id == User.id)
+        .where(*conditions)
+    )
+
+
+def _find_member(session: Session, org: Organization, ref: str) -> OrgUser | None:
+    """A member of ``org`` by id, then username, then email (so one ref never means two)."""
+    ref = ref.strip()
+    # PostgreSQL refuses NUL in text, and no id, username or email is that long.
+    if not ref or len(ref) > MAX_REF_LENGTH or "\x00" in ref:
+        return None
+    key = ref.lower()
+    for condition in (User.id == ref, User.username_key == key, User.email_key == key):
+        row = session.execute(_members(OrgMembership.org_id == org.id, condition)).first()
+        if row is not None:
+            return OrgUser(*row)
+    return None
+
+
+def _require_member(session: Session, org: Organization, ref: str) -> OrgUser:
+    member = _find_member(session, org, ref)
+    if member is None:
+        raise NotFound(f"no user {ref!r} in this organization", field="user")
+    return member
+
+
+def _record(
+    session: Session,
+    actor: Principal,
+    org: Organization,
+    user: User,
+    action: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    detail: str | None = None,
+) -> None:
+    """Audit a change to ``user`` in ``org``, then flush (the change and its record together)."""
+    record(
+        session,
+        actor=actor,
+        action=action,
+        object_type="user",
+        object_id=user.id,
+        object_name=user.email,
+        org_id=org.id,
+        before=before,
+        after=after,
+        detail=detail,
+    )
+    session.flush()

@@ -1,0 +1,294 @@
+"""The ``rolecall`` command in-process: init, db upgrade, api-key create, explain, version.
+
+``serve`` runs as a real process in ``test_serve.py``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy import func, select, text
+
+from rolecall import __version__
+from rolecall.audit.models import AuditEvent
+from rolecall.authz import policy
+from rolecall.db.migrate import alembic_config
+from rolecall.identity.authenticate import authenticate_api_key
+from rolecall.orgs.models import Organization
+from rolecall.users.models import User
+from tests import factories
+
+
+def assert_clean_failure(result, *fragments: str) -> None:
+    """Exit 1 with ``error: ...`` on stderr naming ``fragments``, and no traceback."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert result.stderr.startswith("error: ")
+    for fragment in fragments:
+        assert fragment in result.stderr
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+
+
+def org_count(cli_db) -> int:
+    with cli_db() as session:
+        return session.scalar(select(func.count(Organization.id)))
+
+
+def test_version(run_cli):
+    result = run_cli("version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"rolecall {__version__}"
+
+
+# --- init -------------------------------------------------------------------------------------
+
+
+def test_init_prints_a_working_admin_key(run_cli, cli_db):
+    result = run_cli(
+        "init",
+        "--org",
+        "acme",
+        "--admin-email",
+        "Admin@Example.com",
+        "--admin-password",
+        "s3cret-pw",
+    )
+    assert result.exit_code == 0, result.output
+    assert "Initialised organization 'acme'" in result.stdout
+    keys = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith("rc_")]
+    assert len(keys) == 1
+    with cli_db() as session:
+        principal = authenticate_api_key(session, keys[0])
+        admin = session.scalars(select(User)).one()
+        assert principal.user_id == admin.id
+        assert admin.email == "Admin@example.com"
+        assert admin.password_hash and "s3cret-pw" not in admin.password_hash
+
+
+def test_init_json(run_cli, cli_db):
+    result = run_cli("init", "--org", "acme", "--admin-email", "admin@example.com", "--json")
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert set(body) == {"org", "admin", "api_key"}
+    assert (body["org"], body["admin"]) == ("acme", "admin@example.com")
+    with cli_db() as session:
+        assert authenticate_api_key(session, body["api_key"]).name == "admin"
+        events = session.scalars(select(AuditEvent.action)).all()
+        assert "org.initialize" in events
+
+
+def test_init_twice_is_a_clear_error(run_cli, initialised, cli_db):
+    result = run_cli("init", "--org", "other", "--admin-email", "other@example.com")
+    assert_clean_failure(result, "already initialised", "acme")
+    assert org_count(cli_db) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--org", "acme", "--admin-email", "not-an-email"], "email"),
+        (["--org", "bad name!", "--admin-email", "a@example.com"], "names use"),
+        (["--org", "acme", "--admin-email", "a@example.com", "--admin-password", "short"], "8"),
+    ],
+)
+def test_init_bad_input_writes_no_organization(run_cli, cli_db, args, fragment):
+    assert_clean_failure(run_cli("init", *args), fragment)
+    assert org_count(cli_db) == 0
+
+
+def test_init_without_required_options_is_a_usage_error(run_cli):
+    result = run_cli("init", "--org", "acme")
+    assert result.exit_code == 2
+    assert "--admin-email" in result.output
+
+
+# --- db upgrade -------------------------------------------------------------------------------
+
+
+def test_db_upgrade_is_idempotent(run_cli, cli_db, fresh_database_url):
+    for _ in range(2):
+        result = run_cli("db", "upgrade")
+        assert result.exit_code == 0, result.output
+        assert "newest revision" in result.stdout
+    head = ScriptDirectory.from_config(alembic_config(fresh_database_url)).get_current_head()
+    with cli_db() as session:
+        assert session.scalar(text("SELECT version_num FROM alembic_version")) == head
+        assert session.scalar(select(func.count(Organization.id))) == 0
+
+
+def test_unreachable_database_is_a_clear_error(run_cli, monkeypatch, tmp_path):
+    monkeypatch.setenv("ROLECALL_DATABASE_URL", f"sqlite:///{tmp_path}/missing/dir/x.db")
+    assert_clean_failure(run_cli("db", "upgrade"), "database error")
+
+
+# --- api-key create ---------------------------------------------------------------------------
+
+
+def test_api_key_create_issues_a_working_key(run_cli, initialised, cli_db):
+    result = run_cli("api-key", "create", "--user", "admin@example.com")
+    assert result.exit_code == 0, result.output
+    secret = result.stdout.splitlines()[-1].strip()
+    assert secret.startswith("rc_") and secret != initialised["api_key"]
+    with cli_db() as session:
+        assert authenticate_api_key(session, secret).name == "admin"
+
+
+def test_api_key_create_json_and_audit(run_cli, initialised, cli_db):
+    with cli_db() as session:
+        org = session.scalars(select(Organization)).one()
+        factories.user(session, org, username="bob", email="bob@example.com")
+    result = run_cli("api-key", "create", "--user", "BOB@example.com", "--json")
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert set(body) == {"user", "key_id", "api_key"}
+    with cli_db() as session:
+        principal = authenticate_api_key(session, body["api_key"])
+        assert (principal.name, principal.credential_id) == ("bob", body["key_id"])
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "api_key.create")
+        ).one()
+        assert (event.object_id, event.surface, event.actor_type) == (
+            body["key_id"],
+            "cli",
+            "operator",
+        )
+        assert body["api_key"] not in json.dumps([event.before, event.after, event.detail])
+
+
+def test_api_key_create_for_unknown_user(run_cli, initialised):
+    assert_clean_failure(run_cli("api-key", "create", "--user", "nobody@example.com"), "nobody")
+
+
+def test_api_key_create_for_deactivated_user(run_cli, initialised, cli_db):
+    with cli_db() as session:
+        org = session.scalars(select(Organization)).one()
+        factories.user(session, org, username="gone", active=False)
+    assert_clean_failure(run_cli("api-key", "create", "--user", "gone"), "not an active member")
+
+
+# --- explain ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def lab(initialised, cli_db):
+    """Team ``lab`` with member bob, project ``lab/notes`` (team) and ``lab/vault``
+    (restricted, bob not invited)."""
+    with cli_db() as session:
+        org = session.scalars(select(Organization)).one()
+        bob = factories.user(session, org, username="bob")
+        team = factories.team(session, org, name="lab")
+        factories.member(session, team, bob)
+        factories.project(session, team, name="notes")
+        factories.project(session, team, name="vault", visibility="restricted")
+
+
+def test_explain_allow_prints_the_trace_and_exits_0(run_cli, lab):
+    result = run_cli(
+        "explain", "--principal", "user:bob", "--permission", "run:create", "--project", "lab/notes"
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "ALLOW run:create for user:bob on lab/notes"
+    assert lines[1] == f"deciding rule: {policy.RULE_TEAM_ROLE}"
+    steps = [line for line in lines[2:] if line.startswith("  ")]
+    assert steps[0].startswith(f"  1. {policy.RULE_TEAM_ROLE} [grant] ")
+    assert steps[-1].strip().endswith("run:create granted")
+
+
+def test_explain_deny_prints_the_deciding_rule_and_exits_2(run_cli, lab):
+    result = run_cli(
+        "explain", "--principal", "bob", "--permission", "run:read", "--project", "lab/vault"
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stdout.startswith("DENY run:read for bob on lab/vault")
+    assert f"deciding rule: {policy.RULE_RESTRICTED_MEMBERSHIP}" in result.stdout
+    assert f"{policy.RULE_RESTRICTED_MEMBERSHIP} [skip]" in result.stdout
+    assert "Traceback" not in result.output
+
+
+def test_explain_json(run_cli, lab):
+    args = ("--principal", "user:bob", "--permission", "run:read", "--project", "lab/vault")
+    result = run_cli("explain", *args, "--json")
+    assert result.exit_code == 2
+    body = json.loads(result.stdout)
+    assert (body["allowed"], body["permission"]) == (False, "run:read")
+    assert body["rule"] == policy.RULE_RESTRICTED_MEMBERSHIP
+    assert all(set(step) == {"rule", "outcome", "detail"} for step in body["trace"])
+    allowed = run_cli("explain", *args[:4], "--project", "lab/notes", "--json")
+    assert allowed.exit_code == 0
+    assert json.loads(allowed.stdout)["allowed"] is True
+
+
+def test_explain_anonymous(run_cli, lab):
+    result = run_cli(
+        "explain",
+        "--principal",
+        "anonymous",
+        "--permission",
+        "project:read",
+        "--project",
+        "lab/notes",
+    )
+    assert result.exit_code == 2
+    assert result.stdout.startswith("DENY")
+
+
+@pytest.mark.parametrize(
+    ("principal", "permission", "project", "fragment"),
+    [
+        ("user:bob", "run:fly", "lab/notes", "unknown permission"),
+        ("user:bob", "run:read", "no-slash", "project"),
+        ("user:bob", "run:read", "lab/missing", "lab/missing"),
+        ("user:nobody", "run:read", "lab/notes", "nobody"),
+        ("robot:x", "run:read", "lab/notes", "principal must be"),
+    ],
+)
+def test_explain_bad_input(run_cli, lab, principal, permission, project, fragment):
+    result = run_cli(
+        "explain", "--principal", principal, "--permission", permission, "--project", project
+    )
+    assert_clean_failure(result, fragment)
+
+
+def test_explain_before_init(run_cli):
+    run_cli("db", "upgrade")
+    result = run_cli(
+        "explain", "--principal", "bob", "--permission", "run:read", "--project", "lab/notes"
+    )
+    assert_clean_failure(result, "rolecall init")
+
+
+# --- multi-org mode ---------------------------------------------------------------------------
+
+
+def test_multi_org_mode_initialises_more_orgs_and_explain_needs_org(
+    run_cli, initialised, cli_db, monkeypatch
+):
+    monkeypatch.setenv("ROLECALL_MODE", "multi")
+    second = run_cli("init", "--org", "globex", "--admin-email", "boss@globex.example", "--json")
+    assert second.exit_code == 0, second.output
+    assert json.loads(second.stdout)["org"] == "globex"
+    assert_clean_failure(
+        run_cli("init", "--org", "GLOBEX", "--admin-email", "x@example.com"), "already exists"
+    )
+    assert org_count(cli_db) == 2
+    with cli_db() as session:
+        org = session.scalars(select(Organization).where(Organization.name == "globex")).one()
+        team = factories.team(session, org, name="ops")
+        factories.project(session, team, name="board")
+    args = ("--principal", "boss", "--permission", "project:read", "--project", "ops/board")
+    assert_clean_failure(run_cli("explain", *args), "--org")
+    assert_clean_failure(run_cli("explain", *args, "--org", "initech"), "initech")
+    allowed = run_cli("explain", *args, "--org", "globex")
+    assert allowed.exit_code == 0, allowed.output
+    assert allowed.stdout.startswith("ALLOW")
+
+
+def test_db_upgrade_on_an_unknown_revision_is_a_clear_error(run_cli, cli_db):
+    assert run_cli("db", "upgrade").exit_code == 0
+    with cli_db() as session:
+        session.execute(text("UPDATE alembic_version SET version_num = 'from_the_future'"))
+    assert_clean_failure(run_cli("db", "upgrade"), "from_the_future")

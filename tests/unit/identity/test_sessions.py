@@ -1,0 +1,135 @@
+"""identity.sessions: password sign-in, sign-out and revocation, below the HTTP layer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from rolecall.authz.facts import CredentialKind, PrincipalKind
+from rolecall.errors import AuthenticationFailed
+from rolecall.identity.authenticate import authenticate_session
+from rolecall.identity.models import BrowserSession
+from rolecall.identity.principal import Principal
+from rolecall.identity.secrets import SESSION_PREFIX, digest
+from rolecall.identity.sessions import (
+    SIGN_IN_FAILED,
+    revoke_session,
+    revoke_user_sessions,
+    sign_in_with_password,
+    sign_out,
+)
+from rolecall.orgs.models import OrgMembership
+from rolecall.settings import Settings
+from tests import factories
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def short_sessions() -> Settings:
+    return Settings(session_length_hours=5)
+
+
+def test_sign_in_opens_a_session_stored_as_a_digest(db, org, short_sessions):
+    now = datetime.now(UTC)
+
+    signed = sign_in_with_password(
+        db, email=org.admin.email, password=PASSWORD, settings=short_sessions, now=now
+    )
+
+    row = signed.browser_session
+    assert signed.cookie_secret.startswith(SESSION_PREFIX)
+    assert row.digest == digest(signed.cookie_secret) and signed.cookie_secret != row.digest
+    assert row.csrf_token == signed.csrf_token and len(signed.csrf_token) >= 32
+    assert row.user_id == org.admin.id and row.method == "password"
+    assert row.expires_at == now + timedelta(hours=5)
+    principal, found = authenticate_session(db, signed.cookie_secret)
+    assert found.id == row.id and principal.user_id == org.admin.id
+
+
+def test_each_sign_in_gets_its_own_secrets(db, org, short_sessions):
+    first = sign_in_with_password(
+        db, email=org.admin.email, password=PASSWORD, settings=short_sessions
+    )
+    second = sign_in_with_password(
+        db, email=org.admin.email, password=PASSWORD, settings=short_sessions
+    )
+
+    assert first.cookie_secret != second.cookie_secret
+    assert first.csrf_token != second.csrf_token
+
+
+@pytest.mark.parametrize("email", ["nobody@example.com", "", "x" * 400, "nul\x00@example.com"])
+def test_unknown_emails_fail_like_wrong_passwords(db, org, short_sessions, email):
+    with pytest.raises(AuthenticationFailed) as unknown:
+        sign_in_with_password(db, email=email, password=PASSWORD, settings=short_sessions)
+    with pytest.raises(AuthenticationFailed) as wrong:
+        sign_in_with_password(db, email=org.admin.email, password="nope", settings=short_sessions)
+
+    assert unknown.value.message == wrong.value.message == SIGN_IN_FAILED
+    assert unknown.value.code == wrong.value.code == "sign_in_failed"
+
+
+def test_a_user_deactivated_everywhere_is_refused(db, org, short_sessions):
+    membership = db.scalar(select(OrgMembership).where(OrgMembership.user_id == org.admin.id))
+    membership.active = False
+    db.flush()
+
+    with pytest.raises(AuthenticationFailed) as refused:
+        sign_in_with_password(db, email=org.admin.email, password=PASSWORD, settings=short_sessions)
+
+    assert refused.value.code == "user_deactivated"
+    assert db.scalar(select(BrowserSession)) is None
+
+
+def test_revoking_a_users_sessions_counts_and_stops_them(db, org, short_sessions):
+    signed = [
+        sign_in_with_password(db, email=org.admin.email, password=PASSWORD, settings=short_sessions)
+        for _ in range(2)
+    ]
+    other = factories.user(db, org.org)
+
+    assert revoke_user_sessions(db, user_id=org.admin.id) == 2
+    assert revoke_user_sessions(db, user_id=org.admin.id) == 0
+    assert revoke_user_sessions(db, user_id=other.id) == 0
+    for s in signed:
+        with pytest.raises(AuthenticationFailed):
+            authenticate_session(db, s.cookie_secret)
+
+
+def test_revoke_session_keeps_the_first_revocation_time(db, org, short_sessions):
+    signed = sign_in_with_password(
+        db, email=org.admin.email, password=PASSWORD, settings=short_sessions
+    )
+    first = datetime(2030, 1, 1, tzinfo=UTC)
+
+    revoke_session(db, signed.browser_session, now=first)
+    revoke_session(db, signed.browser_session, now=first + timedelta(days=1))
+
+    assert signed.browser_session.revoked_at == first
+
+
+def test_sign_out_ends_only_the_session_in_use(db, org, short_sessions):
+    kept = sign_in_with_password(
+        db, email=org.admin.email, password=PASSWORD, settings=short_sessions
+    )
+    ended = sign_in_with_password(
+        db, email=org.admin.email, password=PASSWORD, settings=short_sessions
+    )
+    actor, _ = authenticate_session(db, ended.cookie_secret)
+
+    assert sign_out(db, actor=actor) is True
+    assert sign_out(db, actor=actor) is False  # already ended
+
+    assert ended.browser_session.revoked_at is not None
+    assert kept.browser_session.revoked_at is None
+
+
+def test_sign_out_with_another_credential_does_nothing(db, org):
+    actor = Principal(
+        PrincipalKind.USER, org.admin.username, CredentialKind.API_KEY, user_id=org.admin.id
+    )
+
+    assert sign_out(db, actor=actor) is False
