@@ -8,6 +8,7 @@ import uuid
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rolecall.errors import (
@@ -30,12 +31,30 @@ STATUS = {
     PermissionDenied: 403,
 }
 
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+    rule: str | None = None
+    trace: list[dict[str, str]] | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every REST error has this shape."""
+
+    error: ErrorDetail
+
+
 ERROR_RESPONSES = {
-    401: {"description": "Missing or invalid credentials"},
-    403: {"description": "Refused by the policy; the body names the rule"},
-    404: {"description": "Not found"},
-    409: {"description": "Conflicts with the current state"},
-    422: {"description": "Invalid input"},
+    status: {"model": ErrorBody, "description": description}
+    for status, description in {
+        400: "Malformed request (the body is not JSON)",
+        401: "Missing or invalid credentials",
+        403: "Refused by the policy; the body names the rule",
+        404: "Not found",
+        409: "Conflicts with the current state",
+        422: "Invalid input",
+    }.items()
 }
 
 
