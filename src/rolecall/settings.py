@@ -47,12 +47,22 @@ class Settings(BaseSettings):
     @field_validator("public_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
-        return value.rstrip("/") if value else None
+        value = value.strip().rstrip("/") if value else None
+        return value or None
 
     @property
     def base_url(self) -> str:
         """The external base URL: ``ROLECALL_PUBLIC_URL`` or the serve address."""
-        return self.public_url or f"http://{self.host}:{self.port}"
+        if self.public_url:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
+        return f"http://{host}:{self.port}"
+
+    @property
+    def sso_enabled(self) -> bool:
+        """Whether single sign-on may be used: ``LOCAL_RESTORE`` turns it off (local password
+        sign-in only, so an admin locked out by a broken identity provider can get back in)."""
+        return not self.local_restore
 
     def env_fixed(self) -> set[str]:
         """Names of fields set explicitly by the environment (they win over stored values)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from rolecall.audit.models import AuditEvent
 from rolecall.authz import policy
 from rolecall.authz.permissions import Permission
 from rolecall.identity.secrets import API_KEY_PREFIX, digest
+from rolecall.teams.models import Team
 from tests import factories
 
 KEYS = "/api/v1/api-keys"
@@ -117,6 +119,72 @@ def test_a_key_scoped_to_run_create_can_do_nothing_else(client, db, org):
     # The viewer describes the credential itself: no permission needed.
     viewer = client.get("/api/v1/viewer", headers=scoped)
     assert viewer.status_code == 200 and viewer.json()["id"] == org.admin.id
+
+
+def test_a_run_create_key_creates_a_run_and_is_refused_everything_else(client, db, org):
+    team = factories.team(db, org.org, name="vision")
+    factories.member(db, team, org.admin, role="admin")
+    factories.project(db, team, name="p")
+    body = client.post(KEYS, headers=org.admin_headers, json={"scopes": ["run:create"]}).json()
+    scoped = factories.headers(body["key"])
+    teams_before = db.scalar(select(func.count()).select_from(Team))
+
+    run = client.post("/api/v1/projects/vision/p/runs", headers=scoped, json={"name": "r1"})
+    refused = [
+        client.get("/api/v1/projects/vision/p", headers=scoped),
+        client.get("/api/v1/projects/vision/p/runs", headers=scoped),
+        client.get("/api/v1/users", headers=scoped),
+        client.post("/api/v1/teams", headers=scoped, json={"name": "sneaky"}),
+    ]
+
+    assert run.status_code == 201, run.text
+    assert run.json()["name"] == "r1" and run.json()["attributed_to"] == org.admin.username
+    for response in refused:
+        assert response.status_code == 403, response.text
+        error = response.json()["error"]
+        assert error["rule"] == policy.RULE_KEY_SCOPES
+        [limit] = [step for step in error["trace"] if step["rule"] == policy.RULE_KEY_SCOPES]
+        assert limit["outcome"] == "cap" and "run:create" in limit["detail"]
+    assert db.scalar(select(func.count()).select_from(Team)) == teams_before
+    # The same owner's unscoped key still reads the project: the limit is the key's, not hers.
+    assert client.get("/api/v1/projects/vision/p", headers=org.admin_headers).status_code == 200
+
+
+def test_the_stored_row_holds_no_plaintext_secret(client, db, org):
+    created = client.post(KEYS, headers=org.admin_headers, json={"description": "ci"}).json()
+    secret = created["key"]
+
+    row = db.get(ApiKey, created["id"])
+    stored = [str(getattr(row, column.key)) for column in ApiKey.__table__.columns]
+
+    assert not any(secret in value for value in stored)
+    assert row.digest == digest(secret) and len(row.hint) < len(secret) // 2
+    # Neither listing shows the secret again.
+    listed = client.get(KEYS, headers=org.admin_headers)
+    assert secret not in listed.text and created["hint"] in listed.text
+
+
+def test_a_user_sees_only_its_own_keys(client, db, org):
+    mine = client.post(KEYS, headers=org.admin_headers, json={"description": "admin's"}).json()
+    other = factories.user(db, org.org)
+    other_headers = factories.headers(factories.api_key(db, other))
+
+    listed = client.get(KEYS, headers=other_headers).json()["items"]
+
+    assert mine["id"] not in {k["id"] for k in listed}
+    assert len(listed) == 1
+    revoke = client.delete(f"{KEYS}/{mine['id']}", headers=other_headers)
+    assert revoke.status_code == 404
+    assert client.get("/api/v1/viewer", headers=factories.headers(mine["key"])).is_success
+
+
+@pytest.mark.parametrize("username", ["api", "foo", ""])
+def test_basic_takes_any_username_with_the_key_as_password(client, org, username):
+    token = base64.b64encode(f"{username}:{org.admin_key}".encode()).decode()
+
+    response = client.get("/api/v1/viewer", headers={"Authorization": f"Basic {token}"})
+
+    assert response.status_code == 200 and response.json()["id"] == org.admin.id
 
 
 def test_a_scoped_key_cannot_mint_a_wider_key(client, db, org):

@@ -185,3 +185,54 @@ def test_bad_parameters_are_422(client, org, path, params):
     response = client.get(path, params=params, headers=org.admin_headers)
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_input"
+
+
+def test_export_filters_by_time_actor_and_object(client, org, events):
+    params = {
+        "since": (T0 + timedelta(hours=1)).isoformat(),
+        "until": (T0 + timedelta(hours=6)).isoformat(),
+        "actor": "bob",
+        "object_type": "thing",
+    }
+    response = client.get(EXPORT, params=params, headers=org.admin_headers)
+    assert response.status_code == 200
+    lines = [json.loads(line) for line in response.text.splitlines()]
+    assert [line["after"]["n"] for line in lines] == [3, 4, 5]
+    assert all(line["actor"]["name"] == "bob" for line in lines)
+    only = client.get(EXPORT, params={"object_id": "thing-2"}, headers=org.admin_headers)
+    assert [json.loads(line)["object"]["id"] for line in only.text.splitlines()] == ["thing-2"]
+
+
+def test_real_operations_are_found_by_actor_and_object(client, db, org):
+    team = factories.team(db, org.org, name="vision")
+    user = factories.user(db, org.org, username="alice")
+    factories.member(db, team, user)
+    headers = factories.headers(factories.api_key(db, user))
+    project = client.post(
+        "/api/v1/projects", json={"entity": "vision", "name": "p"}, headers=headers
+    ).json()
+    run = client.post("/api/v1/projects/vision/p/runs", json={}, headers=headers).json()
+    by_alice = _items(client, org, actor="alice")
+    assert [i["action"] for i in by_alice] == ["project.create", "run.create"]
+    assert [i["action"] for i in _items(client, org, actor=user.id)] == [
+        "project.create",
+        "run.create",
+    ]
+    (created,) = _items(client, org, object_type="project", object_id=project["id"])
+    assert created["action"] == "project.create"
+    (submitted,) = _items(client, org, object_type="run", object_id=run["id"])
+    assert submitted["object"]["name"] == f"vision/p/{run['name']}"
+    assert _items(client, org, object_type="run", object_id=project["id"]) == []
+
+
+def test_an_org_viewer_or_team_admin_may_not_read_the_audit_log(client, db, org):
+    team = factories.team(db, org.org)
+    viewer = factories.user(db, org.org, role="viewer")
+    team_admin = factories.user(db, org.org)
+    factories.member(db, team, team_admin, role="admin")
+    for user in (viewer, team_admin):
+        headers = factories.headers(factories.api_key(db, user))
+        for path in (AUDIT, EXPORT):
+            response = client.get(path, headers=headers)
+            assert response.status_code == 403
+            assert response.json()["error"]["rule"] == "org.member"

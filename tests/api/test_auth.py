@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +15,8 @@ from rolecall.identity.models import BrowserSession
 from rolecall.identity.passwords import hash_password
 from rolecall.identity.secrets import digest
 from rolecall.identity.sessions import SIGN_IN_FAILED
-from rolecall.web.deps import CSRF_HEADER, SESSION_COOKIE
+from rolecall.teams.models import Team
+from rolecall.web.deps import ATTRIBUTION_RESULT_HEADER, CSRF_HEADER, RULE_CSRF, SESSION_COOKIE
 from tests import factories
 
 LOGIN = "/api/v1/auth/login"
@@ -152,8 +155,9 @@ def test_unsafe_requests_with_the_cookie_need_the_csrf_token(client, db, org):
     wrong = client.post("/api/v1/api-keys", json={}, headers={CSRF_HEADER: "guess"})
 
     for response in (refused, wrong):
-        assert response.status_code == 401
+        assert response.status_code == 403
         assert response.json()["error"]["code"] == "csrf_failed"
+        assert response.json()["error"]["rule"] == RULE_CSRF
     assert audit_events(db, "api_key.create") == []
     assert db.scalar(select(func.count()).select_from(ApiKey)) == keys_before
 
@@ -170,7 +174,7 @@ def test_sign_out_revokes_the_session_and_clears_the_cookie(client, db, org):
     cookie = client.cookies[SESSION_COOKIE]
 
     without_csrf = client.post(LOGOUT)
-    assert without_csrf.status_code == 401 and without_csrf.json()["error"]["code"] == "csrf_failed"
+    assert without_csrf.status_code == 403 and without_csrf.json()["error"]["rule"] == RULE_CSRF
 
     response = client.post(LOGOUT, headers={CSRF_HEADER: csrf})
 
@@ -208,3 +212,190 @@ def test_sign_out_with_an_api_key_changes_nothing(client, db, org):
 
 def test_sign_out_needs_a_credential(client, org):
     assert client.post(LOGOUT).status_code == 401
+
+
+def test_local_passwords_are_stored_as_argon2id(db, org):
+    db.refresh(org.admin)
+
+    assert org.admin.password_hash.startswith("$argon2id$")
+    assert PASSWORD not in org.admin.password_hash
+
+
+def test_a_cookie_post_without_the_csrf_token_writes_nothing_anywhere(client, db, org):
+    sign_in(client, org)
+    teams_before = db.scalar(select(func.count()).select_from(Team))
+
+    refused = client.post("/api/v1/teams", json={"name": "from-a-forged-form"})
+    deleted = client.delete(f"/api/v1/users/{org.admin.username}")
+
+    for response in (refused, deleted):
+        assert response.status_code == 403
+        assert response.json()["error"]["rule"] == RULE_CSRF
+    assert db.scalar(select(func.count()).select_from(Team)) == teams_before
+    # Safe methods need no token.
+    assert client.get("/api/v1/viewer").status_code == 200
+
+
+def test_an_api_key_request_needs_no_csrf_token_even_with_a_cookie(client, org):
+    sign_in(client, org)
+
+    response = client.post("/api/v1/teams", json={"name": "by-key"}, headers=org.admin_headers)
+
+    assert response.status_code == 201
+
+
+# --- LOCAL_RESTORE -----------------------------------------------------------------------------
+
+RESTORE_LINE = re.compile(r"Temporary password for (\S+) \(organization '([^']+)'\): (\S+)")
+
+
+def test_local_restore_logs_a_temporary_password_that_signs_the_admin_in(
+    make_client, db, org, caplog
+):
+    caplog.set_level(logging.INFO)
+    client = make_client(local_restore=True)
+    assert client.app.state.settings.sso_enabled is False
+
+    with client:  # runs the app's start-up
+        [(email, org_name, password)] = RESTORE_LINE.findall(caplog.text)
+        assert (email, org_name) == (org.admin.email, org.org.name)
+        assert "SSO is off" in caplog.text
+        signed_in = client.post(LOGIN, json={"email": email, "password": password})
+        old = client.post(LOGIN, json={"email": email, "password": PASSWORD})
+
+    assert signed_in.status_code == 200, signed_in.text
+    assert signed_in.json()["user"]["id"] == org.admin.id
+    assert password not in signed_in.text
+    assert old.status_code == 401 and old.json()["error"]["message"] == SIGN_IN_FAILED
+    # Logged once, at start-up, and nowhere else: not in the audit log.
+    assert caplog.text.count(password) == 1
+    [event] = audit_events(db, "user.password.restore")
+    assert event.object_id == org.admin.id and event.actor_type == "operator"
+    everything = [
+        repr((e.before, e.after, e.detail, e.object_name)) for e in db.scalars(select(AuditEvent))
+    ]
+    assert not any(password in text for text in everything)
+    db.refresh(org.admin)
+    assert org.admin.password_hash.startswith("$argon2id$")
+
+
+def test_without_local_restore_start_up_sets_no_password(make_client, db, org, caplog):
+    caplog.set_level(logging.INFO)
+    client = make_client()
+    assert client.app.state.settings.sso_enabled is True
+
+    with client:
+        assert client.post(LOGIN, json={"email": org.admin.email, "password": PASSWORD}).is_success
+
+    assert "LOCAL_RESTORE" not in caplog.text
+    assert audit_events(db, "user.password.restore") == []
+
+
+def test_local_restore_before_init_says_there_is_no_admin(make_client, db, caplog):
+    caplog.set_level(logging.INFO)
+
+    with make_client(local_restore=True) as client:
+        assert client.get("/healthz").status_code == 200
+
+    assert "no active admin yet" in caplog.text
+    assert not RESTORE_LINE.search(caplog.text)
+
+
+# --- service-account attribution ----------------------------------------------------------------
+
+
+@pytest.fixture
+def vision(db, org):
+    team = factories.team(db, org.org, name="vision")
+    factories.project(db, team, name="p")
+    return team
+
+
+def _sa_headers(db, org, team, scope="team", name="robot"):
+    account = factories.service_account(db, org.org, team, scope=scope, name=name)
+    return factories.headers(factories.api_key(db, account))
+
+
+def _submit(client, headers):
+    response = client.post("/api/v1/projects/vision/p/runs", json={}, headers=headers)
+    assert response.status_code == 201, response.text
+    return response
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [("X-Wandb-Username", "alice"), ("X-Wandb-User-Email", "ALICE@example.com")],
+)
+def test_attribution_to_an_active_team_member_is_honoured(client, db, org, vision, header, value):
+    factories.member(
+        db, vision, factories.user(db, org.org, username="alice", email="alice@example.com")
+    )
+    headers = _sa_headers(db, org, vision)
+
+    response = _submit(client, {**headers, header: value})
+
+    assert response.json()["attributed_to"] == "alice"
+    assert response.headers[ATTRIBUTION_RESULT_HEADER] == "allow: attributed to " + value
+
+
+@pytest.mark.parametrize("who", ["outsider", "gone", "nobody"])
+def test_attribution_outside_the_accounts_team_stays_with_the_account(client, db, org, vision, who):
+    factories.user(db, org.org, username="outsider")  # in the org, not in the team
+    factories.member(db, vision, factories.user(db, org.org, username="gone", active=False))
+    headers = _sa_headers(db, org, vision)
+
+    response = _submit(client, {**headers, "X-Wandb-Username": who})
+
+    assert response.json()["attributed_to"] == "robot"
+    said = response.headers[ATTRIBUTION_RESULT_HEADER]
+    assert said.startswith("deny: ") and "attributed to the account" in said
+    reason = "no user 'nobody'" if who == "nobody" else f"{who} is not an active member"
+    assert reason in said and reason in response.json()["attribution_note"]
+
+
+def test_an_org_scoped_account_attributes_to_any_active_org_member(client, db, org, vision):
+    factories.user(db, org.org, username="outsider")
+    headers = _sa_headers(db, org, vision, scope="org", name="org-robot")
+
+    response = _submit(client, {**headers, "X-Wandb-Username": "outsider"})
+
+    assert response.json()["attributed_to"] == "outsider"
+    assert response.headers[ATTRIBUTION_RESULT_HEADER].startswith("allow: ")
+
+
+def test_empty_attribution_headers_mean_unset(client, db, org, vision):
+    factories.member(
+        db, vision, factories.user(db, org.org, username="alice", email="alice@example.com")
+    )
+    headers = _sa_headers(db, org, vision)
+
+    unset = _submit(client, {**headers, "X-Wandb-Username": "", "X-Wandb-User-Email": "  "})
+    email_only = _submit(
+        client, {**headers, "X-Wandb-Username": "", "X-Wandb-User-Email": "alice@example.com"}
+    )
+
+    assert unset.json()["attributed_to"] == "robot"
+    assert unset.json()["attribution_note"] is None
+    assert ATTRIBUTION_RESULT_HEADER not in unset.headers
+    assert email_only.json()["attributed_to"] == "alice"
+
+
+def test_an_absurd_attribution_value_is_refused_not_an_error(client, db, org, vision):
+    headers = _sa_headers(db, org, vision)
+
+    response = _submit(client, {**headers, "X-Wandb-Username": "x" * 5000})
+
+    assert response.json()["attributed_to"] == "robot"
+    assert response.json()["attribution_note"].startswith("no user 'xxx")
+    assert len(response.json()["attribution_note"]) <= 256
+    assert response.headers[ATTRIBUTION_RESULT_HEADER].startswith("deny: no user")
+
+
+def test_users_cannot_attribute_their_work_to_others(client, db, org, vision):
+    factories.member(db, vision, org.admin, role="admin")
+    factories.member(db, vision, factories.user(db, org.org, username="bob"))
+
+    response = _submit(client, {**org.admin_headers, "X-Wandb-Username": "bob"})
+
+    assert response.json()["attributed_to"] == org.admin.username
+    assert ATTRIBUTION_RESULT_HEADER not in response.headers

@@ -3,9 +3,15 @@ any principal of the org."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+from sqlalchemy import select
 
 from rolecall.authz.permissions import Permission
+from rolecall.orgs.models import OrgMembership
+from rolecall.service_accounts.models import ServiceAccount
+from rolecall.users.models import User
 from tests import factories
 
 CHECK = "/api/v1/authz/check"
@@ -24,6 +30,7 @@ def world(db, org):
     otto = factories.user(db, org.org, username="otto")
     factories.service_account(db, org.org, team, name="robot")
     return {
+        "team": team,
         "mia": factories.headers(factories.api_key(db, mia)),
         "otto": factories.headers(factories.api_key(db, otto)),
         "mia_run_create_only": factories.headers(
@@ -157,3 +164,86 @@ def test_user_of_another_organization_is_unknown(client, db, org, world):
         client, org.admin_headers, "run:read", "vision/p", principal=f"user:{elsewhere.admin.email}"
     )
     assert response.status_code == 404
+
+
+def test_deactivated_user_and_deleted_service_account_hold_nothing(client, db, org, world):
+    mia_id = db.scalar(select(User.id).where(User.username == "mia"))
+    membership = db.scalar(select(OrgMembership).where(OrgMembership.user_id == mia_id))
+    membership.active = False
+    robot = db.scalar(select(ServiceAccount).where(ServiceAccount.name == "robot"))
+    robot.deleted_at = datetime.now(UTC)
+    db.flush()
+    for principal, rule in (
+        ("user:mia", "principal.deactivated"),
+        ("service_account:robot", "principal.deleted"),
+    ):
+        for permission, project in (("run:read", "vision/p"), ("project:read", "vision/o")):
+            response = _check(client, org.admin_headers, permission, project, principal=principal)
+            assert response.status_code == 200
+            assert (response.json()["allowed"], response.json()["rule"]) == (False, rule)
+
+
+def test_org_viewer_and_seat_caps_are_explained(client, db, org, world):
+    team = world["team"]
+    for username, kw, rule in (
+        ("vera", {"role": "viewer"}, "cap.org_viewer"),
+        ("sam", {"models_seat": "viewer"}, "cap.models_seat"),
+    ):
+        user = factories.user(db, org.org, username=username, **kw)
+        factories.member(db, team, user, role="admin")
+        asked = _check(client, org.admin_headers, "run:create", "vision/p", principal=username)
+        assert (asked.json()["allowed"], asked.json()["rule"]) == (False, rule)
+        reads = _check(client, org.admin_headers, "run:read", "vision/p", principal=username)
+        assert reads.json()["allowed"] is True
+
+
+def test_a_service_account_asks_about_itself(client, db, org, world):
+    robot = db.scalar(select(ServiceAccount).where(ServiceAccount.name == "robot"))
+    headers = factories.headers(factories.api_key(db, robot))
+    for principal in (None, "service_account:robot"):
+        response = _check(client, headers, "run:create", "vision/p", principal=principal)
+        assert response.status_code == 200
+        assert response.json()["allowed"] is True
+    refused = _check(client, headers, "run:read", "vision/p", principal="user:mia")
+    assert refused.status_code == 403
+    assert refused.json()["error"]["rule"] == "org.member"
+
+
+def test_a_team_admin_may_not_ask_about_its_team_members(client, db, org, world):
+    admin = factories.user(db, org.org, username="tad")
+    factories.member(db, world["team"], admin, role="admin")
+    headers = factories.headers(factories.api_key(db, admin))
+    refused = _check(client, headers, "run:read", "vision/p", principal="user:mia")
+    assert refused.status_code == 403
+    assert refused.json()["error"]["rule"] == "org.member"
+
+
+@pytest.mark.parametrize(
+    ("who", "method", "path", "permission", "project"),
+    [
+        ("mia", "GET", "/api/v1/projects/vision/p/runs", "run:read", "vision/p"),
+        ("mia", "POST", "/api/v1/projects/vision/p/runs", "run:create", "vision/p"),
+        ("mia", "GET", "/api/v1/projects/vision/r/runs", "run:read", "vision/r"),
+        ("mia", "DELETE", "/api/v1/projects/vision/p", "project:delete", "vision/p"),
+        ("otto", "GET", "/api/v1/projects/vision/p", "project:read", "vision/p"),
+        ("otto", "POST", "/api/v1/projects/vision/o/runs", "run:create", "vision/o"),
+        ("mia_run_create_only", "GET", "/api/v1/projects/vision/p", "project:read", "vision/p"),
+    ],
+)
+def test_the_check_agrees_with_the_guard(client, world, who, method, path, permission, project):
+    """The same engine answers the check and guards the request itself (ACCESS.md)."""
+    answer = _check(client, world[who], permission, project).json()
+    kwargs = {"json": {}} if method == "POST" else {}
+    response = client.request(method, path, headers=world[who], **kwargs)
+    assert response.status_code < 300 if answer["allowed"] else response.status_code == 403
+    if not answer["allowed"]:
+        assert response.json()["error"]["rule"] == answer["rule"]
+
+
+@pytest.mark.parametrize("principal", ["user:otto", "user:nobody", "service_account:ghost"])
+def test_asking_about_others_does_not_reveal_who_exists(client, world, principal):
+    """A caller that may not ask about others gets the same refusal, principal known or not."""
+    for headers, rule in ((world["mia"], "org.member"), ({}, "principal.other_org")):
+        response = _check(client, headers, "run:read", "vision/p", principal=principal)
+        assert response.status_code == 403
+        assert response.json()["error"]["rule"] == rule

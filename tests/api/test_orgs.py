@@ -32,7 +32,8 @@ def test_admin_reads_the_org_with_its_settings(client, org):
         "session_length_hours": 720,
         "local_restore": False,
     }
-    assert body["fixed_by_environment"] == []
+    # LOCAL_RESTORE is an operator's recovery switch: only ever from the environment.
+    assert body["fixed_by_environment"] == ["local_restore"]
 
 
 def test_settings_set_by_the_environment_are_shown_as_fixed(make_client, org):
@@ -42,18 +43,95 @@ def test_settings_set_by_the_environment_are_shown_as_fixed(make_client, org):
 
     assert body["settings"]["disable_personal_entity"] is True
     assert body["settings"]["session_length_hours"] == 8
-    assert body["fixed_by_environment"] == ["disable_personal_entity", "session_length_hours"]
+    assert body["fixed_by_environment"] == [
+        "disable_personal_entity",
+        "local_restore",
+        "session_length_hours",
+    ]
 
 
-def test_stored_settings_are_shown_under_the_environments(client, db, org):
-    org.org.settings = {"theme": "dark", "disable_personal_entity": True}
+def test_admin_stores_settings_which_are_audited_and_shown(client, db, org):
+    response = client.patch(
+        ORG,
+        headers=org.admin_headers,
+        json={"settings": {"disable_admin_team_access": True, "session_length_hours": 12}},
+    )
+
+    assert response.status_code == 200
+    settings = response.json()["settings"]
+    assert settings["disable_admin_team_access"] is True
+    assert settings["session_length_hours"] == 12
+    db.expire_all()
+    assert db.get(Organization, org.org.id).settings == {
+        "disable_admin_team_access": True,
+        "session_length_hours": 12,
+    }
+    (event,) = audit_events(db, "org.update")
+    assert event.before == {
+        "settings": {"disable_admin_team_access": False, "session_length_hours": 720}
+    }
+    assert event.after == {
+        "settings": {"disable_admin_team_access": True, "session_length_hours": 12}
+    }
+
+
+def test_storing_an_unchanged_setting_records_nothing(client, db, org):
+    body = {"settings": {"disable_personal_entity": False}}
+
+    assert client.patch(ORG, headers=org.admin_headers, json=body).status_code == 200
+    assert audit_events(db, "org.update") == []
+
+
+def test_a_stored_setting_takes_effect_in_the_policy(client, db, org):
+    team = factories.team(db, org.org)
+    stored = {"settings": {"disable_admin_team_access": True}}
+    assert client.patch(ORG, headers=org.admin_headers, json=stored).status_code == 200
+
+    joined = client.post(
+        f"/api/v1/teams/{team.name}/members",
+        json={"user": org.admin.username},
+        headers=org.admin_headers,
+    )
+
+    assert joined.status_code == 403
+    assert joined.json()["error"]["rule"] == "org_admin.self_join_disabled"
+
+
+def test_the_environment_wins_over_a_stored_setting_and_fixes_it(make_client, db, org):
+    org.org.settings = {"disable_personal_entity": True}
     db.flush()
+    client = make_client(disable_personal_entity=False)
 
-    settings = client.get(ORG, headers=org.admin_headers).json()["settings"]
+    shown = client.get(ORG, headers=org.admin_headers).json()
+    refused = client.patch(
+        ORG, headers=org.admin_headers, json={"settings": {"disable_personal_entity": True}}
+    )
 
-    assert settings["theme"] == "dark"
-    # The environment (here: the default) wins over a stored value.
-    assert settings["disable_personal_entity"] is False
+    assert shown["settings"]["disable_personal_entity"] is False
+    assert "disable_personal_entity" in shown["fixed_by_environment"]
+    assert refused.status_code == 409
+    error = refused.json()["error"]
+    assert error["code"] == "fixed_by_environment"
+    assert "GORILLA_DISABLE_PERSONAL_ENTITY" in error["message"]
+    created = client.post(
+        "/api/v1/projects",
+        json={"entity": org.admin.username, "name": "mine"},
+        headers=org.admin_headers,
+    )
+    assert created.status_code == 201
+
+
+def test_a_member_cannot_store_settings(client, db, org):
+    headers = factories.headers(factories.api_key(db, factories.user(db, org.org)))
+
+    response = client.patch(
+        ORG, headers=headers, json={"settings": {"disable_personal_entity": True}}
+    )
+
+    assert response.status_code == 403
+    assert response.json()["error"]["rule"] == policy.RULE_ORG_MEMBER
+    db.expire_all()
+    assert db.get(Organization, org.org.id).settings in ({}, None)
 
 
 @pytest.mark.parametrize("role", ["member", "viewer"])
@@ -126,6 +204,10 @@ def test_renaming_to_its_own_name_in_another_case_is_allowed(client, org):
         {"name": "x" * 129},
         {"name": 42},
         {"settings": {"theme": "dark"}},
+        {"settings": {"local_restore": True}},
+        {"settings": {"session_length_hours": 0}},
+        {"settings": {"disable_personal_entity": "sometimes"}},
+        {"settings": []},
         {"default_team": 7},
     ],
 )
@@ -204,3 +286,15 @@ def test_a_team_of_another_org_cannot_be_the_default_team(client, db, org):
     response = client.patch(ORG, headers=org.admin_headers, json={"default_team": "their-team"})
 
     assert response.status_code == 404
+
+
+def test_single_mode_is_the_default_and_every_request_is_about_the_one_org(
+    client, db, org, settings
+):
+    assert settings.mode == "single"
+    initialize(db, org_name="second-org", admin_email="boss@second.example")
+
+    # Single mode: the organization is the first one; naming another changes nothing.
+    response = client.get(ORG, headers={**org.admin_headers, "X-Rolecall-Org": "second-org"})
+
+    assert response.status_code == 200 and response.json()["id"] == org.org.id

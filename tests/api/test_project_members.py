@@ -238,6 +238,43 @@ def test_null_role_returns_to_tracking(client, db, org, team, admin_headers):
     assert (row.invited, row.role) == (True, None)
 
 
+def test_team_role_changes_through_the_api_keep_overrides_and_meet_them(
+    client, db, org, team, admin_headers
+):
+    """An override stays when the team role changes; a team-role change that makes them equal
+    returns the member to tracking, and a later change is tracked again."""
+    project = factories.project(db, team, name="p")
+    _member(db, org, team, username="ivy")
+    client.patch(f"{BASE}/p/members/ivy", json={"role": "admin"}, headers=admin_headers)
+    team_member = "/api/v1/teams/vision/members/ivy"
+
+    def ivy():
+        items = client.get(f"{BASE}/p/members", headers=admin_headers).json()["items"]
+        row = next(m for m in items if m["name"] == "ivy")
+        return row["team_role"], row["project_role"], row["is_override"]
+
+    def set_team_role(role):
+        response = client.patch(team_member, json={"role": role}, headers=admin_headers)
+        assert response.status_code == 200, response.text
+
+    # member -> viewer: the admin override would be a project role for a view-only member, so
+    # it goes (ACCESS.md: a view-only member cannot have a project role).
+    set_team_role("viewer")
+    assert ivy() == ("viewer", "viewer", False)
+    assert _can(client, org, "user:ivy", "run:delete", "vision/p") is False
+    # viewer -> member, override admin again; member -> admin meets the override: tracking.
+    set_team_role("member")
+    client.patch(f"{BASE}/p/members/ivy", json={"role": "admin"}, headers=admin_headers)
+    assert ivy() == ("member", "admin", True)
+    set_team_role("admin")
+    assert ivy() == ("admin", "admin", False)
+    assert [row.role for row in _rows(db, project)] in ([], [None])  # nothing overridden
+    # Tracking again: the next team-role change carries the project role with it.
+    set_team_role("member")
+    assert ivy() == ("member", "member", False)
+    assert _can(client, org, "user:ivy", "run:delete", "vision/p") is False
+
+
 def test_custom_project_role_by_exact_name(client, db, org, team, admin_headers):
     factories.custom_role(db, org.org, name="Reviewer", inherited_from="viewer")
     factories.project(db, team, name="p")
@@ -261,6 +298,8 @@ def test_view_only_team_member_cannot_get_a_project_role(client, db, org, team, 
     response = client.patch(f"{BASE}/p/members/vic", json={"role": "admin"}, headers=admin_headers)
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "project_role.viewer_fixed"
+    message = response.json()["error"]["message"]
+    assert "view-only team role cannot be given a project role" in message
     assert _rows(db, project) == []
     body = {"principal": "vic", "role": "member"}
     added = client.post(f"{BASE}/p/members", json=body, headers=admin_headers)

@@ -65,6 +65,13 @@ def test_user_creates_project_in_its_personal_entity(client, db, org):
     response = client.post(PROJECTS, json=body, headers=headers)
     assert response.status_code == 201
     assert client.get(f"{PROJECTS}/carol/scratch", headers=headers).status_code == 200
+    # Another user's personal entity is not the caller's to use (nor an org admin's).
+    _, other = _member(db, org, username="dave")
+    for headers in (other, org.admin_headers):
+        refused = client.post(PROJECTS, json={"entity": "carol", "name": "x"}, headers=headers)
+        assert refused.status_code == 403
+        assert _rule(refused) == "base.none"
+    assert _count(db, Project) == 1
 
 
 def test_creator_of_restricted_project_is_its_first_invited_member(client, db, org, team):
@@ -476,3 +483,152 @@ def test_org_admin_manages_but_cannot_delete_or_read_runs_without_membership(cli
     deleted = client.delete(f"{PROJECTS}/vision/p", headers=org.admin_headers)
     assert deleted.status_code == 403
     assert _count(db, Project) == 1
+
+
+# --- who may change the scope (ACCESS.md, "Visibility scopes") ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("who", "rule"),
+    [
+        ("org_admin", None),
+        ("team_admin", None),
+        ("owner", None),
+        ("viewer_owner", None),  # a view-only team member that owns the project
+        ("member", "base.team_role"),
+        ("outsider", "base.none"),
+        ("org_viewer_owner", "extra.project_owner"),  # an org viewer gets no owner extras
+    ],
+)
+def test_who_may_change_visibility(client, db, org, team, who, rule):
+    """An org admin, a team admin or the project's owner; nobody else."""
+    if who == "org_admin":
+        user, headers = org.admin, org.admin_headers
+    elif who == "outsider":
+        user, headers = _member(db, org)
+    else:
+        team_role = {"team_admin": "admin", "viewer_owner": "viewer"}.get(who, "member")
+        org_role = "viewer" if who == "org_viewer_owner" else "member"
+        user = factories.user(db, org.org, role=org_role)
+        factories.member(db, team, user, role=team_role)
+        headers = factories.headers(factories.api_key(db, user))
+    owner = user if who.endswith("owner") else None
+    project = factories.project(db, team, name="p", owner=owner)
+    response = client.patch(f"{PROJECTS}/vision/p", json={"visibility": "open"}, headers=headers)
+    db.expire_all()
+    if rule is None:
+        assert response.status_code == 200, response.text
+        assert db.get(Project, project.id).visibility == "open"
+        assert _audit_count(db, "project.update") == 1
+    else:
+        assert response.status_code == 403
+        assert _rule(response) == rule
+        assert db.get(Project, project.id).visibility == "team"
+        assert _audit_count(db, "project.update") == 0
+
+
+# --- the owner of a restricted project leaves its team (ACCESS.md, ours) --------------------------
+
+
+def test_restricted_project_owner_leaving_the_team_flags_it_until_a_team_admin_names_an_owner(
+    client, db, org, team
+):
+    _, owner_headers = _member(db, org, team, username="olga")
+    _, admin_headers = _member(db, org, team, role="admin", username="tad")
+    _member(db, org, team, username="nina")
+    body = {"entity": "vision", "name": "r", "visibility": "restricted"}
+    assert client.post(PROJECTS, json=body, headers=owner_headers).status_code == 201
+    path = f"{PROJECTS}/vision/r"
+    # The owner leaves the team: the project is flagged.
+    left = client.delete("/api/v1/teams/vision/members/olga", headers=admin_headers)
+    assert left.status_code == 204
+    flagged = client.get(path, headers=org.admin_headers).json()
+    assert (flagged["owner"], flagged["owner_needed"]) == ("olga", True)
+    # Back in the team and invited again, the former owner still may not manage the project:
+    # until a new owner is set, only admins manage it.
+    rejoined = client.post(
+        "/api/v1/teams/vision/members", json={"user": "olga"}, headers=admin_headers
+    )
+    assert rejoined.status_code == 201
+    invited = client.post(f"{path}/members", json={"principal": "olga"}, headers=org.admin_headers)
+    assert invited.status_code == 201
+    refused = client.patch(path, json={"visibility": "team"}, headers=owner_headers)
+    assert refused.status_code == 403
+    assert _rule(refused) == "extra.project_owner"
+    refused = client.post(f"{path}/members", json={"principal": "nina"}, headers=owner_headers)
+    assert refused.status_code == 403
+    assert _rule(refused) == "extra.project_owner"
+    # A team admin (after joining) names the new owner; the flag clears.
+    assert client.post(f"{path}/join", headers=admin_headers).status_code == 200
+    named = client.patch(path, json={"owner": "nina"}, headers=admin_headers)
+    assert named.status_code == 200
+    assert (named.json()["owner"], named.json()["owner_needed"]) == ("nina", False)
+    db.expire_all()
+    assert db.scalar(select(Project.owner_needed).where(Project.name == "r")) is False
+    event = db.scalar(
+        select(AuditEvent)
+        .where(AuditEvent.action == "project.update")
+        .order_by(AuditEvent.seq.desc())
+    )
+    assert event.before == {"owner": "olga", "owner_needed": True}
+    assert event.after == {"owner": "nina", "owner_needed": False}
+
+
+# --- the visibility matrix (ACCESS.md) through HTTP -----------------------------------------------
+
+#: (principal, visibility) -> (reads runs, submits runs); ``None``: 401 (no credential).
+_MATRIX = {
+    "anonymous": {"open": (True, None), "public": (True, None), "team": (False, None),
+                  "restricted": (False, None)},
+    "outsider": {"open": (True, True), "public": (True, False), "team": (False, False),
+                 "restricted": (False, False)},
+    "team_member": {"open": (True, True), "public": (True, True), "team": (True, True),
+                    "restricted": (False, False)},
+    "org_account": {"open": (True, True), "public": (True, True), "team": (True, True),
+                    "restricted": (False, False)},
+    "team_account": {"open": (True, True), "public": (True, True), "team": (True, True),
+                     "restricted": (False, False)},
+    "other_team_account": {"open": (True, True), "public": (True, False), "team": (False, False),
+                           "restricted": (False, False)},
+}  # fmt: skip
+
+#: The rule a denial names, per principal (restricted projects name their own rule).
+_DENIAL_RULE = {
+    "anonymous": "base.none",
+    "outsider": "base.none",
+    "other_team_account": "base.none",
+}
+
+
+@pytest.mark.parametrize("who", sorted(_MATRIX))
+def test_visibility_matrix_for_each_kind_of_principal(client, db, org, team, who):
+    other = factories.team(db, org.org, name="audio")
+    for visibility in ("open", "public", "team", "restricted"):
+        factories.project(db, team, name=visibility, visibility=visibility)
+    headers: dict[str, str] = {}
+    if who == "outsider":
+        _, headers = _member(db, org)
+    elif who == "team_member":
+        _, headers = _member(db, org, team)
+    elif who.endswith("account"):
+        scope = "org" if who == "org_account" else "team"
+        home = other if who == "other_team_account" else team
+        account = factories.service_account(db, org.org, home, scope=scope)
+        headers = factories.headers(factories.api_key(db, account))
+    for visibility, (reads, submits) in _MATRIX[who].items():
+        runs = f"{PROJECTS}/vision/{visibility}/runs"
+        read = client.get(runs, headers=headers)
+        submit = client.post(runs, json={}, headers=headers)
+        assert (read.status_code == 200) is reads, (visibility, read.text)
+        if submits is None:
+            assert submit.status_code == 401, visibility
+        else:
+            assert (submit.status_code == 201) is submits, (visibility, submit.text)
+        for response in (read, submit):
+            if response.status_code == 403:
+                expected = (
+                    "base.restricted_membership"
+                    if visibility == "restricted" and who != "anonymous"
+                    else _DENIAL_RULE[who]
+                )
+                assert _rule(response) == expected, (visibility, response.json())

@@ -282,3 +282,64 @@ def test_deleting_a_viewer_based_role_falls_back_to_viewer(client, db, org):
     db.expire_all()
     row = db.scalar(select(TeamMembership).where(TeamMembership.user_id == user.id))
     assert (row.role, row.custom_role_id) == ("viewer", None)
+
+
+# --- end to end through HTTP ------------------------------------------------------------------
+
+
+def _can(client, org, username: str, permission: str, project: str) -> bool:
+    response = client.post(
+        "/api/v1/authz/check",
+        json={"principal": f"user:{username}", "permission": permission, "project": project},
+        headers=org.admin_headers,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["allowed"]
+
+
+def test_custom_roles_assigned_in_teams_and_projects_grant_and_fall_back_on_delete(client, db, org):
+    ops = _create(client, org, name="Ops", inherited_from="viewer", permissions=["run:delete"])
+    low = _create(client, org, name="ops", inherited_from="member", permissions=["run:move"])
+    assert (ops.status_code, low.status_code) == (201, 201)
+    team = factories.team(db, org.org, name="infra")
+    project = factories.project(db, team, name="cluster")
+    tom, una = factories.user(db, org.org), factories.user(db, org.org)
+    members = f"/api/v1/teams/{team.name}/members"
+    added = client.post(
+        members, json={"user": tom.username, "role": "Ops"}, headers=org.admin_headers
+    )
+    assert (added.status_code, added.json()["role"]) == (201, "Ops")
+    client.post(members, json={"user": una.username, "role": "member"}, headers=org.admin_headers)
+    override = client.patch(
+        f"/api/v1/projects/{team.name}/{project.name}/members/{una.username}",
+        json={"role": "ops"},
+        headers=org.admin_headers,
+    )
+    assert override.status_code == 200 and override.json()["project_role"] == "ops"
+    where = f"{team.name}/{project.name}"
+    assert _can(client, org, tom.username, "run:delete", where) is True
+    assert _can(client, org, tom.username, "run:create", where) is False  # viewer-based
+    assert _can(client, org, una.username, "run:move", where) is True
+
+    assert client.delete(f"{ROLES}/Ops", headers=org.admin_headers).status_code == 204
+    assert client.delete(f"{ROLES}/ops", headers=org.admin_headers).status_code == 204
+
+    assert _can(client, org, tom.username, "run:delete", where) is False
+    assert _can(client, org, tom.username, "run:read", where) is True  # viewer now
+    assert _can(client, org, una.username, "run:move", where) is False
+    assert _can(client, org, una.username, "run:create", where) is True  # member, tracking
+    roles = {
+        m["name"]: m["role"] for m in client.get(members, headers=org.admin_headers).json()["items"]
+    }
+    assert roles == {tom.username: "viewer", una.username: "member"}
+    assert client.get(ROLES, headers=org.admin_headers).json() == {"items": []}
+
+
+def test_roles_are_listed_by_name_and_read_by_name_or_id(client, db, org):
+    for name in ("beta", "Alpha", "alpha"):
+        assert _create(client, org, name=name).status_code == 201
+    listed = client.get(ROLES, headers=org.admin_headers).json()["items"]
+    assert [r["name"] for r in listed] == sorted(["beta", "Alpha", "alpha"])
+    for role in listed:
+        by_id = client.get(f"{ROLES}/{role['id']}", headers=org.admin_headers).json()
+        assert by_id["name"] == role["name"]

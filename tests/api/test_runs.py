@@ -417,3 +417,83 @@ def test_move_to_another_organizations_project_is_404(client, db, org, move_worl
         f"{API}/runs/{run_id}/move", json={"project": "foreign/p"}, headers=headers
     )
     assert response.status_code == 404
+
+
+# --- caps: org viewer role and Models seat (ACCESS.md, "Roles") ----------------------------------
+
+
+def _capped(db, org, team, *, role="member", models_seat="full", team_role="admin"):
+    user = factories.user(db, org.org, role=role, models_seat=models_seat)
+    factories.member(db, team, user, role=team_role)
+    return factories.headers(factories.api_key(db, user))
+
+
+def test_org_viewer_reads_only_whatever_its_team_role(client, db, org, team):
+    factories.project(db, team, name="p")
+    factories.project(db, team, name="o", visibility="open")
+    _, writer = _member(db, org, team)
+    run_id = _submit(client, "vision/p", writer).json()["id"]
+    headers = _capped(db, org, team, role="viewer", team_role="admin")
+    assert client.get(f"{API}/projects/vision/p/runs", headers=headers).status_code == 200
+    assert client.get(f"{API}/runs/{run_id}", headers=headers).status_code == 200
+    for response in (
+        _submit(client, "vision/p", headers),
+        _submit(client, "vision/o", headers),  # not even where any authenticated principal may
+        client.post(f"{API}/runs/{run_id}/stop", headers=headers),
+        client.delete(f"{API}/runs/{run_id}", headers=headers),
+    ):
+        assert response.status_code == 403
+        assert _rule(response) == "cap.org_viewer"
+    assert [run.state for run in _runs(db)] == ["running"]
+
+
+def test_models_viewer_seat_reads_runs_but_writes_none(client, db, org, team):
+    factories.project(db, team, name="p")
+    _, writer = _member(db, org, team)
+    run_id = _submit(client, "vision/p", writer).json()["id"]
+    headers = _capped(db, org, team, models_seat="viewer")
+    assert client.get(f"{API}/projects/vision/p/runs", headers=headers).status_code == 200
+    for response in (
+        _submit(client, "vision/p", headers),
+        client.post(f"{API}/runs/{run_id}/stop", headers=headers),
+        client.delete(f"{API}/runs/{run_id}", headers=headers),
+    ):
+        assert response.status_code == 403
+        assert _rule(response) == "cap.models_seat"
+    assert len(_runs(db)) == 1
+
+
+def test_models_seat_none_removes_even_reads(client, db, org, team):
+    factories.project(db, team, name="p")
+    _, writer = _member(db, org, team)
+    run_id = _submit(client, "vision/p", writer).json()["id"]
+    headers = _capped(db, org, team, models_seat="none")
+    for response in (
+        client.get(f"{API}/projects/vision/p", headers=headers),
+        client.get(f"{API}/projects/vision/p/runs", headers=headers),
+        client.get(f"{API}/runs/{run_id}", headers=headers),
+        _submit(client, "vision/p", headers),
+    ):
+        assert response.status_code == 403
+        assert _rule(response) == "cap.models_seat"
+    assert len(_runs(db)) == 1
+
+
+# --- runs outlive their creator's membership (ACCESS.md, "Organization membership") --------------
+
+
+def test_removing_the_creator_from_the_team_keeps_its_runs(client, db, org, team):
+    factories.project(db, team, name="p")
+    _, headers = _member(db, org, team, username="leaver")
+    run_id = _submit(client, "vision/p", headers, name="kept").json()["id"]
+    removed = client.delete(f"{API}/teams/vision/members/leaver", headers=org.admin_headers)
+    assert removed.status_code == 204
+    refused = client.get(f"{API}/runs/{run_id}", headers=headers)
+    assert refused.status_code == 403
+    assert _rule(refused) == "base.none"
+    _, admin = _member(db, org, team, role="admin")
+    kept = client.get(f"{API}/runs/{run_id}", headers=admin)
+    assert kept.status_code == 200
+    assert kept.json()["name"] == "kept"
+    assert kept.json()["created_by"] == {"kind": "user", "name": "leaver"}
+    assert kept.json()["attributed_to"] == "leaver"

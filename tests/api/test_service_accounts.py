@@ -365,3 +365,90 @@ def test_bad_key_input_is_422_and_issues_nothing(client, db, org, body):
     assert (
         db.scalar(select(func.count(ApiKey.id)).where(ApiKey.service_account_id == account.id)) == 0
     )
+
+
+# --- issue checks -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("team", [None, ""])
+def test_an_org_scoped_account_needs_a_default_team(client, db, org, team):
+    body = {"name": "trainer", "scope": "org"}
+    if team is not None:
+        body["team"] = team
+
+    response = client.post(ACCOUNTS, json=body, headers=org.admin_headers)
+
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_input"
+    assert "team" in response.json()["error"]["message"]
+    assert _account_count(db) == 0
+    assert _events(db, "service_account.create") == []
+
+
+def test_a_personal_entity_cannot_be_a_default_or_parent_team(client, db, org):
+    for scope in ("org", "team"):
+        response = client.post(
+            ACCOUNTS,
+            json={"name": f"bot-{scope}", "scope": scope, "team": org.admin.username},
+            headers=org.admin_headers,
+        )
+        assert response.status_code == 404
+    assert _account_count(db) == 0
+
+
+def test_org_admin_manages_team_scoped_accounts_and_their_keys(client, db, org):
+    team = factories.team(db, org.org)
+    body = {"name": "etl", "scope": "team", "team": team.name}
+    created = client.post(ACCOUNTS, json=body, headers=org.admin_headers)
+    assert created.status_code == 201
+    key = client.post(f"{ACCOUNTS}/etl/api-keys", json={}, headers=org.admin_headers)
+    assert key.status_code == 201
+    listed = client.get(f"{ACCOUNTS}/etl/api-keys", headers=org.admin_headers).json()["items"]
+    assert len(listed) == 2  # the key issued with the account and this one
+    key_id, secret = key.json()["id"], key.json()["key"]
+    revoked = client.delete(f"{ACCOUNTS}/etl/api-keys/{key_id}", headers=org.admin_headers)
+    assert revoked.status_code == 204
+    assert client.get("/api/v1/teams", headers=factories.headers(secret)).status_code == 401
+    # The account's first key still works.
+    first = factories.headers(created.json()["api_key"])
+    assert client.get("/api/v1/teams", headers=first).status_code == 200
+
+
+def test_a_plain_team_member_cannot_manage_its_teams_accounts_or_their_keys(client, db, org):
+    team = factories.team(db, org.org)
+    user, headers = _user_with_key(db, org)
+    factories.member(db, team, user, role="member")
+    account = factories.service_account(db, org.org, team, name="bot")
+    factories.api_key(db, account)
+    key_id = db.scalar(select(ApiKey.id).where(ApiKey.service_account_id == account.id))
+    keys_url = f"{ACCOUNTS}/bot/api-keys"
+
+    for response in (
+        client.get(f"{ACCOUNTS}/bot", headers=headers),
+        client.get(keys_url, headers=headers),
+        client.post(keys_url, json={}, headers=headers),
+        client.delete(f"{keys_url}/{key_id}", headers=headers),
+    ):
+        assert response.status_code == 403, response.text
+        assert response.json()["error"]["rule"] == "base.team_role"
+    # It does not even see the account in a listing.
+    assert client.get(ACCOUNTS, headers=headers).json() == {"items": []}
+    db.expire_all()
+    assert db.get(ApiKey, key_id).revoked_at is None
+    assert (
+        db.scalar(select(func.count(ApiKey.id)).where(ApiKey.service_account_id == account.id)) == 1
+    )
+    assert _events(db, "service_account.api_key.create") == []
+
+
+def test_a_team_admin_cannot_manage_an_org_scoped_accounts_keys(client, db, org):
+    team, headers = _team_admin(db, org)
+    factories.service_account(db, org.org, team, scope="org", name="global")
+
+    for response in (
+        client.get(f"{ACCOUNTS}/global/api-keys", headers=headers),
+        client.post(f"{ACCOUNTS}/global/api-keys", json={}, headers=headers),
+        client.delete(f"{ACCOUNTS}/global", headers=headers),
+    ):
+        assert response.status_code == 403
+        assert response.json()["error"]["rule"] == "org.member"

@@ -236,6 +236,18 @@ def test_org_admin_adds_itself_unless_admin_team_access_is_disabled(make_client,
 
     others = restricted.post(url, json={"user": other.username}, headers=org.admin_headers)
     assert others.status_code == 201
+    # Managing other members stays allowed (org admin extra team:manage_members).
+    changed = restricted.patch(
+        f"{url}/{other.username}", json={"role": "admin"}, headers=org.admin_headers
+    )
+    assert changed.status_code == 200 and changed.json()["role"] == "admin"
+    listed = restricted.get(url, headers=org.admin_headers)
+    assert [m["name"] for m in listed.json()["items"]] == [other.username]
+    removed = restricted.delete(f"{url}/{other.username}", headers=org.admin_headers)
+    assert removed.status_code == 204
+    assert _membership(db, team, other) is None
+    (added,) = _events(db, "team.member.add", team)
+    assert added.after == {"user": other.username, "role": "member"}
 
     allowed = make_client().post(url, json={"user": org.admin.email}, headers=org.admin_headers)
     assert allowed.status_code == 201
@@ -264,7 +276,18 @@ def _override(db, project, user) -> tuple[str | None, str | None]:
             ProjectMembership.project_id == project.id, ProjectMembership.user_id == user.id
         )
     )
-    return row.role, row.custom_role_id
+    # No row at all: nothing overrides the team role.
+    return (row.role, row.custom_role_id) if row is not None else (None, None)
+
+
+def _project_row_count(db, project, user) -> int:
+    return len(
+        db.scalars(
+            select(ProjectMembership).where(
+                ProjectMembership.project_id == project.id, ProjectMembership.user_id == user.id
+            )
+        ).all()
+    )
 
 
 def test_role_change_returns_equal_overrides_to_tracking_and_keeps_others(client, db, org):
@@ -276,6 +299,8 @@ def test_role_change_returns_equal_overrides_to_tracking_and_keeps_others(client
     assert response.json()["role"] == "admin"
     assert _membership(db, team, user).role == "admin"
     assert _override(db, as_admin, user) == (None, None)
+    # The uninvited row held only the override, so it is gone; the invitation stays.
+    assert _project_row_count(db, as_admin, user) == 0
     assert _override(db, as_viewer, user) == ("viewer", None)
     (event,) = _events(db, "team.member.update", team)
     assert (event.before["role"], event.after["role"]) == ("member", "admin")
@@ -305,6 +330,7 @@ def test_becoming_a_viewer_clears_every_project_role_override(client, db, org):
     assert response.status_code == 200
     assert _override(db, as_admin, user) == (None, None)
     assert _override(db, as_viewer, user) == (None, None)
+    assert _project_row_count(db, as_viewer, user) == 1  # still invited to the restricted one
 
 
 def test_bad_role_changes_are_refused_and_change_nothing(client, db, org):
@@ -389,7 +415,9 @@ def test_service_account_and_unknown_members_cannot_be_removed(client, db, org):
     factories.service_account(db, org.org, team, name="robot")
     outsider = factories.user(db, org.org)
     url = _members_url(team)
-    assert client.delete(f"{url}/robot", headers=org.admin_headers).status_code == 409
+    refused = client.delete(f"{url}/robot", headers=org.admin_headers)
+    assert refused.status_code == 409
+    assert "delete the service account" in refused.json()["error"]["message"]
     assert client.delete(f"{url}/{outsider.username}", headers=org.admin_headers).status_code == 404
     assert client.delete(f"{url}/nobody", headers=org.admin_headers).status_code == 404
     assert _membership_count(db, team) == 1

@@ -339,3 +339,81 @@ def test_default_team_of_an_org_service_account_cannot_be_deleted(client, db, or
 
 def test_delete_unknown_team_is_404(client, org):
     assert client.delete(f"{TEAMS}/nope", headers=org.admin_headers).status_code == 404
+
+
+# --- private only -----------------------------------------------------------------------------
+
+
+def test_setting_private_only_keeps_existing_open_and_public_projects(client, db, org):
+    team = factories.team(db, org.org, name="lab")
+    open_project = factories.project(db, team, name="demo", visibility="open")
+    public_project = factories.project(db, team, name="paper", visibility="public")
+    internal = factories.project(db, team, name="internal", visibility="team")
+    user, headers = _user_with_key(db, org)
+    factories.member(db, team, user, role="admin")
+
+    response = client.patch(f"{TEAMS}/lab", json={"private_only": True}, headers=headers)
+
+    assert response.status_code == 200 and response.json()["private_only"] is True
+    db.expire_all()
+    # ACCESS.md (ours): projects already open or public keep their scope.
+    assert db.get(Project, open_project.id).visibility == "open"
+    assert db.get(Project, public_project.id).visibility == "public"
+    assert client.get("/api/v1/projects/lab/paper").status_code == 200  # anonymous still reads
+    # From now on: no new open or public project, no change to open or public.
+    created = client.post(
+        "/api/v1/projects",
+        json={"entity": "lab", "name": "fresh", "visibility": "public"},
+        headers=headers,
+    )
+    assert created.status_code == 409
+    assert created.json()["error"]["code"] == "team.private_only"
+    changed = client.patch(
+        "/api/v1/projects/lab/internal", json={"visibility": "open"}, headers=headers
+    )
+    assert changed.status_code == 409
+    assert changed.json()["error"]["code"] == "team.private_only"
+    db.expire_all()
+    assert db.get(Project, internal.id).visibility == "team"
+    # Turning it off again allows open and public projects.
+    client.patch(f"{TEAMS}/lab", json={"private_only": False}, headers=headers)
+    reopened = client.patch(
+        "/api/v1/projects/lab/internal", json={"visibility": "open"}, headers=headers
+    )
+    assert reopened.status_code == 200 and reopened.json()["visibility"] == "open"
+
+
+# --- GORILLA_DISABLE_ADMIN_TEAM_ACCESS --------------------------------------------------------
+
+
+def test_org_admin_names_itself_first_admin_unless_admin_team_access_is_disabled(
+    make_client, db, org
+):
+    other, _ = _user_with_key(db, org)
+    restricted = make_client(disable_admin_team_access=True)
+
+    refused = restricted.post(
+        TEAMS, json={"name": "mine", "admin": org.admin.username}, headers=org.admin_headers
+    )
+
+    assert refused.status_code == 403
+    assert refused.json()["error"]["rule"] == "org_admin.self_join_disabled"
+    assert _team_count(db) == 0
+    assert _events(db, "team.create") == []
+    # Creating a team for someone else stays allowed under the setting.
+    for_other = restricted.post(
+        TEAMS, json={"name": "theirs", "admin": other.username}, headers=org.admin_headers
+    )
+    assert for_other.status_code == 201
+    allowed = make_client().post(
+        TEAMS, json={"name": "mine", "admin": org.admin.email}, headers=org.admin_headers
+    )
+    assert allowed.status_code == 201
+    db.expire_all()
+    row = db.scalar(
+        select(TeamMembership).where(
+            TeamMembership.team_id == allowed.json()["id"],
+            TeamMembership.user_id == org.admin.id,
+        )
+    )
+    assert row.role == "admin"

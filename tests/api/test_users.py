@@ -533,3 +533,96 @@ def test_deleting_an_unknown_user_is_404_and_records_nothing(client, db, org):
 
     assert response.status_code == 404
     assert audit_events(db, "user.delete") == []
+
+
+# --- issue checks through HTTP only -------------------------------------------------------------
+
+
+def test_the_same_email_in_another_case_is_a_conflict_through_the_api(client, db, org):
+    first = client.post(USERS, headers=org.admin_headers, json={"email": "A@x.io"})
+    assert first.status_code == 201
+
+    second = client.post(USERS, headers=org.admin_headers, json={"email": "a@X.io"})
+
+    assert second.status_code == 409
+    assert second.json()["error"]["field"] == "email"
+    assert count(db, User) == 2  # the bootstrap admin and A@x.io
+    assert len(audit_events(db, "user.create")) == 1
+    assert (
+        client.get(f"{USERS}/a@x.IO", headers=org.admin_headers).json()["id"]
+        == (first.json()["id"])
+    )
+
+
+@pytest.mark.parametrize("role", ["Ops", "service", "owner", ""])
+def test_a_custom_or_team_only_role_is_not_an_org_role(client, db, org, role):
+    factories.custom_role(db, org.org, name="Ops")
+    factories.user(db, org.org, username="quinn")
+
+    created = client.post(
+        USERS, headers=org.admin_headers, json={"email": "ops@example.com", "role": role}
+    )
+    changed = client.patch(f"{USERS}/quinn", headers=org.admin_headers, json={"role": role})
+
+    assert (created.status_code, changed.status_code) == (422, 422)
+    assert created.json()["error"]["code"] == "invalid_input"
+    db.expire_all()
+    assert db.scalar(select(User).where(User.email_key == "ops@example.com")) is None
+    quinn = db.scalar(select(User).where(User.username_key == "quinn"))
+    membership = db.scalar(select(OrgMembership).where(OrgMembership.user_id == quinn.id))
+    assert membership.role == "member"
+
+
+def test_deactivated_user_holds_no_permission_even_on_its_own_team(client, db, org):
+    team = factories.team(db, org.org)
+    project = factories.project(db, team)
+    rita, headers = member_headers(db, org)
+    factories.member(db, team, rita, role="admin")
+    path = f"/api/v1/projects/{team.name}/{project.name}"
+    assert client.get(path, headers=headers).status_code == 200
+
+    client.post(f"{USERS}/{rita.username}/deactivate", headers=org.admin_headers)
+
+    refused = client.get(path, headers=headers)
+    assert refused.status_code == 401
+    assert "deactivated" in refused.json()["error"]["message"]
+    # The org admin asking the policy about rita sees the deactivation rule deciding.
+    check = client.post(
+        "/api/v1/authz/check",
+        headers=org.admin_headers,
+        json={
+            "principal": f"user:{rita.username}",
+            "permission": "project:read",
+            "project": f"{team.name}/{project.name}",
+        },
+    )
+    assert check.status_code == 200
+    assert check.json()["allowed"] is False
+    assert check.json()["trace"][0]["rule"] == policy.RULE_DEACTIVATED
+    # Still listed, flagged.
+    listed = client.get(USERS, headers=org.admin_headers, params={"q": rita.username}).json()
+    assert [(u["id"], u["active"]) for u in listed["items"]] == [(rita.id, False)]
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix", "body"),
+    [("patch", "", {"role": "viewer"}), ("post", "/deactivate", None), ("delete", "", None)],
+)
+def test_with_two_active_admins_either_may_go_but_then_the_other_is_the_last(
+    client, db, org, method, suffix, body
+):
+    second = factories.user(db, org.org, username="second", role="admin")
+    second_headers = factories.headers(factories.api_key(db, second))
+    kwargs = {"json": body} if body is not None else {}
+
+    first_goes = client.request(
+        method.upper(), f"{USERS}/{org.admin.username}{suffix}", headers=second_headers, **kwargs
+    )
+    assert first_goes.status_code in (200, 204)
+
+    last = client.request(
+        method.upper(), f"{USERS}/second{suffix}", headers=second_headers, **kwargs
+    )
+    assert last.status_code == 409
+    assert last.json()["error"]["code"] == "last_admin"
+    assert "last active admin" in last.json()["error"]["message"]

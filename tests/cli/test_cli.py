@@ -6,6 +6,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
@@ -68,22 +73,31 @@ def test_init_prints_a_working_admin_key(run_cli, cli_db):
         assert admin.password_hash and "s3cret-pw" not in admin.password_hash
 
 
-def test_init_json(run_cli, cli_db):
+def test_init_json_and_migrations(run_cli, cli_db, fresh_database_url):
     result = run_cli("init", "--org", "acme", "--admin-email", "admin@example.com", "--json")
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
     assert set(body) == {"org", "admin", "api_key"}
     assert (body["org"], body["admin"]) == ("acme", "admin@example.com")
+    head = ScriptDirectory.from_config(alembic_config(fresh_database_url)).get_current_head()
     with cli_db() as session:
         assert authenticate_api_key(session, body["api_key"]).name == "admin"
         events = session.scalars(select(AuditEvent.action)).all()
         assert "org.initialize" in events
+        assert session.scalar(text("SELECT version_num FROM alembic_version")) == head
 
 
 def test_init_twice_is_a_clear_error(run_cli, initialised, cli_db):
-    result = run_cli("init", "--org", "other", "--admin-email", "other@example.com")
-    assert_clean_failure(result, "already initialised", "acme")
+    with cli_db() as session:
+        before = session.scalar(select(func.count(AuditEvent.id)))
+    for org in ("other", "acme"):
+        result = run_cli("init", "--org", org, "--admin-email", "other@example.com", "--json")
+        assert_clean_failure(result, "already initialised", "acme")
     assert org_count(cli_db) == 1
+    with cli_db() as session:
+        assert session.scalars(select(User.email)).all() == ["admin@example.com"]
+        assert session.scalar(select(func.count(AuditEvent.id))) == before
+        assert authenticate_api_key(session, initialised["api_key"]).name == "admin"
 
 
 @pytest.mark.parametrize(
@@ -103,6 +117,34 @@ def test_init_without_required_options_is_a_usage_error(run_cli):
     result = run_cli("init", "--org", "acme")
     assert result.exit_code == 2
     assert "--admin-email" in result.output
+
+
+# --- the installed console script ---------------------------------------------------------------
+
+
+def test_rolecall_console_script_is_declared_and_runs(cli_env):
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["rolecall"] == "rolecall.cli.main:app"
+    script = Path(sys.executable).parent / "rolecall"
+    assert script.exists(), "install the project (pip install -e .) to get the rolecall script"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, **cli_env}
+        return subprocess.run(
+            [str(script), *args], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    done = run("init", "--org", "acme", "--admin-email", "admin@example.com", "--json")
+    assert done.returncode == 0, done.stderr
+    assert set(json.loads(done.stdout)) == {"org", "admin", "api_key"}
+    again = run("init", "--org", "acme", "--admin-email", "admin@example.com")
+    assert again.returncode == 1
+    assert again.stderr.startswith("error: ") and "already initialised" in again.stderr
+    missing = run("api-key", "create", "--user", "ghost@example.com")
+    assert missing.returncode == 1 and "ghost@example.com" in missing.stderr
+    unknown = run("explain", "--principal", "admin", "--permission", "run:fly", "--project", "x/y")
+    assert unknown.returncode == 1 and "unknown permission" in unknown.stderr
+    assert "Traceback" not in again.stderr + missing.stderr + unknown.stderr
 
 
 # --- db upgrade -------------------------------------------------------------------------------

@@ -1,10 +1,21 @@
-"""SDK fixtures: an ``Api`` driving the app in-process through its TestClient."""
+"""SDK fixtures: an ``Api`` talking over real HTTP to a uvicorn server on a loopback port.
+
+One uvicorn server per test process (started on first use, stopped at the end) forwards each
+request to the current test's app, built like the ``client`` fixture's: its sessions are bound
+to the test's rolled-back transaction, so ``db`` and ``tests.factories`` arrange and inspect
+what the SDK sees. The SDK uses its own ``httpx.Client``: nothing of the server is imported.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from rolecall import Api
@@ -18,6 +29,43 @@ SDK_ENV = (
     "WANDB_USERNAME",
     "WANDB_USER_EMAIL",
 )
+START_TIMEOUT = 30
+
+
+class Dispatcher:
+    """An ASGI app forwarding HTTP requests to ``target`` (the current test's app)."""
+
+    def __init__(self) -> None:
+        self.target: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.target is None:
+            raise RuntimeError("no test app is being served")
+        await self.target(scope, receive, send)
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[tuple[str, Dispatcher]]:
+    """A real HTTP server on 127.0.0.1 (a free port), in a background thread."""
+    dispatcher = Dispatcher()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(dispatcher, lifespan="off", log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the SDK tests' uvicorn server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}", dispatcher
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
 
 
 @pytest.fixture(autouse=True)
@@ -27,13 +75,27 @@ def _clean_sdk_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def api_for(client: TestClient) -> Callable[..., Api]:
-    """An ``Api`` acting with ``secret`` (extra keyword arguments go to ``Api``)."""
+def base_url(live_server: tuple[str, Dispatcher], client: TestClient) -> Iterator[str]:
+    """The live server's URL, serving this test's app (the same one ``client`` drives)."""
+    url, dispatcher = live_server
+    dispatcher.target = client.app
+    yield url
+    dispatcher.target = None
+
+
+@pytest.fixture
+def api_for(base_url: str) -> Iterator[Callable[..., Api]]:
+    """An ``Api`` acting with ``secret`` over HTTP (extra keyword arguments go to ``Api``)."""
+    made: list[Api] = []
 
     def make(secret: str | None, **kwargs: object) -> Api:
-        return Api(api_key=secret, client=client, **kwargs)  # type: ignore[arg-type]
+        api = Api(base_url=base_url, api_key=secret, **kwargs)  # type: ignore[arg-type]
+        made.append(api)
+        return api
 
-    return make
+    yield make
+    for api in made:
+        api.close()
 
 
 @pytest.fixture

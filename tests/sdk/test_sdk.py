@@ -1,4 +1,5 @@
-"""The admin SDK against the app in-process: the caller, users, teams, service accounts, errors.
+"""The admin SDK over HTTP against a live server: the caller, users, teams, service accounts,
+errors.
 
 Projects, runs, roles, decisions and the audit log are in ``test_sdk_projects.py``; the
 environment and the wire format (headers, error parsing) in ``test_sdk_transport.py``.
@@ -6,6 +7,10 @@ environment and the wire format (headers, error parsing) in ``test_sdk_transport
 
 from __future__ import annotations
 
+import inspect
+from datetime import UTC, datetime, timedelta
+
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -14,6 +19,7 @@ from rolecall.sdk import (
     AuthenticationError,
     Conflict,
     InvalidInput,
+    LastAdmin,
     Member,
     NotFound,
     PermissionDenied,
@@ -21,14 +27,99 @@ from rolecall.sdk import (
     Team,
     User,
 )
+from rolecall.sdk.models import Decision
+from rolecall.sdk.projects import Project, Run
 from rolecall.service_accounts.models import ServiceAccount as ServiceAccountRow
 from rolecall.teams.models import Team as TeamRow
 from tests import factories
+from tests.conftest import auth
 
 
 def _member_api(db, org, api_for, **user_fields) -> tuple[Api, object]:
     user = factories.user(db, org.org, **user_fields)
     return api_for(factories.api_key(db, user)), user
+
+
+def _label(value: object) -> str:
+    return str(getattr(value, "__name__", value))
+
+
+# --- the surface ----------------------------------------------------------------------------
+
+#: The issue's SDK surface: (owner, method) -> parameters, exactly as the issue names them.
+SURFACE = {
+    (Api, "__init__"): "(self, base_url=None, api_key=None, username=None, user_email=None, *, "
+    "org=None, timeout=30, client=None)",
+    (Api, "create_user"): "(self, email, admin=False)",
+    (Api, "user"): "(self, user_name_or_email)",
+    (Api, "create_team"): "(self, team_name, admin_user_name=None)",
+    (Api, "team"): "(self, team_name)",
+    (Api, "create_project"): "(self, entity, name, visibility='team')",
+    (Api, "project"): "(self, path)",
+    (Api, "create_role"): "(self, name, inherited_from, permissions=(), description='')",
+    (Api, "create_service_account"): "(self, description, default_team)",
+    (Api, "create_api_key"): "(self, description=None, expires_in=None, scopes=None)",
+    (Api, "check"): "(self, permission, project, principal=None)",
+    (Api, "audit_log"): "(self, **filters)",
+    (Api, "viewer"): "(self)",
+    (User, "teams"): "(self)",
+    (User, "set_role"): "(self, role)",
+    (User, "set_seats"): "(self, models=None, weave=None)",
+    (User, "deactivate"): "(self)",
+    (User, "reactivate"): "(self)",
+    (User, "delete"): "(self)",
+    (Team, "invite"): "(self, user_name_or_email, admin=False)",
+    (Team, "create_service_account"): "(self, description)",
+    (Team, "set_role"): "(self, user, role)",
+    (Team, "update"): "(self, private_only=None, domain_matching=None)",
+    (Member, "delete"): "(self)",
+    (Project, "set_visibility"): "(self, visibility)",
+    (Project, "add_member"): "(self, principal, role=None)",
+    (Project, "set_role"): "(self, user, role)",
+    (Project, "remove_member"): "(self, principal)",
+    (Project, "join"): "(self)",
+    (Project, "create_run"): "(self, name=None)",
+    (Run, "stop"): "(self)",
+    (Run, "delete"): "(self)",
+    (Run, "move"): "(self, project)",
+}
+
+
+@pytest.mark.parametrize(("owner", "method"), list(SURFACE), ids=_label)
+def test_the_issues_methods_have_its_names_and_parameters(owner, method):
+    signature = inspect.signature(getattr(owner, method))
+    bare = signature.replace(
+        parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
+        return_annotation=signature.empty,
+    )
+    assert str(bare) == SURFACE[(owner, method)]
+
+
+def test_properties_the_issue_names():
+    assert isinstance(Team.members, property)
+    assert isinstance(Decision.trace, property)
+    for cls, name in ((Decision, "allowed"), (Run, "attributed_to")):
+        assert name in vars(cls)
+
+
+def test_the_sdk_speaks_http_to_a_live_server(api, base_url):
+    assert base_url.startswith("http://127.0.0.1:")
+    assert api.base_url == base_url
+    assert type(api._http.client) is httpx.Client  # its own client: no in-process transport
+    assert httpx.get(f"{base_url}/healthz").json() == {"status": "ok"}
+
+
+def test_environment_names_the_server_and_key(monkeypatch, base_url, org):
+    monkeypatch.setenv("WANDB_BASE_URL", base_url)
+    monkeypatch.setenv("WANDB_API_KEY", org.admin_key)
+    with Api() as from_wandb:
+        assert from_wandb.viewer().id == org.admin.id
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("WANDB_API_KEY", "rc_wrong")
+    monkeypatch.setenv("ROLECALL_BASE_URL", base_url)
+    monkeypatch.setenv("ROLECALL_API_KEY", org.admin_key)
+    with Api() as from_rolecall:
+        assert from_rolecall.viewer().email == org.admin.email
 
 
 # --- the caller -------------------------------------------------------------------------------
@@ -46,6 +137,7 @@ def test_viewer_is_the_key_owner(api, org):
 
 def test_create_api_key_returns_a_working_scoped_key(api, api_for, org):
     secret = api.create_api_key(description="laptop", expires_in=3600, scopes=["run:create"])
+    assert isinstance(secret, str) and secret.startswith("rc_")
     scoped = api_for(secret)
     assert scoped.viewer().id == org.admin.id
     # Scoped to run:create, the key can do nothing else (the policy's rule says why).
@@ -149,10 +241,45 @@ def test_last_admin_cannot_be_demoted(api, org):
     assert api.user(org.admin.email).role == "admin"
 
 
-def test_member_cannot_create_users(api, api_for, db, org):
-    member_api, _ = _member_api(db, org, api_for)
+def test_last_admin_cannot_be_deactivated_or_deleted(api, client, org):
+    admin = api.user(org.admin.email)
+    for action in (admin.deactivate, admin.delete):
+        with pytest.raises(LastAdmin) as refused:
+            action()
+        assert isinstance(refused.value, Conflict)
+        assert (refused.value.status, refused.value.code) == (409, "last_admin")
+    raw = client.post(f"/api/v1/users/{org.admin.id}/deactivate", headers=org.admin_headers)
+    assert raw.status_code == 409
+    assert (
+        refused.value.message
+        == client.delete(f"/api/v1/users/{org.admin.id}", headers=org.admin_headers).json()[
+            "error"
+        ]["message"]
+    )
+    fresh = api.user(org.admin.email)
+    assert (fresh.active, fresh.role) == (True, "admin")
+    assert api.viewer().id == org.admin.id
+
+
+def test_other_conflicts_are_not_last_admin(api):
+    api.create_user("once@example.com")
+    with pytest.raises(Conflict) as refused:
+        api.create_user("once@example.com")
+    assert not isinstance(refused.value, LastAdmin)
+
+
+def test_member_cannot_create_users(api, api_for, db, org, client):
+    member_api, member = _member_api(db, org, api_for)
     with pytest.raises(PermissionDenied) as refused:
         member_api.create_user("eve@example.com")
+    raw = client.post(
+        "/api/v1/users",
+        json={"email": "eve@example.com", "role": "member"},
+        headers=auth(factories.api_key(db, member)),
+    ).json()["error"]
+    assert (refused.value.message, refused.value.rule) == (raw["message"], raw["rule"])
+    assert str(refused.value).startswith(raw["message"])
+    assert str(refused.value).count(raw["rule"]) == 1
     assert refused.value.status == 403
     assert refused.value.rule
     assert refused.value.trace
@@ -203,6 +330,7 @@ def test_team_service_account_comes_last_with_a_working_key(api, api_for):
     api.create_user("erin@example.com")
     team.invite("erin@example.com")
     account = team.create_service_account("Nightly training (GPU)")
+    assert isinstance(account, Member)
     assert account.kind == "service_account"
     assert account.name == "nightly-training-gpu"
     assert account.role == "service"
@@ -282,7 +410,23 @@ def test_org_service_account_with_default_team(api, api_for):
     assert (account.scope, account.team, account.name) == ("org", team.name, "org-automation")
     viewer = api_for(account.api_key).viewer()
     assert (viewer.kind, viewer.name) == ("service_account", "org-automation")
+    assert (viewer.scope, viewer.team) == ("org", team.name)
     assert account.id not in [m.id for m in team.members]  # org-scoped: not a member
+
+
+def test_audit_log_filters(api, org):
+    started = datetime.now(UTC) - timedelta(seconds=1)
+    api.create_team("audited")
+    zed = api.create_user("zed@example.com")
+    zed.set_role("viewer")
+    about_zed = api.audit_log(object_type="user", object_id=zed.id)
+    assert [e.action for e in about_zed] == ["user.create", "user.update"]
+    assert all(e.actor["id"] == org.admin.id for e in about_zed)
+    by_admin = api.audit_log(actor=org.admin.username, since=started)
+    assert {"team.create", "user.create", "user.update"} <= {e.action for e in by_admin}
+    assert api.audit_log(actor=org.admin.username, until=started - timedelta(days=1)) == []
+    with pytest.raises(InvalidInput):
+        api.audit_log(colour="blue")
 
 
 def test_org_service_account_needs_a_known_team(api):

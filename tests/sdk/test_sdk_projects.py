@@ -1,10 +1,12 @@
-"""The admin SDK in-process: projects, project members, runs, custom roles, decisions, audit."""
+"""The admin SDK over HTTP against a live server: projects, project members, runs, custom
+roles, decisions, audit."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import func, select
 
+from rolecall import Api
 from rolecall.audit.models import AuditEvent
 from rolecall.authz import policy
 from rolecall.sdk import (
@@ -165,6 +167,32 @@ def test_service_account_run_attributed_to_named_member(api, api_for, team):
     unattributed = outsider.project("lab/attributed").create_run("by-nobody")
     assert unattributed.attributed_to != "nobody@example.com"
     assert unattributed.attribution_note
+
+
+def test_attribution_comes_from_the_wandb_environment(api, base_url, monkeypatch, team):
+    account = team.create_service_account("env trainer")
+    api.create_project("lab", "from-env")
+    monkeypatch.setenv("ROLECALL_BASE_URL", base_url)
+    monkeypatch.setenv("WANDB_API_KEY", account.api_key)
+    monkeypatch.setenv("WANDB_USERNAME", "carol")
+    monkeypatch.setenv("WANDB_USER_EMAIL", "")  # empty means unset: not sent
+    with Api() as robot:
+        assert (robot.username, robot.user_email) == ("carol", None)
+        run = robot.project("lab/from-env").create_run("by-carol")
+    assert (run.attributed_to, run.created_by["kind"]) == ("carol", "service_account")
+    monkeypatch.delenv("WANDB_USERNAME")
+    monkeypatch.setenv("WANDB_USER_EMAIL", "bob@example.com")
+    with Api() as robot:
+        assert robot.project("lab/from-env").create_run("by-bob").attributed_to == "bob"
+
+
+def test_add_member_with_a_project_role(api, team):
+    project = api.create_project("lab", "guests", visibility="restricted")
+    added = project.add_member("carol@example.com", role="viewer")
+    assert (added.name, added.invited, added.project_role) == ("carol", True, "viewer")
+    listed = {m.name: m for m in project.members}
+    assert listed["carol"].project_role == "viewer"
+    assert not api.check("run:create", "lab/guests", principal="user:carol").allowed
 
 
 # --- custom roles -----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from rolecall.sdk import (
     Conflict,
     ConnectionFailed,
     InvalidInput,
+    LastAdmin,
     NotFound,
     PermissionDenied,
     RolecallError,
@@ -170,6 +171,30 @@ def test_error_envelope_becomes_the_typed_exception(status, cls):
     assert (error.status, error.code, error.message) == (status, "some_code", "the server's words")
     assert (error.field, error.rule, error.trace) == ("name", "some.rule", body["error"]["trace"])
     assert str(error) == "the server's words (rule some.rule)"
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "cls"),
+    [
+        (409, "last_admin", LastAdmin),
+        (409, "duplicate", Conflict),
+        (422, "last_admin", InvalidInput),
+    ],
+)
+def test_last_admin_code_has_its_own_conflict_class(status, code, cls):
+    body = {"error": {"code": code, "message": "the last active admin cannot be removed"}}
+    with pytest.raises(RolecallError) as raised:
+        Recorder(status, body).api().viewer()
+    assert type(raised.value) is cls
+    assert raised.value.message == "the last active admin cannot be removed"
+
+
+def test_str_names_the_rule_once():
+    error = {"code": "permission_denied", "message": "no (base.none)", "rule": "base.none"}
+    body = {"error": error}
+    with pytest.raises(PermissionDenied) as raised:
+        Recorder(403, body).api().viewer()
+    assert str(raised.value) == "no (base.none)"
 
 
 def test_a_non_json_error_keeps_the_status_and_text():

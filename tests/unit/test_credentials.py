@@ -11,7 +11,11 @@ from rolecall.api_keys.models import ApiKey
 from rolecall.authz.facts import CredentialKind, PrincipalKind
 from rolecall.authz.permissions import Permission
 from rolecall.errors import AuthenticationFailed
-from rolecall.identity.authenticate import authenticate_api_key, secret_from_authorization
+from rolecall.identity.authenticate import (
+    authenticate_api_key,
+    record_key_use,
+    secret_from_authorization,
+)
 from rolecall.identity.secrets import API_KEY_PREFIX, digest
 from rolecall.orgs.models import OrgMembership
 from tests import factories
@@ -21,7 +25,7 @@ def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-@pytest.mark.parametrize("username", ["api", "anything", "alice@example.com"])
+@pytest.mark.parametrize("username", ["api", "anything", "alice@example.com", ""])
 def test_basic_takes_the_key_as_password_whatever_the_username(username):
     assert secret_from_authorization(basic(username, "rc_secret")) == "rc_secret"
 
@@ -45,11 +49,14 @@ def test_no_header_means_no_credential():
         "Digest abc",
         "Bearer",
         "Basic " + base64.b64encode(b"api:\xff\xfe").decode(),
+        "Basic \u00e9t\u00e9",
+        "Bearer  ",
     ],
 )
 def test_malformed_authorization_is_refused_cleanly(header):
-    with pytest.raises(AuthenticationFailed):
+    with pytest.raises(AuthenticationFailed) as refused:
         secret_from_authorization(header)
+    assert refused.value.code == "malformed_credentials"
 
 
 def test_user_key_authenticates_as_the_user(db, org):
@@ -124,13 +131,27 @@ def test_deleted_service_account_key_is_refused(db, org):
         authenticate_api_key(db, secret)
 
 
+def _use(db, secret: str, now: datetime) -> datetime | None:
+    """Authenticate, record the use as a request does afterwards, return the stored time."""
+    authenticate_api_key(db, secret, now=now)
+    record_key_use(db)
+    db.expire_all()
+    return db.query(ApiKey).filter_by(digest=digest(secret)).one().last_used_at
+
+
 def test_last_used_time_is_recorded_at_most_once_a_minute(db, org):
     now = datetime.now(UTC)
-    authenticate_api_key(db, org.admin_key, now=now)
-    key = db.query(ApiKey).filter_by(user_id=org.admin.id).one()
-    assert key.last_used_at == now
-    authenticate_api_key(db, org.admin_key, now=now + timedelta(seconds=30))
-    assert key.last_used_at == now
+    assert _use(db, org.admin_key, now) == now
+    assert _use(db, org.admin_key, now + timedelta(seconds=30)) == now
     later = now + timedelta(minutes=2)
-    authenticate_api_key(db, org.admin_key, now=later)
-    assert key.last_used_at == later
+    assert _use(db, org.admin_key, later) == later
+
+
+def test_authenticating_writes_nothing_until_the_use_is_recorded(db, org):
+    now = datetime.now(UTC)
+
+    authenticate_api_key(db, org.admin_key, now=now)
+
+    assert not db.dirty and not db.new
+    assert record_key_use(db) is True
+    assert record_key_use(db) is False  # recorded once

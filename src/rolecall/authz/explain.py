@@ -92,7 +92,12 @@ def explain(
     if wanted is None:
         raise InvalidInput(f"unknown permission {permission!r}", field="permission")
     entity, name = split_path(project_path)
-    subject = parse_principal_spec(session, org, principal_spec)
+    try:
+        subject = parse_principal_spec(session, org, principal_spec)
+    except NotFound:
+        # Only those who may ask about others learn whether a principal exists.
+        require(session, actor, Permission.ORG_MANAGE_USERS, org)
+        raise
     if subject is None or _is_self(subject, actor):
         subject = actor
     else:

@@ -25,6 +25,7 @@ from rolecall.db.session import session_settings
 from rolecall.errors import PermissionDenied
 from rolecall.identity.principal import Principal
 from rolecall.orgs.models import Organization, OrgMembership
+from rolecall.orgs.settings import effective_settings
 from rolecall.projects.models import Project, ProjectMembership
 from rolecall.roles.models import CustomRole
 from rolecall.service_accounts.models import ServiceAccount
@@ -140,11 +141,6 @@ def membership_facts(
 
 def load_facts(session: Session, principal: Principal, target: Target) -> DecisionFacts:
     """Gather every fact ``policy.decide`` needs about ``principal`` and ``target``."""
-    settings = session_settings(session)
-    instance = InstanceFacts(
-        disable_personal_entity=settings.disable_personal_entity,
-        disable_admin_team_access=settings.disable_admin_team_access,
-    )
     project: Project | None = None
     team: Team | None = None
     if isinstance(target, Project):
@@ -156,6 +152,11 @@ def load_facts(session: Session, principal: Principal, target: Target) -> Decisi
     org_id = team.org_id if team is not None else target.id
     org = session.get(Organization, org_id)
     org_facts = OrgFacts(id=org_id, name=org.name if org else "")
+    effective = effective_settings(org, session_settings(session))
+    instance = InstanceFacts(
+        disable_personal_entity=effective.disable_personal_entity,
+        disable_admin_team_access=effective.disable_admin_team_access,
+    )
     facts_team = team_facts(team) if team is not None else None
     facts_project = (
         ProjectFacts(

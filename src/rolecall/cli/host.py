@@ -17,15 +17,13 @@ from rolecall.api_keys.issue import issue_key
 from rolecall.audit.service import record
 from rolecall.authz.explain import explain
 from rolecall.authz.policy import Decision
-from rolecall.authz.roles import OrgRole
 from rolecall.db.engine import make_engine, make_sessionmaker
 from rolecall.errors import Conflict, InvalidInput, NotFound
-from rolecall.identity.passwords import MIN_PASSWORD_LENGTH, hash_password, temporary_password
+from rolecall.identity.passwords import MIN_PASSWORD_LENGTH
 from rolecall.identity.principal import operator
 from rolecall.orgs.bootstrap import initialize
 from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.settings import OrgMode, Settings
-from rolecall.users.models import User
 from rolecall.users.queries import find_user
 
 SURFACE = "cli"
@@ -101,51 +99,6 @@ def pick_org(session: Session, settings: Settings, name: str | None) -> Organiza
     if len(orgs) > 1 and settings.mode is OrgMode.MULTI:
         raise InvalidInput("several organizations: name one with --org", field="org")
     return orgs[0]
-
-
-@dataclass(frozen=True)
-class Restored:
-    org: str
-    admin: str
-    password: str
-
-
-def restore_admin_password(settings: Settings) -> Restored | None:
-    """LOCAL_RESTORE: give the first org's first active admin a fresh temporary password.
-
-    None when there is no organization or no active admin yet.
-    """
-    with open_session(settings) as session:
-        org = session.scalar(select(Organization).order_by(Organization.created_at).limit(1))
-        if org is None:
-            return None
-        admin = session.scalar(
-            select(User)
-            .join(OrgMembership, OrgMembership.user_id == User.id)
-            .where(
-                OrgMembership.org_id == org.id,
-                OrgMembership.role == OrgRole.ADMIN.value,
-                OrgMembership.active.is_(True),
-            )
-            .order_by(OrgMembership.created_at, OrgMembership.id)
-            .limit(1)
-        )
-        if admin is None:
-            return None
-        password = temporary_password()
-        admin.password_hash = hash_password(password)
-        record(
-            session,
-            actor=operator(SURFACE),
-            action="user.password.restore",
-            object_type="user",
-            object_id=admin.id,
-            object_name=admin.username,
-            org_id=org.id,
-            detail="LOCAL_RESTORE: temporary password set at start-up",
-        )
-        session.commit()
-        return Restored(org=org.name, admin=admin.email, password=password)
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from rolecall import __version__
-from rolecall.cli.host import (
-    Restored,
-    create_user_key,
-    explain_decision,
-    initialise,
-    restore_admin_password,
-)
+from rolecall.cli.host import create_user_key, explain_decision, initialise
 from rolecall.db.migrate import upgrade
 from rolecall.errors import RolecallError
 from rolecall.settings import Settings
@@ -136,26 +130,9 @@ def serve(
     with reported_errors():
         settings = load_settings(host=host, port=port)
         upgrade(settings.database_url)
-        if settings.local_restore:
-            announce_restore(restore_admin_password(settings))
+        # LOCAL_RESTORE's temporary password is set and logged by the app's start-up.
         server_app = create_app(settings)
     uvicorn.run(server_app, host=settings.host, port=settings.port, log_level=settings.log_level)
-
-
-def announce_restore(restored: Restored | None) -> None:
-    """Print the LOCAL_RESTORE temporary password to the server log (stderr), once."""
-    if restored is None:
-        typer.echo(
-            "LOCAL_RESTORE is on, but there is no active admin yet: run `rolecall init`.",
-            err=True,
-        )
-        return
-    typer.echo(
-        f"LOCAL_RESTORE is on: SSO is off. Temporary password for {restored.admin} "
-        f"(organization {restored.org!r}): {restored.password}\n"
-        "Sign in with it, then remove LOCAL_RESTORE to turn SSO back on.",
-        err=True,
-    )
 
 
 @api_key_app.command("create")

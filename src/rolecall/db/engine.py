@@ -10,6 +10,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+#: Execution option naming how a SQLite transaction begins (IMMEDIATE unless it only reads).
+BEGIN_OPTION = "rolecall_sqlite_begin"
+
 
 def normalise_url(url: str) -> str:
     """Map plain ``postgresql://`` URLs onto the psycopg 3 driver."""
@@ -45,7 +48,17 @@ def _apply_sqlite_recipe(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
         # IMMEDIATE takes the write lock up front, so two writers never deadlock on upgrade.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only work (``for_reading``) begins DEFERRED: under WAL, readers then run side by
+        # side instead of queueing for the one write lock.
+        mode = conn.get_execution_options().get(BEGIN_OPTION, "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def for_reading(engine: Engine) -> Engine:
+    """The same engine (same pool) for transactions that only read: on SQLite they begin
+    DEFERRED. A read transaction must not write: SQLite refuses to upgrade a read snapshot that
+    another writer has overtaken."""
+    return engine.execution_options(**{BEGIN_OPTION: "DEFERRED"})
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

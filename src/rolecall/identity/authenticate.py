@@ -7,10 +7,9 @@ index), then compared again in constant time.
 from __future__ import annotations
 
 import base64
-import binascii
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from rolecall.api_keys.models import ApiKey
@@ -27,6 +26,9 @@ from rolecall.users.models import User
 #: last_used_at is written at most this often per key, so reads do not all become writes.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 MAX_SECRET_LENGTH = 512
+#: ``session.info`` key of the key use ``record_key_use`` writes.
+PENDING_KEY_USE = "rolecall.pending_key_use"
+INVALID_KEY = "invalid API key"
 
 
 def secret_from_authorization(header: str | None) -> str | None:
@@ -38,18 +40,28 @@ def secret_from_authorization(header: str | None) -> str | None:
         return None
     scheme, _, value = header.strip().partition(" ")
     value = value.strip()
+    if scheme.lower() in ("basic", "bearer") and not value:
+        raise AuthenticationFailed(
+            f"empty {scheme} credentials: send the API key", code="malformed_credentials"
+        )
     if scheme.lower() == "bearer" and value:
         return value
     if scheme.lower() == "basic" and value:
         try:
             decoded = base64.b64decode(value, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError) as exc:
-            raise AuthenticationFailed("malformed Basic credentials") from exc
+        except ValueError as exc:  # binascii.Error, UnicodeDecodeError, non-ASCII input
+            raise AuthenticationFailed(
+                "malformed Basic credentials", code="malformed_credentials"
+            ) from exc
         _, sep, password = decoded.partition(":")
         if not sep or not password:
-            raise AuthenticationFailed("Basic credentials need the API key as the password")
+            raise AuthenticationFailed(
+                "Basic credentials need the API key as the password", code="malformed_credentials"
+            )
         return password
-    raise AuthenticationFailed("unsupported Authorization scheme: use Basic or Bearer")
+    raise AuthenticationFailed(
+        "unsupported Authorization scheme: use Basic or Bearer", code="malformed_credentials"
+    )
 
 
 def _user_is_deactivated_everywhere(session: Session, user_id: str) -> bool:
@@ -65,7 +77,7 @@ def authenticate_api_key(
     """The principal owning API key ``secret``; ``AuthenticationFailed`` otherwise."""
     now = now or datetime.now(UTC)
     if len(secret) > MAX_SECRET_LENGTH:
-        raise AuthenticationFailed("invalid API key")
+        raise AuthenticationFailed(INVALID_KEY, code="invalid_api_key")
     presented = digest(secret)
     # One round trip: the key with its owning user (service accounts are fetched separately,
     # they are the rarer case).
@@ -75,16 +87,16 @@ def authenticate_api_key(
         .where(ApiKey.digest == presented)
     ).first()
     if row is None:
-        raise AuthenticationFailed("invalid API key")
+        raise AuthenticationFailed(INVALID_KEY, code="invalid_api_key")
     key, user = row
     if not same_digest(key.digest, presented) or key.revoked_at is not None:
-        raise AuthenticationFailed("invalid API key")
+        raise AuthenticationFailed(INVALID_KEY, code="invalid_api_key")
     if key.expires_at is not None and key.expires_at <= now:
-        raise AuthenticationFailed("API key has expired")
+        raise AuthenticationFailed("API key has expired", code="api_key_expired")
     scopes = frozenset(Permission(s) for s in key.scopes) if key.scopes is not None else None
     if key.user_id is not None:
         if user is None:
-            raise AuthenticationFailed("invalid API key")
+            raise AuthenticationFailed(INVALID_KEY, code="invalid_api_key")
         if _user_is_deactivated_everywhere(session, user.id):
             raise AuthenticationFailed("this user is deactivated")
         principal = Principal(
@@ -98,7 +110,7 @@ def authenticate_api_key(
     else:
         account = session.get(ServiceAccount, key.service_account_id)
         if account is None or account.deleted_at is not None:
-            raise AuthenticationFailed("invalid API key")
+            raise AuthenticationFailed(INVALID_KEY, code="invalid_api_key")
         principal = Principal(
             PrincipalKind.SERVICE_ACCOUNT,
             account.name,
@@ -109,8 +121,30 @@ def authenticate_api_key(
             org_id=account.org_id,
         )
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-        key.last_used_at = now
+        session.info[PENDING_KEY_USE] = (key.id, now)
     return principal
+
+
+def record_key_use(session: Session) -> bool:
+    """Write the last-used time ``authenticate_api_key`` left pending; True if there was one.
+
+    The caller runs this in a transaction of its own, after the request's: the request's
+    transaction may be read-only (on SQLite a read transaction must not turn into a write), and
+    a key's use is worth recording even when the request itself was refused.
+    """
+    pending = session.info.pop(PENDING_KEY_USE, None)
+    if pending is None:
+        return False
+    key_id, when = pending
+    session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id)
+        .where(
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= when - LAST_USED_RESOLUTION)
+        )
+        .values(last_used_at=when)
+    )
+    return True
 
 
 def authenticate_session(
@@ -119,16 +153,16 @@ def authenticate_session(
     """The signed-in user of a session cookie; ``AuthenticationFailed`` if it is not valid."""
     now = now or datetime.now(UTC)
     if len(cookie) > MAX_SECRET_LENGTH:
-        raise AuthenticationFailed("session is not valid")
+        raise AuthenticationFailed("session is not valid", code="invalid_session")
     presented = digest(cookie)
     row = session.scalar(select(BrowserSession).where(BrowserSession.digest == presented))
     if row is None or not same_digest(row.digest, presented) or row.revoked_at is not None:
-        raise AuthenticationFailed("session is not valid")
+        raise AuthenticationFailed("session is not valid", code="invalid_session")
     if row.expires_at <= now:
-        raise AuthenticationFailed("session has expired")
+        raise AuthenticationFailed("session has expired", code="session_expired")
     user = session.get(User, row.user_id)
     if user is None or _user_is_deactivated_everywhere(session, user.id):
-        raise AuthenticationFailed("session is not valid")
+        raise AuthenticationFailed("session is not valid", code="invalid_session")
     principal = Principal(
         PrincipalKind.USER,
         user.username,

@@ -11,12 +11,21 @@ from rolecall.api_keys.issue import issue_key
 from rolecall.audit.service import record
 from rolecall.authz.roles import OrgRole, SeatType
 from rolecall.errors import Conflict
-from rolecall.identity.passwords import hash_password
-from rolecall.identity.principal import operator
+from rolecall.identity.passwords import hash_password, temporary_password
+from rolecall.identity.principal import Principal, operator
 from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.teams.models import Team
 from rolecall.users.models import User
 from rolecall.users.naming import check_entity_name, normalise_email, username_from_email
+
+
+@dataclass(frozen=True)
+class Restored:
+    """A LOCAL_RESTORE temporary password (shown once, in the server log)."""
+
+    org: str
+    admin: str
+    password: str
 
 
 @dataclass(frozen=True)
@@ -94,3 +103,43 @@ def initialize(
     )
     session.flush()
     return Bootstrap(org=org, admin=admin, api_key=secret)
+
+
+def restore_admin_password(session: Session, *, actor: Principal) -> Restored | None:
+    """``LOCAL_RESTORE``: give the first organization's first active admin a new temporary
+    local password (argon2id), replacing the old one; returns it so start-up can log it once.
+
+    The actor is the server host's operator (setting LOCAL_RESTORE needs access to the host), so
+    nothing is authorized here. The audit event never holds the password. ``None`` when there is
+    no organization or no active admin yet.
+    """
+    org = session.scalar(select(Organization).order_by(Organization.created_at).limit(1))
+    if org is None:
+        return None
+    admin = session.scalar(
+        select(User)
+        .join(OrgMembership, OrgMembership.user_id == User.id)
+        .where(
+            OrgMembership.org_id == org.id,
+            OrgMembership.role == OrgRole.ADMIN.value,
+            OrgMembership.active.is_(True),
+        )
+        .order_by(OrgMembership.created_at, OrgMembership.id)
+        .limit(1)
+    )
+    if admin is None:
+        return None
+    password = temporary_password()
+    admin.password_hash = hash_password(password)
+    record(
+        session,
+        actor=actor,
+        action="user.password.restore",
+        object_type="user",
+        object_id=admin.id,
+        object_name=admin.username,
+        org_id=org.id,
+        detail="LOCAL_RESTORE: temporary password set at start-up",
+    )
+    session.flush()
+    return Restored(org=org.name, admin=admin.email, password=password)

@@ -14,13 +14,30 @@ OrgName = Annotated[
 TeamName = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00]*$")]
 
 
+class OrgSettingsUpdate(BaseModel):
+    """Settings stored on the organization; one fixed by the environment cannot be changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    disable_personal_entity: bool | None = Field(
+        default=None, description="GORILLA_DISABLE_PERSONAL_ENTITY wins when set"
+    )
+    disable_admin_team_access: bool | None = Field(
+        default=None, description="GORILLA_DISABLE_ADMIN_TEAM_ACCESS wins when set"
+    )
+    session_length_hours: int | None = Field(
+        default=None, ge=1, le=87600, description="SESSION_LENGTH wins when set"
+    )
+
+
 class OrgUpdate(BaseModel):
-    """Rename the organization or set its default team (``null`` clears the default team)."""
+    """Rename the organization, set its default team (``null`` clears it) or store settings."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: OrgName | None = Field(default=None, description="omitted or null: unchanged")
     default_team: TeamName | None = None
+    settings: OrgSettingsUpdate | None = None
 
 
 class OrgRead(BaseModel):
@@ -31,7 +48,7 @@ class OrgRead(BaseModel):
     default_team: str | None
     created_at: datetime
     settings: dict[str, Any] = Field(
-        description="stored settings overlaid with the instance's (environment wins)"
+        description="the settings in force: the environment, when set, wins over stored values"
     )
     fixed_by_environment: list[str] = Field(
         description="settings fixed by the environment, which the API cannot change"

@@ -26,22 +26,13 @@ from rolecall.errors import Conflict, InvalidInput, NotFound
 from rolecall.identity.principal import Principal
 from rolecall.identity.sessions import revoke_user_sessions
 from rolecall.orgs.models import Organization, OrgMembership
+from rolecall.orgs.settings import effective_settings, store_settings
 from rolecall.projects.models import Project, ProjectMembership
 from rolecall.service_accounts.models import ServiceAccount
-from rolecall.settings import Settings
 from rolecall.teams.models import Team, TeamMembership
 from rolecall.teams.queries import find_entity
 from rolecall.users.models import User
 from rolecall.users.naming import check_entity_name
-
-#: Instance-wide settings an organization shows (read from the environment, which always wins
-#: over a value stored on the organization).
-INSTANCE_SETTINGS: tuple[str, ...] = (
-    "disable_personal_entity",
-    "disable_admin_team_access",
-    "session_length_hours",
-    "local_restore",
-)
 
 
 class Unset(enum.Enum):
@@ -109,12 +100,15 @@ def update_org(
     org: Organization,
     name: str | None = None,
     default_team: str | Unset | None = UNSET,
+    settings: dict[str, Any] | None = None,
 ) -> OrgView:
-    """Rename the organization and/or set its default team (a team name, or ``None`` to clear).
+    """Rename the organization, set its default team (a team name, or ``None`` to clear) and/or
+    store settings (``orgs.settings.STORABLE``).
 
     Raises ``PermissionDenied`` without ``org:update``; ``InvalidInput`` for a bad name or a
     personal entity as default team; ``Conflict`` when another organization has the name
-    (case-insensitively); ``NotFound`` for an unknown team.
+    (case-insensitively) or a setting is fixed by the environment; ``NotFound`` for an unknown
+    team.
     """
     authz.require(session, actor, Permission.ORG_UPDATE, org)
     before: dict[str, Any] = {}
@@ -137,6 +131,10 @@ def update_org(
             before["default_team"] = _team_name(session, org.default_team_id)
             after["default_team"] = team.name if team is not None else None
             org.default_team_id = new_id
+    if settings:
+        settings_before, settings_after = store_settings(org, session_settings(session), settings)
+        if settings_after:
+            before["settings"], after["settings"] = settings_before, settings_after
     if after:
         record(
             session,
@@ -264,17 +262,14 @@ def describe_viewer(session: Session, *, actor: Principal, org: Organization) ->
     )
 
 
-def resolved_settings(org: Organization, settings: Settings) -> tuple[dict[str, Any], list[str]]:
-    """The organization's stored settings overlaid with the instance's, and which of those the
-    environment fixed (set explicitly, so they cannot be changed through the API)."""
-    instance = {name: getattr(settings, name) for name in INSTANCE_SETTINGS}
-    fixed = sorted(settings.env_fixed() & set(INSTANCE_SETTINGS))
-    return {**(org.settings or {}), **instance}, fixed
-
-
 def _view(session: Session, org: Organization) -> OrgView:
-    values, fixed = resolved_settings(org, session_settings(session))
-    return OrgView(org, _team_name(session, org.default_team_id), values, fixed)
+    effective = effective_settings(org, session_settings(session))
+    return OrgView(
+        org,
+        _team_name(session, org.default_team_id),
+        effective.values,
+        effective.fixed_by_environment,
+    )
 
 
 def _default_team(session: Session, org: Organization, ref: str | None) -> Team | None:

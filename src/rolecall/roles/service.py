@@ -102,7 +102,8 @@ def reconcile_project_roles(
 
     Overrides equal to the new team role return to tracking (``override_after_change``).
     A new team role of viewer clears them all: a view-only member cannot have a project role
-    (ACCESS.md), so they could never apply. Returns how many returned to tracking.
+    (ACCESS.md), so they could never apply. A row kept only for its override (not an invitation
+    to a restricted project) is removed. Returns how many returned to tracking.
     """
     returned = 0
     for row in project_rows:
@@ -112,7 +113,11 @@ def reconcile_project_roles(
         if team_role.role == TeamRole.VIEWER.value or (
             policy.override_after_change(team_role.key, override) is None
         ):
-            row.role, row.custom_role_id = None, None
+            if row.invited:
+                row.role, row.custom_role_id = None, None
+            else:
+                # A row that only held the override has nothing left to say.
+                session.delete(row)
             returned += 1
     return returned
 

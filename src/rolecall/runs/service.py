@@ -136,6 +136,8 @@ def _attribution(
         user_active_in_scope=active,
     )
     note = decision.step.detail if requested and not decision.honoured else None
+    if note is not None and len(note) > 256:  # the column holds 256: cut a very long name
+        note = note[:255] + "…"
     return decision.user_id, note
 
 

@@ -56,8 +56,8 @@ class Api:
     Arguments left unset come from the environment: ``ROLECALL_BASE_URL`` / ``ROLECALL_API_KEY``,
     then ``WANDB_BASE_URL`` / ``WANDB_API_KEY``; ``WANDB_USERNAME`` / ``WANDB_USER_EMAIL`` name
     the human a service account's work is attributed to. ``org`` names the organization on a
-    multi-org server. ``client`` replaces the internal ``httpx.Client`` (tests pass an app's
-    TestClient). Refused calls raise subclasses of ``rolecall.sdk.RolecallError``.
+    multi-org server. ``client`` replaces the internal ``httpx.Client`` (a custom transport,
+    proxy or TLS set-up). Refused calls raise subclasses of ``rolecall.sdk.RolecallError``.
     """
 
     def __init__(

@@ -38,7 +38,8 @@ class RolecallError(Exception):
         self.trace = trace or []
 
     def __str__(self) -> str:
-        suffix = f" (rule {self.rule})" if self.rule else ""
+        mentioned = self.rule is not None and self.rule in self.message
+        suffix = f" (rule {self.rule})" if self.rule and not mentioned else ""
         return f"{self.message}{suffix}"
 
 
@@ -62,6 +63,10 @@ class Conflict(RolecallError):
     """409: duplicate name, last active admin, or another state conflict."""
 
 
+class LastAdmin(Conflict):
+    """409 ``last_admin``: the change would leave the organization without an active admin."""
+
+
 class InvalidInput(RolecallError):
     """422: the request was malformed; ``field`` names the offending input when known."""
 
@@ -72,6 +77,10 @@ _BY_STATUS: dict[int, type[RolecallError]] = {
     404: NotFound,
     409: Conflict,
     422: InvalidInput,
+}
+#: Error codes with a class of their own (a subclass of the status's class).
+_BY_CODE: dict[str, type[RolecallError]] = {
+    "last_admin": LastAdmin,
 }
 
 
@@ -87,6 +96,9 @@ def error_from_response(response: httpx.Response) -> RolecallError:
         text = response.text.strip()[:500] or response.reason_phrase
         error = {"code": "http_error", "message": f"HTTP {response.status_code}: {text}"}
     cls = _BY_STATUS.get(response.status_code, RolecallError)
+    special = _BY_CODE.get(str(error.get("code")))
+    if special is not None and issubclass(special, cls):
+        cls = special
     trace = error.get("trace")
     return cls(
         str(error.get("message") or response.reason_phrase),

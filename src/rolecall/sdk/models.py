@@ -330,6 +330,9 @@ class Viewer(Model):
     role = field()
     credential = field()
     teams = field()
+    #: Service accounts: ``org`` or ``team``, and the default (org) or parent (team) team.
+    scope = field()
+    team = field()
 
 
 class TraceStep(NamedTuple):

@@ -187,6 +187,10 @@ def create_team(
     )
     session.add(team)
     session.flush()
+    if admin_user is not None and admin_user.id == actor.user_id:
+        # Naming itself as the first admin is adding itself to the team: refused under
+        # GORILLA_DISABLE_ADMIN_TEAM_ACCESS like ``add_member`` (the request rolls back).
+        authz.require(session, actor, Permission.TEAM_MANAGE_MEMBERS, team, acting_on_self=True)
     after = _settings(team) | {"admin": admin_user.username if admin_user else None}
     _audit(session, actor, "team.create", team, after=after)
     if admin_user is not None:

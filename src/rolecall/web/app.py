@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,16 +14,42 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from rolecall import __version__
 from rolecall.authz import load as authz_load
-from rolecall.db.engine import make_engine, make_sessionmaker
+from rolecall.db.engine import for_reading, make_engine, make_sessionmaker
+from rolecall.identity.principal import operator
+from rolecall.orgs.bootstrap import restore_admin_password
 from rolecall.settings import Settings, get_settings
 from rolecall.web import errors, metrics
 from rolecall.web.api.v1 import ROUTERS
 
 OPENAPI_URL = "/api/v1/openapi.json"
 
+#: The server log. Warnings reach stderr even when only uvicorn's loggers are configured.
+log = logging.getLogger("rolecall.server")
+
 
 def _count_decision(decision: Any) -> None:
     metrics.DECISIONS.labels(outcome="allow" if decision.allowed else "deny").inc()
+
+
+def restore_on_start_up(session_factory: sessionmaker[Session]) -> None:
+    """``LOCAL_RESTORE``: set a temporary admin password and print it to the server log, once.
+
+    Logged at WARNING (it is an operator action that must be seen) and nowhere else: not in the
+    audit log, not in any response.
+    """
+    with session_factory() as session:
+        restored = restore_admin_password(session, actor=operator("server"))
+        session.commit()
+    if restored is None:
+        log.warning("LOCAL_RESTORE is on, but there is no active admin yet: run `rolecall init`.")
+        return
+    log.warning(
+        "LOCAL_RESTORE is on: SSO is off. Temporary password for %s (organization %r): %s\n"
+        "Sign in with it, then remove LOCAL_RESTORE to turn SSO back on.",
+        restored.admin,
+        restored.org,
+        restored.password,
+    )
 
 
 def create_app(
@@ -34,12 +61,16 @@ def create_app(
     transaction); otherwise an engine is made from ``settings.database_url``."""
     settings = settings or get_settings()
     engine = None
+    read_session_factory = session_factory
     if session_factory is None:
         engine = make_engine(settings.database_url)
         session_factory = make_sessionmaker(engine)
+        read_session_factory = make_sessionmaker(for_reading(engine))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        if settings.local_restore:
+            restore_on_start_up(session_factory)
         yield
         if engine is not None:
             engine.dispose()
@@ -56,6 +87,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.session_factory = session_factory
+    app.state.read_session_factory = read_session_factory
     errors.install(app)
     if _count_decision not in authz_load.decision_observers:
         authz_load.decision_observers.append(_count_decision)

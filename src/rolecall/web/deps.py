@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
@@ -9,13 +10,17 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from rolecall.authz.facts import PrincipalKind
-from rolecall.errors import AuthenticationFailed, InvalidInput, NotFound
+from rolecall.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied
+from rolecall.identity.attribution import clean_requested, resolve_attribution
 from rolecall.identity.authenticate import (
     authenticate_api_key,
     authenticate_session,
+    record_key_use,
     secret_from_authorization,
 )
 from rolecall.identity.principal import ANONYMOUS, Principal
@@ -23,10 +28,17 @@ from rolecall.identity.secrets import same_digest
 from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.settings import OrgMode, Settings
 
+log = logging.getLogger("rolecall.web")
+
 SESSION_COOKIE = "rolecall_session"
 CSRF_HEADER = "X-CSRF-Token"
 ORG_HEADER = "X-Rolecall-Org"
 ATTRIBUTION_HEADERS = ("X-Wandb-Username", "X-Wandb-User-Email")
+#: On a service account's response when it named a human: whether the work counts for that
+#: human (``allow: ...``) or stays the account's, and why (``deny: ...``).
+ATTRIBUTION_RESULT_HEADER = "X-Rolecall-Attribution"
+#: The rule a CSRF refusal names.
+RULE_CSRF = "csrf"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -34,9 +46,22 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
+async def read_only_transaction(request: Request) -> None:
+    """Marks a request that writes nothing although its method is not safe (a POST that only
+    asks a question): its transaction may run beside others (see ``db.engine.for_reading``).
+    Async, so it runs on the event loop before the (threaded) session dependency."""
+    request.state.read_only = True
+
+
+#: Route dependency for ``read_only_transaction``.
+ReadOnly = Depends(read_only_transaction)
+
+
 def get_session(request: Request) -> Iterator[Session]:
     """One session (one transaction) per request; ``TransactionalRoute`` commits it."""
-    factory = request.app.state.session_factory
+    reads_only = request.method in SAFE_METHODS or getattr(request.state, "read_only", False)
+    state = request.app.state
+    factory = state.read_session_factory if reads_only else state.session_factory
     session: Session = factory()
     session.info["settings"] = request.app.state.settings
     request.state.db = session
@@ -62,32 +87,65 @@ class TransactionalRoute(APIRoute):
             except BaseException:
                 db = getattr(request.state, "db", None)
                 if db is not None:
-                    db.rollback()
+                    await run_in_threadpool(_finish, db, commit=False)
                 raise
             db = getattr(request.state, "db", None)
             if db is not None:
-                if response.status_code < 400:
-                    db.commit()
-                else:
-                    db.rollback()
+                # In the thread pool: a commit may wait for the database's write lock, and the
+                # event loop must keep serving other requests meanwhile.
+                await run_in_threadpool(_finish, db, commit=response.status_code < 400)
             return response
 
         return run
+
+
+def _finish(db: Session, *, commit: bool) -> None:
+    """End the request's transaction, then record the API key's use in a short one of its own."""
+    if commit:
+        db.commit()
+    else:
+        db.rollback()
+    try:
+        if record_key_use(db):
+            db.commit()
+    except SQLAlchemyError:
+        # Only bookkeeping: the next use records it again.
+        db.rollback()
+        log.warning("could not record an API key's last use", exc_info=False)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
+class CsrfRefused(PermissionDenied):
+    """A cookie-authenticated unsafe request without the session's CSRF token (403)."""
+
+    code = "csrf_failed"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), "rule": RULE_CSRF}
+
+
 def _attribution(request: Request) -> str | None:
     for header in ATTRIBUTION_HEADERS:
-        value = request.headers.get(header, "").strip()
+        value = clean_requested(request.headers.get(header))
         if value:  # empty values mean unset
             return value
     return None
 
 
-def get_optional_principal(request: Request, session: SessionDep) -> Principal:
+def _say_attribution(session: Session, principal: Principal, response: Response) -> None:
+    attribution = resolve_attribution(session, actor=principal)
+    if attribution is not None:
+        step = attribution.step
+        said = f"{step.outcome}: {step.detail}"[:512]
+        response.headers[ATTRIBUTION_RESULT_HEADER] = said.encode("latin-1", "replace").decode(
+            "latin-1"
+        )
+
+
+def get_optional_principal(request: Request, response: Response, session: SessionDep) -> Principal:
     """The caller, or ``ANONYMOUS`` when no credential was presented."""
     secret = secret_from_authorization(request.headers.get("Authorization"))
     if secret is not None:
@@ -97,13 +155,16 @@ def get_optional_principal(request: Request, session: SessionDep) -> Principal:
         if request.method not in SAFE_METHODS:
             sent = request.headers.get(CSRF_HEADER, "")
             if not sent or not same_digest(sent, row.csrf_token):
-                raise AuthenticationFailed("missing or wrong CSRF token", code="csrf_failed")
+                raise CsrfRefused(
+                    f"missing or wrong CSRF token: send the sign-in's csrf_token in {CSRF_HEADER}"
+                )
     else:
         return ANONYMOUS
     if principal.kind is PrincipalKind.SERVICE_ACCOUNT:
         attribution = _attribution(request)
         if attribution:
             principal = replace(principal, attribution=attribution)
+            _say_attribution(session, principal, response)
     request.state.principal = principal
     return principal
 
@@ -111,7 +172,9 @@ def get_optional_principal(request: Request, session: SessionDep) -> Principal:
 def get_principal(principal: Annotated[Principal, Depends(get_optional_principal)]) -> Principal:
     """The authenticated caller; 401 when the request carried no credential."""
     if principal.kind is PrincipalKind.ANONYMOUS:
-        raise AuthenticationFailed("authentication required: send an API key")
+        raise AuthenticationFailed(
+            "authentication required: send an API key", code="credentials_required"
+        )
     return principal
 
 
@@ -137,9 +200,15 @@ def get_org(
         return org
     name = request.headers.get(ORG_HEADER) or request.query_params.get("org")
     if name:
-        org = session.scalar(select(Organization).where(Organization.name_key == name.lower()))
+        # PostgreSQL refuses NUL in text, and no organization has such a name.
+        usable = len(name) <= 128 and name.isprintable()
+        org = (
+            session.scalar(select(Organization).where(Organization.name_key == name.lower()))
+            if usable
+            else None
+        )
         if org is None:
-            raise NotFound(f"no organization {name!r}")
+            raise NotFound(f"no organization {name[:64]!r}", field=ORG_HEADER)
         return org
     if principal.org_id:
         org = session.get(Organization, principal.org_id)

@@ -31,6 +31,7 @@ STATUS = {
     PermissionDenied: 403,
 }
 
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
@@ -85,6 +86,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
+        if any(error.get("type") == "json_invalid" for error in errors):
+            return error_response(400, "malformed_json", "the request body is not valid JSON")
         first = errors[0] if errors else {}
         loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
         message = first.get("msg", "invalid input")

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rolecall.authz.explain import explain
 from rolecall.authz.policy import Decision
 from rolecall.web.api.v1._router import make_router
-from rolecall.web.deps import OptionalContextDep
+from rolecall.web.deps import OptionalContextDep, ReadOnly
 
 router = make_router("authz")
 
@@ -47,7 +47,12 @@ class DecisionRead(BaseModel):
         return cls.model_validate(decision.as_dict())
 
 
-@router.post("/authz/check", operation_id="authz-check", response_model=DecisionRead)
+@router.post(
+    "/authz/check",
+    operation_id="authz-check",
+    response_model=DecisionRead,
+    dependencies=[ReadOnly],
+)
 def check(body: AuthzCheck, ctx: OptionalContextDep) -> DecisionRead:
     """May this principal (default: the caller) do this on this project, and why."""
     decision = explain(

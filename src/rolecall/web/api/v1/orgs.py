@@ -19,7 +19,7 @@ def get_org(ctx: ContextDep) -> OrgRead:
 
 @router.patch("/org", operation_id="orgs-update", response_model=OrgRead)
 def update_org(body: OrgUpdate, ctx: ContextDep) -> OrgRead:
-    """Rename the organization or set its default team (org admins)."""
+    """Rename the organization, set its default team or store settings (org admins)."""
     given = body.model_fields_set
     view = service.update_org(
         ctx.session,
@@ -27,5 +27,6 @@ def update_org(body: OrgUpdate, ctx: ContextDep) -> OrgRead:
         org=ctx.org,
         name=body.name,
         default_team=body.default_team if "default_team" in given else service.UNSET,
+        settings=body.settings.model_dump(exclude_none=True) if body.settings else None,
     )
     return OrgRead.model_validate(view)

@@ -1,0 +1,79 @@
+"""Settings are pure: read from the environment, with the documented defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from rolecall.settings import Settings
+
+SERVER_ENV = (
+    "ROLECALL_PUBLIC_URL",
+    "ROLECALL_HOST",
+    "ROLECALL_PORT",
+    "SESSION_LENGTH",
+    "LOCAL_RESTORE",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for name in SERVER_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_public_url_defaults_to_the_serve_address():
+    assert Settings().base_url == "http://127.0.0.1:8080"
+    assert Settings(host="0.0.0.0", port=9000).base_url == "http://0.0.0.0:9000"
+    assert Settings(host="::1", port=9000).base_url == "http://[::1]:9000"
+
+
+def test_public_url_follows_the_serve_address_from_the_environment(monkeypatch):
+    monkeypatch.setenv("ROLECALL_HOST", "10.0.0.5")
+    monkeypatch.setenv("ROLECALL_PORT", "8443")
+
+    assert Settings().base_url == "http://10.0.0.5:8443"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("https://iam.example.com", "https://iam.example.com"),
+        ("https://iam.example.com/", "https://iam.example.com"),
+        ("https://example.com/rolecall//", "https://example.com/rolecall"),
+        ("  https://iam.example.com/ ", "https://iam.example.com"),
+    ],
+)
+def test_an_explicit_public_url_wins_without_its_trailing_slash(monkeypatch, value, expected):
+    monkeypatch.setenv("ROLECALL_PUBLIC_URL", value)
+    monkeypatch.setenv("ROLECALL_PORT", "9999")
+
+    assert Settings().public_url == expected
+    assert Settings().base_url == expected
+
+
+def test_an_empty_public_url_means_unset(monkeypatch):
+    monkeypatch.setenv("ROLECALL_PUBLIC_URL", "")
+
+    assert Settings().base_url == "http://127.0.0.1:8080"
+
+
+def test_session_length_defaults_to_thirty_days_and_reads_session_length(monkeypatch):
+    assert Settings().session_length_hours == 720
+    monkeypatch.setenv("SESSION_LENGTH", "12")
+
+    assert Settings().session_length_hours == 12
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon"])
+def test_a_bad_session_length_is_refused(monkeypatch, value):
+    monkeypatch.setenv("SESSION_LENGTH", value)
+
+    with pytest.raises(ValueError):
+        Settings()
+
+
+def test_local_restore_turns_sso_off(monkeypatch):
+    assert Settings().local_restore is False and Settings().sso_enabled is True
+    monkeypatch.setenv("LOCAL_RESTORE", "true")
+
+    assert Settings().local_restore is True and Settings().sso_enabled is False
