@@ -68,6 +68,20 @@ def test_session_length_bounds_the_session(make_client, db, org):
     )
 
 
+def test_a_session_length_stored_on_the_org_bounds_the_session(client, db, org):
+    stored_setting = {"settings": {"session_length_hours": 3}}
+    assert client.patch("/api/v1/org", headers=org.admin_headers, json=stored_setting).is_success
+    before = datetime.now(UTC)
+
+    response = client.post(LOGIN, json={"email": org.admin.email, "password": PASSWORD})
+
+    assert f"max-age={3 * 3600}" in response.headers["set-cookie"].lower()
+    stored = db.scalar(select(BrowserSession).where(BrowserSession.user_id == org.admin.id))
+    assert (
+        before + timedelta(hours=3) <= stored.expires_at <= datetime.now(UTC) + timedelta(hours=3)
+    )
+
+
 def test_cookie_is_secure_behind_an_https_public_url(make_client, org):
     client = make_client(public_url="https://rolecall.example.com")
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, false, select
 from sqlalchemy.orm import Session
 
 from rolecall.authz import policy, roles
@@ -30,6 +31,7 @@ from rolecall.projects.models import Project, ProjectMembership
 from rolecall.roles.models import CustomRole
 from rolecall.service_accounts.models import ServiceAccount
 from rolecall.teams.models import Team, TeamMembership
+from rolecall.users.models import User
 
 Target = Organization | Team | Project
 
@@ -57,14 +59,18 @@ def role_facts(session: Session, role: str | None, custom_role_id: str | None) -
     return RoleFacts(predefined.value, roles.PREDEFINED[predefined], predefined)
 
 
-def principal_facts(session: Session, principal: Principal, org_id: str) -> PrincipalFacts:
-    base = {
+def _base_facts(principal: Principal) -> dict[str, Any]:
+    return {
         "kind": principal.kind,
         "id": principal.id,
         "name": principal.name,
         "credential": principal.credential,
         "key_scopes": principal.key_scopes,
     }
+
+
+def principal_facts(session: Session, principal: Principal, org_id: str) -> PrincipalFacts:
+    base = _base_facts(principal)
     if principal.kind is PrincipalKind.USER:
         membership = session.scalar(
             select(OrgMembership).where(
@@ -105,38 +111,91 @@ def team_facts(team: Team) -> TeamFacts:
     )
 
 
-def _principal_filter(model: type[TeamMembership] | type[ProjectMembership], p: Principal):  # type: ignore[no-untyped-def]
-    if p.kind is PrincipalKind.USER:
-        return model.user_id == p.user_id
-    return model.service_account_id == p.service_account_id
-
-
-def membership_facts(
-    session: Session, principal: Principal, team: Team, project: Project | None
-) -> MembershipFacts:
-    if principal.kind not in (PrincipalKind.USER, PrincipalKind.SERVICE_ACCOUNT):
-        return MembershipFacts()
-    team_row = session.scalar(
-        select(TeamMembership).where(
-            TeamMembership.team_id == team.id, _principal_filter(TeamMembership, principal)
+def _standing(
+    session: Session, principal: Principal, org_id: str, team: Team | None, project: Project | None
+) -> tuple[PrincipalFacts, MembershipFacts]:
+    """The principal's own facts and its memberships in ``team``/``project``, in one query:
+    the principal's row, outer-joined to its org, team and project membership rows. Every
+    request's guard runs this, so it is kept to one round trip."""
+    if principal.kind is PrincipalKind.USER:
+        anchor, anchor_id = User, principal.user_id
+        team_owner, project_owner = TeamMembership.user_id, ProjectMembership.user_id
+        own: tuple[Any, ...] = (
+            OrgMembership.role,
+            OrgMembership.active,
+            OrgMembership.models_seat,
+            OrgMembership.weave_seat,
         )
-    )
-    team_role = role_facts(session, team_row.role, team_row.custom_role_id) if team_row else None
-    if project is None:
-        return MembershipFacts(team_role=team_role)
-    project_row = session.scalar(
-        select(ProjectMembership).where(
-            ProjectMembership.project_id == project.id,
-            _principal_filter(ProjectMembership, principal),
+    elif principal.kind is PrincipalKind.SERVICE_ACCOUNT:
+        anchor, anchor_id = ServiceAccount, principal.service_account_id
+        team_owner = TeamMembership.service_account_id
+        project_owner = ProjectMembership.service_account_id
+        own = (
+            ServiceAccount.scope,
+            ServiceAccount.team_id,
+            ServiceAccount.org_id,
+            ServiceAccount.deleted_at,
         )
+    else:
+        return principal_facts(session, principal, org_id), MembershipFacts()
+    query = select(
+        *own,
+        TeamMembership.role,
+        TeamMembership.custom_role_id,
+        ProjectMembership.invited,
+        ProjectMembership.role,
+        ProjectMembership.custom_role_id,
+    ).select_from(anchor)
+    if anchor is User:
+        query = query.outerjoin(
+            OrgMembership,
+            and_(OrgMembership.user_id == User.id, OrgMembership.org_id == org_id),
+        )
+    query = query.outerjoin(
+        TeamMembership,
+        and_(team_owner == anchor.id, TeamMembership.team_id == team.id)
+        if team is not None
+        else false(),
+    ).outerjoin(
+        ProjectMembership,
+        and_(project_owner == anchor.id, ProjectMembership.project_id == project.id)
+        if project is not None
+        else false(),
     )
-    if project_row is None:
-        return MembershipFacts(team_role=team_role)
-    return MembershipFacts(
-        team_role=team_role,
-        project_member=project_row.invited,
-        project_role=role_facts(session, project_row.role, project_row.custom_role_id),
+    row = session.execute(query.where(anchor.id == anchor_id)).first()
+    if row is None:
+        # The principal's row is gone (a user or account deleted since it authenticated).
+        return principal_facts(session, principal, org_id), MembershipFacts()
+    first, second, third, fourth, team_role, team_custom, invited, project_role, project_custom = (
+        row
     )
+    base = _base_facts(principal)
+    if anchor is User:
+        facts = (
+            PrincipalFacts(**base)
+            if first is None
+            else PrincipalFacts(
+                **base,
+                org_role=OrgRole(first),
+                org_active=second,
+                models_seat=SeatType(third),
+                weave_seat=SeatType(fourth),
+            )
+        )
+    else:
+        facts = PrincipalFacts(
+            **base,
+            sa_scope=first,
+            sa_team_id=second,
+            sa_org_id=third,
+            sa_deleted=fourth is not None,
+        )
+    membership = MembershipFacts(
+        team_role=role_facts(session, team_role, team_custom),
+        project_member=bool(invited),
+        project_role=role_facts(session, project_role, project_custom),
+    )
+    return facts, membership
 
 
 def load_facts(session: Session, principal: Principal, target: Target) -> DecisionFacts:
@@ -170,13 +229,9 @@ def load_facts(session: Session, principal: Principal, target: Target) -> Decisi
         if project is not None
         else None
     )
-    membership = (
-        membership_facts(session, principal, team, project)
-        if team is not None
-        else MembershipFacts()
-    )
+    principal_own, membership = _standing(session, principal, org_id, team, project)
     return DecisionFacts(
-        principal=principal_facts(session, principal, org_id),
+        principal=principal_own,
         org=org_facts,
         team=facts_team,
         project=facts_project,

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from rolecall.api_keys.models import ApiKey
@@ -64,11 +65,16 @@ def secret_from_authorization(header: str | None) -> str | None:
     )
 
 
+def _deactivated_everywhere(user_id: Any) -> Any:
+    """SQL: the user has org memberships and none of them is active (a correlated expression,
+    so the check rides along with the query that finds the credential)."""
+    memberships = select(OrgMembership.id).where(OrgMembership.user_id == user_id)
+    active = memberships.where(OrgMembership.active.is_(True))
+    return and_(memberships.exists(), ~active.exists())
+
+
 def _user_is_deactivated_everywhere(session: Session, user_id: str) -> bool:
-    rows = session.execute(
-        select(OrgMembership.active).where(OrgMembership.user_id == user_id)
-    ).all()
-    return bool(rows) and not any(active for (active,) in rows)
+    return bool(session.scalar(select(_deactivated_everywhere(literal(user_id)))))
 
 
 def authenticate_api_key(
@@ -82,13 +88,13 @@ def authenticate_api_key(
     # One round trip: the key with its owning user (service accounts are fetched separately,
     # they are the rarer case).
     row = session.execute(
-        select(ApiKey, User)
+        select(ApiKey, User, _deactivated_everywhere(ApiKey.user_id))
         .outerjoin(User, User.id == ApiKey.user_id)
         .where(ApiKey.digest == presented)
     ).first()
     if row is None:
         raise AuthenticationFailed(INVALID_KEY, code="invalid_api_key")
-    key, user = row
+    key, user, deactivated = row
     if not same_digest(key.digest, presented) or key.revoked_at is not None:
         raise AuthenticationFailed(INVALID_KEY, code="invalid_api_key")
     if key.expires_at is not None and key.expires_at <= now:
@@ -97,7 +103,7 @@ def authenticate_api_key(
     if key.user_id is not None:
         if user is None:
             raise AuthenticationFailed(INVALID_KEY, code="invalid_api_key")
-        if _user_is_deactivated_everywhere(session, user.id):
+        if deactivated:
             raise AuthenticationFailed("this user is deactivated")
         principal = Principal(
             PrincipalKind.USER,

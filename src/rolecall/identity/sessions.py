@@ -22,6 +22,7 @@ from rolecall.identity.passwords import verify_password
 from rolecall.identity.principal import Principal
 from rolecall.identity.secrets import SESSION_PREFIX, digest, new_secret
 from rolecall.orgs.models import Organization, OrgMembership
+from rolecall.orgs.settings import effective_settings
 from rolecall.settings import Settings
 from rolecall.users.models import User
 
@@ -36,6 +37,8 @@ class SignIn(NamedTuple):
     browser_session: BrowserSession
     cookie_secret: str
     csrf_token: str
+    #: The session's lifetime: ``SESSION_LENGTH``, or the organization's stored setting.
+    lifetime: timedelta
 
 
 def sign_in_with_password(
@@ -68,13 +71,15 @@ def sign_in_with_password(
     if org_id is None:
         _record_failure(session, user=user, email=email, reason="deactivated", surface=surface)
         raise AuthenticationFailed("this user is deactivated", code="user_deactivated")
+    hours = effective_settings(session.get(Organization, org_id), settings).session_length_hours
+    lifetime = timedelta(hours=hours)
     cookie_secret = new_secret(SESSION_PREFIX)
     csrf_token = secrets.token_urlsafe(32)
     browser_session = BrowserSession(
         digest=digest(cookie_secret),
         csrf_token=csrf_token,
         user_id=user.id,
-        expires_at=now + timedelta(hours=settings.session_length_hours),
+        expires_at=now + lifetime,
         method="password",
     )
     session.add(browser_session)
@@ -98,7 +103,7 @@ def sign_in_with_password(
         after={"method": "password", "expires_at": browser_session.expires_at.isoformat()},
     )
     session.flush()
-    return SignIn(browser_session, cookie_secret, csrf_token)
+    return SignIn(browser_session, cookie_secret, csrf_token, lifetime)
 
 
 def sign_out(session: Session, *, actor: Principal, now: datetime | None = None) -> bool:

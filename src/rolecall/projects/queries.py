@@ -21,11 +21,13 @@ def split_path(path: str) -> tuple[str, str]:
 def find_project(
     session: Session, entity: str, name: str, org_id: str | None = None
 ) -> Project | None:
+    # The team comes along into the session (its identity map): every caller goes on to need it.
     query = (
-        select(Project)
+        select(Project, Team)
         .join(Team, Team.id == Project.team_id)
         .where(Team.name_key == entity.strip().lower(), Project.name_key == name.strip().lower())
     )
     if org_id is not None:
         query = query.where(Team.org_id == org_id)
-    return session.scalar(query)
+    row = session.execute(query).first()
+    return row[0] if row is not None else None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
-from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
@@ -40,9 +42,15 @@ ATTRIBUTION_RESULT_HEADER = "X-Rolecall-Attribution"
 #: The rule a CSRF refusal names.
 RULE_CSRF = "csrf"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: ``session.info`` key: the request's transaction has been ended.
+FINISHED = "rolecall.finished"
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies that do no I/O are ``async``: FastAPI then runs them on the event loop instead of
+# handing each to the thread pool.
+
+
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
@@ -57,8 +65,11 @@ async def read_only_transaction(request: Request) -> None:
 ReadOnly = Depends(read_only_transaction)
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One session (one transaction) per request; ``TransactionalRoute`` commits it."""
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One session (one transaction) per request; ``TransactionalRoute`` ends it.
+
+    Async: making a session does no I/O (the connection comes with the first query, in the
+    thread that runs it), so this needs no trip through the thread pool."""
     reads_only = request.method in SAFE_METHODS or getattr(request.state, "read_only", False)
     state = request.app.state
     factory = state.read_session_factory if reads_only else state.session_factory
@@ -68,15 +79,23 @@ def get_session(request: Request) -> Iterator[Session]:
     try:
         yield session
     finally:
+        # Normally ``_finish`` closed it already (then this does no I/O).
         session.close()
 
 
 class TransactionalRoute(APIRoute):
-    """Commits the request's transaction before the response leaves, rolls back on error.
+    """Ends the request's transaction before the response leaves: commit on success, rollback
+    on error. A failed commit becomes an error response, never a success the database never saw.
 
-    Committing here (not in the dependency's teardown) means a failed commit becomes an error
-    response instead of a success the database never saw.
+    A plain (``def``) endpoint is wrapped so that finding the caller, the work and the commit all
+    happen in the one thread-pool trip FastAPI makes for it: each trip costs more than the
+    queries a typical request carries (see ``Context``).
     """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if not inspect.iscoroutinefunction(endpoint):
+            endpoint = _in_one_transaction(endpoint)
+        super().__init__(path, endpoint, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -85,22 +104,51 @@ class TransactionalRoute(APIRoute):
             try:
                 response = await handler(request)
             except BaseException:
-                db = getattr(request.state, "db", None)
-                if db is not None:
-                    await run_in_threadpool(_finish, db, commit=False)
+                await _finish_unless_done(request, commit=False)
                 raise
-            db = getattr(request.state, "db", None)
-            if db is not None:
-                # In the thread pool: a commit may wait for the database's write lock, and the
-                # event loop must keep serving other requests meanwhile.
-                await run_in_threadpool(_finish, db, commit=response.status_code < 400)
+            await _finish_unless_done(request, commit=response.status_code < 400)
             return response
 
         return run
 
 
+def _in_one_transaction(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(endpoint)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        db = next((_session_of(value) for value in kwargs.values() if _session_of(value)), None)
+        try:
+            result = endpoint(*args, **kwargs)
+        except BaseException:
+            if db is not None:
+                _finish(db, commit=False)
+            raise
+        if db is not None:
+            status = getattr(result, "status_code", 200)
+            _finish(db, commit=status < 400)
+        return result
+
+    return run
+
+
+def _session_of(value: Any) -> Session | None:
+    if isinstance(value, Context):
+        return value.session
+    return value if isinstance(value, Session) else None
+
+
+async def _finish_unless_done(request: Request, *, commit: bool) -> None:
+    """End the transaction if the endpoint did not (it never ran, or it is ``async``)."""
+    db = getattr(request.state, "db", None)
+    if db is None or db.info.get(FINISHED):
+        return
+    # In the thread pool: a commit may wait for the database's write lock, and the event loop
+    # must keep serving other requests meanwhile.
+    await run_in_threadpool(_finish, db, commit=commit)
+
+
 def _finish(db: Session, *, commit: bool) -> None:
     """End the request's transaction, then record the API key's use in a short one of its own."""
+    db.info[FINISHED] = True
     if commit:
         db.commit()
     else:
@@ -112,6 +160,8 @@ def _finish(db: Session, *, commit: bool) -> None:
         # Only bookkeeping: the next use records it again.
         db.rollback()
         log.warning("could not record an API key's last use", exc_info=False)
+    finally:
+        db.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -147,6 +197,10 @@ def _say_attribution(session: Session, principal: Principal, response: Response)
 
 def get_optional_principal(request: Request, response: Response, session: SessionDep) -> Principal:
     """The caller, or ``ANONYMOUS`` when no credential was presented."""
+    return _caller(request, response, session)
+
+
+def _caller(request: Request, response: Response, session: Session) -> Principal:
     secret = secret_from_authorization(request.headers.get("Authorization"))
     if secret is not None:
         principal = authenticate_api_key(session, secret)
@@ -169,8 +223,14 @@ def get_optional_principal(request: Request, response: Response, session: Sessio
     return principal
 
 
-def get_principal(principal: Annotated[Principal, Depends(get_optional_principal)]) -> Principal:
+async def get_principal(
+    principal: Annotated[Principal, Depends(get_optional_principal)],
+) -> Principal:
     """The authenticated caller; 401 when the request carried no credential."""
+    return _authenticated(principal)
+
+
+def _authenticated(principal: Principal) -> Principal:
     if principal.kind is PrincipalKind.ANONYMOUS:
         raise AuthenticationFailed(
             "authentication required: send an API key", code="credentials_required"
@@ -193,6 +253,12 @@ def get_org(
     Single mode: the one org. Multi mode: the ``X-Rolecall-Org`` header (or ``?org=``), else the
     caller's only org.
     """
+    return _org_for(request, session, settings, principal)
+
+
+def _org_for(
+    request: Request, session: Session, settings: Settings, principal: Principal
+) -> Organization:
     if settings.mode is OrgMode.SINGLE:
         org = session.scalar(select(Organization).order_by(Organization.created_at).limit(1))
         if org is None:
@@ -231,34 +297,65 @@ def get_org(
 OrgDep = Annotated[Organization, Depends(get_org)]
 
 
-@dataclass(frozen=True, slots=True)
 class Context:
     """What a route hands to a service: the transaction, the caller (tagged with the
-    organization the request is about, for the audit log), the organization, the settings."""
+    organization the request is about, for the audit log), the organization, the settings.
 
-    session: Session
-    actor: Principal
-    org: Organization
-    settings: Settings
+    The caller and the organization are found on first use, in the endpoint's own thread, so a
+    request makes one trip through the thread pool instead of one per dependency.
+    ``AuthenticationFailed`` and the organization's errors are raised then.
+    """
+
+    __slots__ = ("_actor", "_anonymous_ok", "_org", "_request", "_response", "session", "settings")
+
+    def __init__(
+        self,
+        session: Session,
+        settings: Settings,
+        request: Request,
+        response: Response,
+        *,
+        anonymous_ok: bool,
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self._request = request
+        self._response = response
+        self._anonymous_ok = anonymous_ok
+        self._actor: Principal | None = None
+        self._org: Organization | None = None
+
+    @property
+    def actor(self) -> Principal:
+        if self._actor is None:
+            self._resolve()
+        return self._actor  # type: ignore[return-value]
+
+    @property
+    def org(self) -> Organization:
+        if self._org is None:
+            self._resolve()
+        return self._org  # type: ignore[return-value]
+
+    def _resolve(self) -> None:
+        principal = _caller(self._request, self._response, self.session)
+        if not self._anonymous_ok:
+            principal = _authenticated(principal)
+        org = _org_for(self._request, self.session, self.settings, principal)
+        self._org = org
+        self._actor = principal if principal.org_id == org.id else replace(principal, org_id=org.id)
 
 
-def _context(
-    session: Session, principal: Principal, org: Organization, settings: Settings
+async def get_context(
+    request: Request, response: Response, session: SessionDep, settings: SettingsDep
 ) -> Context:
-    actor = principal if principal.org_id == org.id else replace(principal, org_id=org.id)
-    return Context(session, actor, org, settings)
+    return Context(session, settings, request, response, anonymous_ok=False)
 
 
-def get_context(
-    session: SessionDep, principal: PrincipalDep, org: OrgDep, settings: SettingsDep
+async def get_optional_context(
+    request: Request, response: Response, session: SessionDep, settings: SettingsDep
 ) -> Context:
-    return _context(session, principal, org, settings)
-
-
-def get_optional_context(
-    session: SessionDep, principal: OptionalPrincipalDep, org: OrgDep, settings: SettingsDep
-) -> Context:
-    return _context(session, principal, org, settings)
+    return Context(session, settings, request, response, anonymous_ok=True)
 
 
 #: An authenticated request about an organization.

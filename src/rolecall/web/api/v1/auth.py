@@ -28,7 +28,7 @@ def login(
         # Keep the auth.login_failed audit event: an error response rolls the transaction back.
         db.commit()
         raise
-    _set_session_cookie(response, signed.cookie_secret, settings)
+    _set_session_cookie(response, signed, settings)
     user = users_service.signed_in_user(db, user_id=signed.browser_session.user_id)
     return SignInRead(user=UserRead.of(user), csrf_token=signed.csrf_token)
 
@@ -40,13 +40,13 @@ def logout(principal: PrincipalDep, db: SessionDep, response: Response) -> None:
     response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="lax")
 
 
-def _set_session_cookie(response: Response, secret: str, settings: Settings) -> None:
+def _set_session_cookie(response: Response, signed: sessions.SignIn, settings: Settings) -> None:
     """HttpOnly (scripts cannot read it), SameSite=Lax (not sent on cross-site posts), Secure
     behind an https public URL, and no longer lived than the session itself."""
     response.set_cookie(
         SESSION_COOKIE,
-        secret,
-        max_age=settings.session_length_hours * 3600,
+        signed.cookie_secret,
+        max_age=int(signed.lifetime.total_seconds()),
         httponly=True,
         samesite="lax",
         secure=settings.base_url.startswith("https"),
