@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     port: int = 8080
     mode: OrgMode = OrgMode.SINGLE
     log_level: str = "info"
+    #: Threads serving the (synchronous) request handlers of one server process.
+    worker_threads: int = Field(default=4, ge=1, le=256)
 
     session_length_hours: int = Field(
         default=720, ge=1, validation_alias=AliasChoices("SESSION_LENGTH")

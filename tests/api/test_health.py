@@ -84,6 +84,19 @@ def test_requests_and_latency_are_counted_by_route(client):
     assert metric(client, latency, route="/healthz") == latency_before + 2
 
 
+def test_api_requests_are_labelled_by_route_template_not_path(client, org):
+    template = {"method": "GET", "route": "/api/v1/projects/{entity}/{project}", "status": "404"}
+    unmatched = {"method": "GET", "route": "unmatched", "status": "404"}
+    template_before = metric(client, "rolecall_http_requests_total", **template)
+    unmatched_before = metric(client, "rolecall_http_requests_total", **unmatched)
+
+    client.get("/api/v1/projects/nobody/nothing", headers=org.admin_headers)
+    client.get("/no/such/path")
+
+    assert metric(client, "rolecall_http_requests_total", **template) == template_before + 1
+    assert metric(client, "rolecall_http_requests_total", **unmatched) == unmatched_before + 1
+
+
 def test_authentication_failures_are_counted_by_reason(client, db, org):
     expired = factories.api_key(db, org.admin, expires_at=datetime.now(UTC) - timedelta(seconds=1))
     cases = {

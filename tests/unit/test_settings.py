@@ -77,3 +77,18 @@ def test_local_restore_turns_sso_off(monkeypatch):
     monkeypatch.setenv("LOCAL_RESTORE", "true")
 
     assert Settings().local_restore is True and Settings().sso_enabled is False
+
+
+def test_worker_threads_default_and_environment(monkeypatch):
+    assert Settings().worker_threads == 4
+    monkeypatch.setenv("ROLECALL_WORKER_THREADS", "16")
+
+    assert Settings().worker_threads == 16
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many", "1000"])
+def test_a_bad_worker_thread_count_is_refused(monkeypatch, value):
+    monkeypatch.setenv("ROLECALL_WORKER_THREADS", value)
+
+    with pytest.raises(ValueError):
+        Settings()

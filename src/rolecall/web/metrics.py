@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -31,3 +34,33 @@ DECISIONS = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+
+
+class MeasureRequests:
+    """ASGI middleware counting requests and timing them, labelled by route template (never the
+    raw path, which would make a label per project). Plain ASGI rather than Starlette's
+    ``BaseHTTPMiddleware``, which costs an extra task and stream per request."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client sees if the app fails before answering
+
+        async def send_and_note_status(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            # The router records the matched route in the (shared) scope.
+            path = getattr(scope.get("route"), "path", "unmatched")
+            REQUESTS.labels(scope["method"], path, str(status)).inc()
+            LATENCY.labels(path).observe(time.perf_counter() - started)

@@ -6,6 +6,10 @@ from fastapi import APIRouter
 
 from rolecall.web.deps import TransactionalRoute
 
+#: Where the REST API lives. Part of each router (not added at inclusion) so that a route's
+#: ``path`` is the full template the metrics label requests with.
+PREFIX = "/api/v1"
+
 
 def make_router(tag: str) -> APIRouter:
-    return APIRouter(route_class=TransactionalRoute, tags=[tag])
+    return APIRouter(prefix=PREFIX, route_class=TransactionalRoute, tags=[tag])
