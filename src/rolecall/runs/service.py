@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 from rolecall import authz
 from rolecall.audit import service as audit_service
 from rolecall.authz import policy
-from rolecall.authz.load import principal_facts
 from rolecall.authz.permissions import Permission
 from rolecall.authz.roles import Visibility
 from rolecall.errors import Conflict, InvalidInput, NotFound
+from rolecall.identity.attribution import resolve_attribution
 from rolecall.identity.principal import Principal
 from rolecall.orgs.models import Organization
 from rolecall.projects.models import Project
@@ -23,9 +23,7 @@ from rolecall.projects.queries import find_project, split_path
 from rolecall.runs.models import Run
 from rolecall.service_accounts.models import ServiceAccount
 from rolecall.teams.models import Team
-from rolecall.teams.queries import user_team_membership
 from rolecall.users.models import User
-from rolecall.users.queries import find_user, org_membership
 
 RUNNING = "running"
 STOPPED = "stopped"
@@ -112,30 +110,15 @@ def resolve_project(session: Session, actor: Principal, org: Organization, ref: 
     return _project_at(session, org, f"{team.name}/{name}")
 
 
-def _attribution(
-    session: Session, actor: Principal, org: Organization
-) -> tuple[str | None, str | None]:
+def _attribution(session: Session, actor: Principal) -> tuple[str | None, str | None]:
     """(attributed user id, note): users' runs are their own; a service account's go to the human
     it names only when ``policy.decide_attribution`` honours it (the note says why not)."""
     if not actor.is_service_account:
         return actor.user_id, None
-    account = session.get(ServiceAccount, actor.service_account_id)
-    assert account is not None  # authentication refused a missing account
-    requested = actor.attribution
-    user = find_user(session, requested) if requested else None
-    active = False
-    if user is not None:
-        membership = org_membership(session, account.org_id, user.id)
-        active = membership is not None and membership.active
-        if account.scope == "team":
-            active = active and user_team_membership(session, account.team_id, user.id) is not None
-    decision = policy.decide_attribution(
-        account=principal_facts(session, actor, org.id),
-        requested=requested,
-        user_id=user.id if user else None,
-        user_active_in_scope=active,
-    )
-    note = decision.step.detail if requested and not decision.honoured else None
+    decision = resolve_attribution(session, actor=actor)
+    if decision is None:  # the account named nobody
+        return None, None
+    note = None if decision.honoured else decision.step.detail
     if note is not None and len(note) > 256:  # the column holds 256: cut a very long name
         note = note[:255] + "…"
     return decision.user_id, note
@@ -150,7 +133,7 @@ def create_run(
     """
     target = resolve_project(session, actor, org, project)
     authz.require(session, actor, Permission.RUN_CREATE, target)
-    attributed_to, note = _attribution(session, actor, org)
+    attributed_to, note = _attribution(session, actor)
     run = Run(
         project_id=target.id,
         # W&B generates a name when the client gives none.
