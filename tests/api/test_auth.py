@@ -15,6 +15,7 @@ from rolecall.identity.models import BrowserSession
 from rolecall.identity.passwords import hash_password
 from rolecall.identity.secrets import digest
 from rolecall.identity.sessions import SIGN_IN_FAILED
+from rolecall.orgs.models import OrgMembership
 from rolecall.teams.models import Team
 from rolecall.web.deps import ATTRIBUTION_RESULT_HEADER, CSRF_HEADER, RULE_CSRF, SESSION_COOKIE
 from tests import factories
@@ -141,6 +142,21 @@ def test_a_deactivated_user_cannot_sign_in(client, db, org):
     assert response.json()["error"]["code"] == "user_deactivated"
     assert db.scalar(select(func.count()).select_from(BrowserSession)) == 0
     assert len(audit_events(db, "auth.login_failed")) == 1
+
+
+def test_a_session_stops_working_when_its_user_is_deactivated(client, db, org):
+    sign_in(client, org)
+    assert client.get("/api/v1/viewer").status_code == 200
+    # Deactivated behind the API's back (the API also revokes the user's sessions): the check at
+    # authentication is what refuses the cookie.
+    membership = db.scalar(select(OrgMembership).where(OrgMembership.user_id == org.admin.id))
+    membership.active = False
+    db.flush()
+
+    response = client.get("/api/v1/viewer")
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_session"
 
 
 @pytest.mark.parametrize(

@@ -72,10 +72,6 @@ class PrincipalFacts:
         scopes = None if self.key_scopes is None else mask_of(self.key_scopes)
         object.__setattr__(self, "key_scope_mask", scopes)
 
-    @property
-    def is_anonymous(self) -> bool:
-        return self.kind is PrincipalKind.ANONYMOUS
-
 
 @dataclass(frozen=True, slots=True)
 class TeamFacts:

@@ -111,14 +111,6 @@ def permissions_of(mask: int) -> frozenset[Permission]:
     return frozenset(p for p, bit in PERMISSION_BITS.items() if mask & bit)
 
 
-def product_of(permission: Permission) -> Product | None:
-    if permission.object in MODELS_OBJECTS:
-        return Product.MODELS
-    if permission.object in WEAVE_OBJECTS:
-        return Product.WEAVE
-    return None
-
-
 def parse_permission(value: str) -> Permission | None:
     try:
         return Permission(value.strip().lower())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from rolecall.authz.facts import CredentialKind, PrincipalKind
 from rolecall.authz.permissions import Permission
@@ -28,10 +28,6 @@ class Principal:
     org_id: str | None = None
 
     @property
-    def is_user(self) -> bool:
-        return self.kind is PrincipalKind.USER
-
-    @property
     def is_service_account(self) -> bool:
         return self.kind is PrincipalKind.SERVICE_ACCOUNT
 
@@ -44,9 +40,6 @@ class Principal:
         if self.credential_id:
             return f"{self.credential.value}:{self.credential_id}"
         return self.credential.value
-
-    def on_surface(self, surface: str) -> Principal:
-        return replace(self, surface=surface)
 
 
 ANONYMOUS = Principal(PrincipalKind.ANONYMOUS, "anonymous", CredentialKind.NONE)
