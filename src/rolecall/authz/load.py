@@ -78,26 +78,44 @@ def principal_facts(session: Session, principal: Principal, org_id: str) -> Prin
             )
         )
         if membership is None:
-            return PrincipalFacts(**base)  # type: ignore[arg-type]
-        return PrincipalFacts(
-            **base,  # type: ignore[arg-type]
-            org_role=OrgRole(membership.role),
-            org_active=membership.active,
-            models_seat=SeatType(membership.models_seat),
-            weave_seat=SeatType(membership.weave_seat),
+            return PrincipalFacts(**base)
+        return _user_facts(
+            base, membership.role, membership.active, membership.models_seat, membership.weave_seat
         )
     if principal.kind is PrincipalKind.SERVICE_ACCOUNT:
         account = session.get(ServiceAccount, principal.service_account_id)
         if account is None:
-            return PrincipalFacts(**base, sa_deleted=True)  # type: ignore[arg-type]
-        return PrincipalFacts(
-            **base,  # type: ignore[arg-type]
-            sa_scope=account.scope,
-            sa_team_id=account.team_id,
-            sa_org_id=account.org_id,
-            sa_deleted=account.deleted_at is not None,
+            return PrincipalFacts(**base, sa_deleted=True)
+        return _account_facts(
+            base, account.scope, account.team_id, account.org_id, account.deleted_at
         )
-    return PrincipalFacts(**base)  # type: ignore[arg-type]
+    return PrincipalFacts(**base)
+
+
+def _user_facts(
+    base: dict[str, Any], role: str, active: bool, models_seat: str, weave_seat: str
+) -> PrincipalFacts:
+    """A user's facts from its org membership's columns."""
+    return PrincipalFacts(
+        **base,
+        org_role=OrgRole(role),
+        org_active=active,
+        models_seat=SeatType(models_seat),
+        weave_seat=SeatType(weave_seat),
+    )
+
+
+def _account_facts(
+    base: dict[str, Any], scope: str, team_id: str | None, org_id: str, deleted_at: object
+) -> PrincipalFacts:
+    """A service account's facts from its row's columns."""
+    return PrincipalFacts(
+        **base,
+        sa_scope=scope,
+        sa_team_id=team_id,
+        sa_org_id=org_id,
+        sa_deleted=deleted_at is not None,
+    )
 
 
 def team_facts(team: Team) -> TeamFacts:
@@ -166,30 +184,13 @@ def _standing(
     if row is None:
         # The principal's row is gone (a user or account deleted since it authenticated).
         return principal_facts(session, principal, org_id), MembershipFacts()
-    first, second, third, fourth, team_role, team_custom, invited, project_role, project_custom = (
-        row
-    )
+    own_values, (team_role, team_custom, invited, project_role, project_custom) = row[:4], row[4:]
     base = _base_facts(principal)
     if anchor is User:
-        facts = (
-            PrincipalFacts(**base)
-            if first is None
-            else PrincipalFacts(
-                **base,
-                org_role=OrgRole(first),
-                org_active=second,
-                models_seat=SeatType(third),
-                weave_seat=SeatType(fourth),
-            )
-        )
+        # No membership row in this org: the outer join gave NULLs.
+        facts = PrincipalFacts(**base) if own_values[0] is None else _user_facts(base, *own_values)
     else:
-        facts = PrincipalFacts(
-            **base,
-            sa_scope=first,
-            sa_team_id=second,
-            sa_org_id=third,
-            sa_deleted=fourth is not None,
-        )
+        facts = _account_facts(base, *own_values)
     membership = MembershipFacts(
         team_role=role_facts(session, team_role, team_custom),
         project_member=bool(invited),
