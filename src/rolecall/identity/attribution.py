@@ -17,6 +17,8 @@ from rolecall.service_accounts.models import ServiceAccount
 from rolecall.teams.queries import user_team_membership
 from rolecall.users.queries import find_user, org_membership
 
+#: ``session.info`` key prefix of a decided attribution.
+ATTRIBUTION_DECIDED = "rolecall.attribution"
 #: Longer names cannot be a username or an email address.
 MAX_REQUESTED_LENGTH = 320
 
@@ -37,6 +39,14 @@ def resolve_attribution(session: Session, *, actor: Principal) -> policy.Attribu
     account's work may count for."""
     if not actor.is_service_account or not actor.attribution:
         return None
+    # A request asks twice (its response header, then the run it creates): decide once.
+    key = (ATTRIBUTION_DECIDED, actor.service_account_id, actor.attribution)
+    if key not in session.info:
+        session.info[key] = _decide(session, actor)
+    return session.info[key]  # type: ignore[no-any-return]
+
+
+def _decide(session: Session, actor: Principal) -> policy.Attribution | None:
     account = session.get(ServiceAccount, actor.service_account_id)
     if account is None:
         return None
