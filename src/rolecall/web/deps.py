@@ -242,23 +242,14 @@ OptionalPrincipalDep = Annotated[Principal, Depends(get_optional_principal)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def get_org(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    principal: OptionalPrincipalDep,
+def _org_for(
+    request: Request, session: Session, settings: Settings, principal: Principal
 ) -> Organization:
     """The organization a request is about.
 
     Single mode: the one org. Multi mode: the ``X-Rolecall-Org`` header (or ``?org=``), else the
     caller's only org.
     """
-    return _org_for(request, session, settings, principal)
-
-
-def _org_for(
-    request: Request, session: Session, settings: Settings, principal: Principal
-) -> Organization:
     if settings.mode is OrgMode.SINGLE:
         org = session.scalar(select(Organization).order_by(Organization.created_at).limit(1))
         if org is None:
@@ -292,9 +283,6 @@ def _org_for(
         if len(orgs) == 1:
             return orgs[0]
     raise InvalidInput(f"name the organization with the {ORG_HEADER} header", field=ORG_HEADER)
-
-
-OrgDep = Annotated[Organization, Depends(get_org)]
 
 
 class Context:
