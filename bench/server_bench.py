@@ -5,6 +5,12 @@ loads 1,000 users, 100 teams and 2,000 projects, then measures requests/s and p5
 (a) ``GET /healthz`` (the floor), (b) an API-key-authenticated, permission-checked project GET,
 (c) ``POST /api/v1/authz/check``; and (d) the policy engine's in-process decision time.
 
+(b) and (c) rotate over the API keys of ``N_CALLERS`` users and, for each, up to
+``PROJECTS_PER_CALLER`` projects it may read (of its three teams, and open or public ones of
+other teams); (c) also rotates over permissions, so its answers are allows and denies. Each case
+runs for a short warm-up first: the access cache then holds the working set, as it would on a
+server in use.
+
 Load comes from ``wrk`` (Debian package ``wrk``) when installed, else from a Python client.
 
     python bench/server_bench.py [--duration 10] [--connections 16] [--backends sqlite,postgres]
@@ -37,6 +43,8 @@ from rolecall.db.engine import make_engine  # noqa: E402
 from rolecall.db.migrate import upgrade  # noqa: E402
 
 N_USERS, N_TEAMS, N_PROJECTS = 1_000, 100, 2_000
+N_CALLERS, PROJECTS_PER_CALLER = 8, 50
+CHECK_PERMISSIONS = ("run:read", "run:create", "project:update", "run:delete", "artifact:read")
 
 
 def free_port() -> int:
@@ -45,7 +53,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def load_data(url: str) -> dict[str, str]:
+def load_data(url: str) -> dict[str, list[dict[str, object]]]:
     """Bulk-load the organization; return what the requests need."""
     from rolecall.api_keys.issue import issue_key
     from rolecall.orgs.bootstrap import initialize
@@ -109,15 +117,24 @@ def load_data(url: str) -> dict[str, str]:
         ]
         session.add_all(projects)
         session.flush()
-        # The benchmark caller: a member of team t0, reading a team-visible project of t0.
-        caller = users[0]
-        target = next(p for p in projects if p.team_id == teams[0].id)
-        target.visibility = "team"
-        if not any(m.user_id == caller.id and m.team_id == teams[0].id for m in memberships):
-            session.add(TeamMembership(team_id=teams[0].id, user_id=caller.id, role="member"))
-        _, key = issue_key(session, user_id=caller.id, description="bench")
+        # The callers: users with API keys, each reading projects it may read.
+        teams_of: dict[str, set[str]] = {}
+        for m in memberships:
+            teams_of.setdefault(m.user_id, set()).add(m.team_id)
+        team_names = {team.id: team.name for team in teams}
+        callers = []
+        for caller in rng.sample(users, N_CALLERS):
+            mine = teams_of[caller.id]
+            readable = [
+                f"{team_names[p.team_id]}/{p.name}"
+                for p in projects
+                if (p.team_id in mine and p.visibility != "restricted")
+                or p.visibility in ("open", "public")
+            ]
+            _, key = issue_key(session, user_id=caller.id, description="bench")
+            callers.append({"key": key, "projects": rng.sample(readable, PROJECTS_PER_CALLER)})
         session.commit()
-        info = {"key": key, "project": f"t0/{target.name}", "username": caller.username}
+        info = {"callers": callers}
     engine.dispose()
     return info
 
@@ -151,32 +168,58 @@ def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
 
 
 WRK_LUA = """
-wrk.method = "{method}"
-wrk.body = {body}
-wrk.headers["Content-Type"] = "application/json"
-{auth}
+local requests = {{}}
+local next_one = 1
+local cases = {cases}
+
+function init(args)
+  for i, case in ipairs(cases) do
+    local headers = {{["Content-Type"] = "application/json"}}
+    if case.auth then headers["Authorization"] = case.auth end
+    requests[i] = wrk.format(case.method, case.path, headers, case.body)
+  end
+  next_one = math.random(#requests)
+end
+
+function request()
+  next_one = next_one % #requests + 1
+  return requests[next_one]
+end
 """
 
 
+def _lua_string(value: str) -> str:
+    return json.dumps(value)  # a JSON string literal is a valid Lua string literal here
+
+
+Case = tuple[str, str, "str | None", "str | None"]  # method, path, body, Authorization
+
+
 def run_wrk(
-    url: str, *, method: str, body: str | None, auth: str | None, duration: int, connections: int
+    base: str, cases: list[Case], *, duration: int, connections: int
 ) -> tuple[float, float, float]:
-    script = WRK_LUA.format(
-        method=method,
-        body=json.dumps(body) if body else "nil",
-        auth=f'wrk.headers["Authorization"] = "{auth}"' if auth else "",
-    )
+    def entry(method: str, path: str, body: str | None, auth: str | None) -> str:
+        fields = {
+            "method": _lua_string(method),
+            "path": _lua_string(path),
+            "body": _lua_string(body) if body else "nil",
+            "auth": _lua_string(auth) if auth else "nil",
+        }
+        return "{" + ", ".join(f"{name}={value}" for name, value in fields.items()) + "}"
+
+    table = ",\n".join(entry(*case) for case in cases)
+    script = WRK_LUA.format(cases="{" + table + "}")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", handle.name, url],
+        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", handle.name, base],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     os.unlink(handle.name)
     if "Non-2xx" in out:
-        raise RuntimeError(f"non-2xx responses from {url}:\n{out}")
+        raise RuntimeError(f"non-2xx responses from {base}:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
     def pct(label: str) -> float:
@@ -189,35 +232,50 @@ def run_wrk(
 
 
 def run_python(
-    url: str, *, method: str, body: str | None, auth: str | None, duration: int, connections: int
+    base: str, cases: list[Case], *, duration: int, connections: int
 ) -> tuple[float, float, float]:
     import concurrent.futures
 
     import httpx
 
-    headers = {"Content-Type": "application/json"}
-    if auth:
-        headers["Authorization"] = auth
-
-    def worker() -> list[float]:
+    def worker(start: int) -> list[float]:
         latencies = []
-        with httpx.Client(headers=headers) as client:
+        with httpx.Client(base_url=base) as client:
             end = time.monotonic() + duration
+            i = start
             while time.monotonic() < end:
+                method, path, body, auth = cases[i % len(cases)]
+                i += 1
+                headers = {"Content-Type": "application/json"}
+                if auth:
+                    headers["Authorization"] = auth
                 started = time.perf_counter()
-                response = client.request(method, url, content=body)
+                response = client.request(method, path, content=body, headers=headers)
                 response.raise_for_status()
                 latencies.append((time.perf_counter() - started) * 1000)
         return latencies
 
     with concurrent.futures.ThreadPoolExecutor(connections) as pool:
-        results = [f.result() for f in [pool.submit(worker) for _ in range(connections)]]
+        futures = [pool.submit(worker, n * 97) for n in range(connections)]
+        results = [f.result() for f in futures]
     latencies = sorted(x for r in results for x in r)
     return (
         len(latencies) / duration,
         latencies[len(latencies) // 2],
         latencies[int(len(latencies) * 0.99)],
     )
+
+
+def warm_up(base: str, cases: list[Case]) -> None:
+    """Send every request of ``cases`` once (the server's access cache then holds them)."""
+    import httpx
+
+    with httpx.Client(base_url=base) as client:
+        for method, path, body, auth in cases:
+            headers = {"Content-Type": "application/json"}
+            if auth:
+                headers["Authorization"] = auth
+            client.request(method, path, content=body, headers=headers).raise_for_status()
 
 
 def decide_timing(calls: int = 200_000) -> tuple[float, float]:
@@ -269,40 +327,30 @@ def bench_backend(
     port = free_port()
     server = start_server(url, port)
     base = f"http://127.0.0.1:{port}"
-    auth = "Basic " + base64.b64encode(f"api:{info['key']}".encode()).decode()
     load = run_wrk if shutil.which("wrk") and not args.python_client else run_python
-    check_body = json.dumps(
-        {"principal": None, "permission": "run:read", "project": info["project"]}
-    )
-    cases = [
-        ("(a) GET /healthz", f"{base}/healthz", "GET", None, None),
-        (
-            "(b) GET project (key + policy)",
-            f"{base}/api/v1/projects/{info['project']}",
-            "GET",
-            None,
-            auth,
-        ),
-        ("(c) POST /authz/check", f"{base}/api/v1/authz/check", "POST", check_body, auth),
+    reads: list[Case] = []
+    checks: list[Case] = []
+    for n, caller in enumerate(info["callers"]):
+        auth = "Basic " + base64.b64encode(f"api:{caller['key']}".encode()).decode()
+        for i, path in enumerate(caller["projects"]):  # type: ignore[arg-type]
+            reads.append(("GET", f"/api/v1/projects/{path}", None, auth))
+            permission = CHECK_PERMISSIONS[(n + i) % len(CHECK_PERMISSIONS)]
+            body = {"principal": None, "permission": permission, "project": path}
+            checks.append(("POST", "/api/v1/authz/check", json.dumps(body), auth))
+    random.Random(11).shuffle(reads)
+    random.Random(13).shuffle(checks)
+    cases: list[tuple[str, list[Case]]] = [
+        ("(a) GET /healthz", [("GET", "/healthz", None, None)]),
+        ("(b) GET project (key + policy)", reads),
+        ("(c) POST /authz/check", checks),
     ]
     rows = []
     try:
-        for label, target, method, body, header in cases:
-            load(
-                target,
-                method=method,
-                body=body,
-                auth=header,
-                duration=2,
-                connections=args.connections,
-            )  # warm-up
+        for label, requests in cases:
+            warm_up(base, requests)
+            load(base, requests, duration=2, connections=args.connections)
             rps, p50, p99 = load(
-                target,
-                method=method,
-                body=body,
-                auth=header,
-                duration=args.duration,
-                connections=args.connections,
+                base, requests, duration=args.duration, connections=args.connections
             )
             rows.append((f"{name}: {label}", rps, p50, p99))
     finally:

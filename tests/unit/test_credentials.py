@@ -12,10 +12,12 @@ from rolecall.authz.facts import CredentialKind, PrincipalKind
 from rolecall.authz.permissions import Permission
 from rolecall.errors import AuthenticationFailed
 from rolecall.identity.authenticate import (
+    KeyGrant,
     authenticate_api_key,
     record_key_use,
     secret_from_authorization,
 )
+from rolecall.identity.principal import Principal
 from rolecall.identity.secrets import API_KEY_PREFIX, digest
 from rolecall.orgs.models import OrgMembership
 from tests import factories
@@ -155,3 +157,31 @@ def test_authenticating_writes_nothing_until_the_use_is_recorded(db, org):
     assert not db.dirty and not db.new
     assert record_key_use(db) is True
     assert record_key_use(db) is False  # recorded once
+
+
+# --- KeyGrant: what the access cache may reuse without the database ----------------------------
+
+
+def _grant(expires_at=None, last_used_at=None):
+    principal = Principal(PrincipalKind.USER, "alice", CredentialKind.API_KEY, user_id="u")
+    return KeyGrant(principal, expires_at, last_used_at)
+
+
+def test_a_grant_is_reusable_while_unexpired_and_recently_used():
+    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    grant = _grant(expires_at=now + timedelta(hours=1), last_used_at=now - timedelta(seconds=59))
+
+    assert grant.usable_without_lookup(now)
+
+
+def test_a_grant_is_not_reusable_once_expired():
+    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+
+    assert not _grant(expires_at=now, last_used_at=now).usable_without_lookup(now)
+
+
+def test_a_grant_is_not_reusable_when_its_use_is_due_to_be_recorded():
+    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+
+    assert not _grant(last_used_at=now - timedelta(minutes=1)).usable_without_lookup(now)
+    assert not _grant(last_used_at=None).usable_without_lookup(now)

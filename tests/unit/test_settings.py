@@ -92,3 +92,31 @@ def test_a_bad_worker_thread_count_is_refused(monkeypatch, value):
 
     with pytest.raises(ValueError):
         Settings()
+
+
+def test_access_cache_settings_default_and_environment(monkeypatch):
+    assert Settings().access_cache_size == 20_000
+    assert Settings().access_cache_seconds == 60.0
+    monkeypatch.setenv("ROLECALL_ACCESS_CACHE_SIZE", "0")
+    monkeypatch.setenv("ROLECALL_ACCESS_CACHE_SECONDS", "2.5")
+
+    assert Settings().access_cache_size == 0
+    assert Settings().access_cache_seconds == 2.5
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ROLECALL_ACCESS_CACHE_SIZE", "-1"),
+        ("ROLECALL_ACCESS_CACHE_SIZE", "lots"),
+        ("ROLECALL_ACCESS_CACHE_SIZE", "1.5"),
+        ("ROLECALL_ACCESS_CACHE_SECONDS", "0"),
+        ("ROLECALL_ACCESS_CACHE_SECONDS", "-3"),
+        ("ROLECALL_ACCESS_CACHE_SECONDS", "forever"),
+    ],
+)
+def test_a_bad_access_cache_setting_is_refused(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ValueError):
+        Settings()

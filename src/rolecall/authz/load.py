@@ -37,6 +37,9 @@ Target = Organization | Team | Project
 
 #: Called with every decision made through ``check``/``require`` (the web layer counts them).
 decision_observers: list[Callable[[policy.Decision], None]] = []
+#: ``session.info`` key: when set to a list, ``load_facts`` appends ``(principal, target,
+#: facts)`` to it (what the access cache keeps for the next request).
+FACTS_SEEN = "rolecall.facts_seen"
 
 
 def role_facts(session: Session, role: str | None, custom_role_id: str | None) -> RoleFacts | None:
@@ -231,7 +234,7 @@ def load_facts(session: Session, principal: Principal, target: Target) -> Decisi
         else None
     )
     principal_own, membership = _standing(session, principal, org_id, team, project)
-    return DecisionFacts(
+    facts = DecisionFacts(
         principal=principal_own,
         org=org_facts,
         team=facts_team,
@@ -239,6 +242,10 @@ def load_facts(session: Session, principal: Principal, target: Target) -> Decisi
         membership=membership,
         instance=instance,
     )
+    seen = session.info.get(FACTS_SEEN)
+    if seen is not None:
+        seen.append((principal, target, facts))
+    return facts
 
 
 def check(
@@ -251,6 +258,14 @@ def check(
 ) -> policy.Decision:
     """Decide without raising."""
     facts = load_facts(session, principal, target)
+    return decide_observed(facts, permission, acting_on_self=acting_on_self)
+
+
+def decide_observed(
+    facts: DecisionFacts, permission: Permission, *, acting_on_self: bool = False
+) -> policy.Decision:
+    """``policy.decide`` on facts already loaded, told to ``decision_observers`` like every
+    guard's decision (``check`` and the access cache's hits both come through here)."""
     decision = policy.decide(facts, permission, acting_on_self=acting_on_self)
     for observe in decision_observers:
         observe(decision)
@@ -267,9 +282,16 @@ def require(
 ) -> policy.Decision:
     """Decide and raise ``PermissionDenied`` (carrying the trace) when denied."""
     decision = check(session, principal, permission, target, acting_on_self=acting_on_self)
+    raise_if_denied(principal, permission, decision)
+    return decision
+
+
+def raise_if_denied(
+    principal: Principal, permission: Permission, decision: policy.Decision
+) -> None:
+    """``PermissionDenied`` carrying the trace, when ``decision`` denies."""
     if not decision.allowed:
         raise PermissionDenied(
             f"{principal.name} may not {permission.value} ({decision.deciding_rule})",
             decision=decision,
         )
-    return decision

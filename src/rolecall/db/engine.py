@@ -10,6 +10,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from rolecall.db.changes import announce_writes
+
 #: Execution option naming how a SQLite transaction begins (IMMEDIATE unless it only reads).
 BEGIN_OPTION = "rolecall_sqlite_begin"
 
@@ -30,7 +32,10 @@ def make_engine(url: str, **kwargs: object) -> Engine:
         )
         _apply_sqlite_recipe(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+    # Other processes' access caches learn of every committed write (``db.changes``).
+    announce_writes(engine)
+    return engine
 
 
 def _apply_sqlite_recipe(engine: Engine) -> None:

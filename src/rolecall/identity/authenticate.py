@@ -7,6 +7,7 @@ index), then compared again in constant time.
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from rolecall.api_keys.models import ApiKey
 from rolecall.authz.facts import CredentialKind, PrincipalKind
 from rolecall.authz.permissions import Permission
+from rolecall.db.changes import BOOKKEEPING
 from rolecall.errors import AuthenticationFailed
 from rolecall.identity.models import BrowserSession
 from rolecall.identity.principal import Principal
@@ -29,6 +31,9 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 MAX_SECRET_LENGTH = 512
 #: ``session.info`` key of the key use ``record_key_use`` writes.
 PENDING_KEY_USE = "rolecall.pending_key_use"
+#: ``session.info`` key: a callable that executes and commits a bookkeeping statement outside
+#: the session (``db.changes.SqliteChanges.write_quietly``), instead of the session.
+QUIET_WRITER = "rolecall.quiet_writer"
 INVALID_KEY = "invalid API key"
 
 
@@ -77,10 +82,34 @@ def _user_is_deactivated_everywhere(session: Session, user_id: str) -> bool:
     return bool(session.scalar(select(_deactivated_everywhere(literal(user_id)))))
 
 
+@dataclass(frozen=True, slots=True)
+class KeyGrant:
+    """What an accepted API key stands for, with the facts that stay true until the key or its
+    owner changes in the database (what the access cache may keep); the expiry must still be
+    compared with the clock on every use."""
+
+    principal: Principal
+    expires_at: datetime | None
+    #: The key's last use as recorded (or about to be, by ``record_key_use``).
+    last_used_at: datetime | None
+
+    def usable_without_lookup(self, now: datetime) -> bool:
+        """Whether a request at ``now`` may use the key without the database: it has not
+        expired and its last use needs no new record."""
+        if self.expires_at is not None and self.expires_at <= now:
+            return False
+        return self.last_used_at is not None and now - self.last_used_at < LAST_USED_RESOLUTION
+
+
 def authenticate_api_key(
     session: Session, secret: str, *, now: datetime | None = None
 ) -> Principal:
     """The principal owning API key ``secret``; ``AuthenticationFailed`` otherwise."""
+    return grant_for_api_key(session, secret, now=now).principal
+
+
+def grant_for_api_key(session: Session, secret: str, *, now: datetime | None = None) -> KeyGrant:
+    """``authenticate_api_key`` with what the key stands for; ``AuthenticationFailed``."""
     now = now or datetime.now(UTC)
     if len(secret) > MAX_SECRET_LENGTH:
         raise AuthenticationFailed(INVALID_KEY, code="invalid_api_key")
@@ -126,13 +155,16 @@ def authenticate_api_key(
             key_scopes=scopes,
             org_id=account.org_id,
         )
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+    last_used = key.last_used_at
+    if last_used is None or now - last_used >= LAST_USED_RESOLUTION:
         session.info[PENDING_KEY_USE] = (key.id, now)
-    return principal
+        last_used = now
+    return KeyGrant(principal, key.expires_at, last_used)
 
 
 def record_key_use(session: Session) -> bool:
-    """Write the last-used time ``authenticate_api_key`` left pending; True if there was one.
+    """Write the last-used time ``authenticate_api_key`` left pending; True if the session
+    holds the write and must be committed.
 
     The caller runs this in a transaction of its own, after the request's: the request's
     transaction may be read-only (on SQLite a read transaction must not turn into a write), and
@@ -142,14 +174,21 @@ def record_key_use(session: Session) -> bool:
     if pending is None:
         return False
     key_id, when = pending
-    session.execute(
+    statement = (
         update(ApiKey)
         .where(ApiKey.id == key_id)
         .where(
             or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= when - LAST_USED_RESOLUTION)
         )
         .values(last_used_at=when)
+        # Changes no access fact: caches need not be told.
+        .execution_options(**{BOOKKEEPING: True})
     )
+    quiet = session.info.get(QUIET_WRITER)
+    if quiet is not None:
+        quiet(statement)
+        return False
+    session.execute(statement)
     return True
 
 

@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from rolecall import __version__
 from rolecall.authz import load as authz_load
+from rolecall.authz.cache import AccessCache
+from rolecall.db import changes
 from rolecall.db.engine import for_reading, make_engine, make_sessionmaker
 from rolecall.identity.principal import operator
 from rolecall.orgs.bootstrap import restore_admin_password
@@ -62,10 +64,15 @@ def create_app(
     settings = settings or get_settings()
     engine = None
     read_session_factory = session_factory
+    feed: changes.SqliteChanges | changes.PostgresChanges | None = None
     if session_factory is None:
         engine = make_engine(settings.database_url)
         session_factory = make_sessionmaker(engine)
         read_session_factory = make_sessionmaker(for_reading(engine))
+        # The access cache needs to learn of every write, so only an app owning its engine
+        # has one (tests' apps share a rolled-back transaction instead).
+        if settings.access_cache_size:
+            feed = changes.watch(engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
@@ -75,7 +82,11 @@ def create_app(
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         if settings.local_restore:
             restore_on_start_up(session_factory)
+        if isinstance(feed, changes.PostgresChanges):
+            feed.start()
         yield
+        if feed is not None:
+            feed.stop() if isinstance(feed, changes.PostgresChanges) else feed.close()
         if engine is not None:
             engine.dispose()
 
@@ -92,6 +103,12 @@ def create_app(
     app.state.settings = settings
     app.state.session_factory = session_factory
     app.state.read_session_factory = read_session_factory
+    app.state.change_feed = feed
+    app.state.access_cache = (
+        AccessCache(feed, size=settings.access_cache_size, lifetime=settings.access_cache_seconds)
+        if feed is not None
+        else None
+    )
     errors.install(app)
     if _count_decision not in authz_load.decision_observers:
         authz_load.decision_observers.append(_count_decision)

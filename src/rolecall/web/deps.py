@@ -7,7 +7,8 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import replace
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
@@ -16,17 +17,28 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from rolecall.authz.facts import PrincipalKind
-from rolecall.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied
+from rolecall.authz.cache import AccessCache
+from rolecall.authz.facts import DecisionFacts, PrincipalKind
+from rolecall.authz.load import FACTS_SEEN
+from rolecall.errors import (
+    AuthenticationFailed,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+)
 from rolecall.identity.attribution import clean_requested, resolve_attribution
 from rolecall.identity.authenticate import (
-    authenticate_api_key,
+    MAX_SECRET_LENGTH,
+    PENDING_KEY_USE,
+    QUIET_WRITER,
+    KeyGrant,
     authenticate_session,
+    grant_for_api_key,
     record_key_use,
     secret_from_authorization,
 )
 from rolecall.identity.principal import ANONYMOUS, Principal
-from rolecall.identity.secrets import same_digest
+from rolecall.identity.secrets import digest, same_digest
 from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.settings import OrgMode, Settings
 
@@ -44,6 +56,12 @@ RULE_CSRF = "csrf"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: ``session.info`` key: the request's transaction has been ended.
 FINISHED = "rolecall.finished"
+#: ``request.state`` attribute: the API key grant the request authenticated with.
+KEY_GRANT = "key_grant"
+#: Access-cache key of the organization's id (single mode).
+_ORG_ENTRY = ("org",)
+
+T = TypeVar("T")
 
 
 # Dependencies that do no I/O are ``async``: FastAPI then runs them on the event loop instead of
@@ -65,17 +83,26 @@ async def read_only_transaction(request: Request) -> None:
 ReadOnly = Depends(read_only_transaction)
 
 
+def _open_session(request: Request) -> Session:
+    """The request's session (its transaction begins with the first query)."""
+    reads_only = request.method in SAFE_METHODS or getattr(request.state, "read_only", False)
+    state = request.app.state
+    factory = state.read_session_factory if reads_only else state.session_factory
+    session: Session = factory()
+    session.info["settings"] = state.settings
+    quiet = getattr(state.change_feed, "write_quietly", None)
+    if quiet is not None:
+        session.info[QUIET_WRITER] = quiet
+    request.state.db = session
+    return session
+
+
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """One session (one transaction) per request; ``TransactionalRoute`` ends it.
 
     Async: making a session does no I/O (the connection comes with the first query, in the
     thread that runs it), so this needs no trip through the thread pool."""
-    reads_only = request.method in SAFE_METHODS or getattr(request.state, "read_only", False)
-    state = request.app.state
-    factory = state.read_session_factory if reads_only else state.session_factory
-    session: Session = factory()
-    session.info["settings"] = request.app.state.settings
-    request.state.db = session
+    session = _open_session(request)
     try:
         yield session
     finally:
@@ -116,18 +143,23 @@ def _in_one_transaction(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(endpoint)
     def run(*args: Any, **kwargs: Any) -> Any:
         db = next((_session_of(value) for value in kwargs.values() if _session_of(value)), None)
-        try:
-            result = endpoint(*args, **kwargs)
-        except BaseException:
-            if db is not None:
-                _finish(db, commit=False)
-            raise
-        if db is not None:
-            status = getattr(result, "status_code", 200)
-            _finish(db, commit=status < 400)
-        return result
+        if db is None:
+            return endpoint(*args, **kwargs)
+        return _in_transaction(db, functools.partial(endpoint, *args, **kwargs))
 
     return run
+
+
+def _in_transaction(db: Session, work: Callable[[], T]) -> T:
+    """Run ``work``, then end ``db``'s transaction: commit on success, rollback on error."""
+    try:
+        result = work()
+    except BaseException:
+        _finish(db, commit=False)
+        raise
+    status = getattr(result, "status_code", 200)
+    _finish(db, commit=status < 400)
+    return result
 
 
 def _session_of(value: Any) -> Session | None:
@@ -140,6 +172,11 @@ async def _finish_unless_done(request: Request, *, commit: bool) -> None:
     """End the transaction if the endpoint did not (it never ran, or it is ``async``)."""
     db = getattr(request.state, "db", None)
     if db is None or db.info.get(FINISHED):
+        return
+    if not db.in_transaction() and PENDING_KEY_USE not in db.info:
+        # Nothing was read or written (an answer from the access cache): no trip needed.
+        db.info[FINISHED] = True
+        db.close()
         return
     # In the thread pool: a commit may wait for the database's write lock, and the event loop
     # must keep serving other requests meanwhile.
@@ -203,7 +240,9 @@ def get_optional_principal(request: Request, response: Response, session: Sessio
 def _caller(request: Request, response: Response, session: Session) -> Principal:
     secret = secret_from_authorization(request.headers.get("Authorization"))
     if secret is not None:
-        principal = authenticate_api_key(session, secret)
+        grant = grant_for_api_key(session, secret)
+        setattr(request.state, KEY_GRANT, (digest(secret), grant))
+        principal = grant.principal
     elif cookie := request.cookies.get(SESSION_COOKIE):
         principal, row = authenticate_session(session, cookie)
         if request.method not in SAFE_METHODS:
@@ -292,26 +331,49 @@ class Context:
     The caller and the organization are found on first use, in the endpoint's own thread, so a
     request makes one trip through the thread pool instead of one per dependency.
     ``AuthenticationFailed`` and the organization's errors are raised then.
+
+    ``async`` endpoints with a fast path first ask ``cached_facts`` (on the event loop, no
+    database) and otherwise do their work through ``in_thread``, which leaves in the access
+    cache what the next such request needs (``remember``).
     """
 
-    __slots__ = ("_actor", "_anonymous_ok", "_org", "_request", "_response", "session", "settings")
+    __slots__ = (
+        "_actor",
+        "_anonymous_ok",
+        "_epoch",
+        "_org",
+        "_request",
+        "_response",
+        "_session",
+        "cache",
+        "settings",
+    )
 
     def __init__(
         self,
-        session: Session,
         settings: Settings,
         request: Request,
         response: Response,
         *,
         anonymous_ok: bool,
     ) -> None:
-        self.session = session
+        self._session: Session | None = None
         self.settings = settings
         self._request = request
         self._response = response
         self._anonymous_ok = anonymous_ok
         self._actor: Principal | None = None
         self._org: Organization | None = None
+        self.cache: AccessCache | None = getattr(request.app.state, "access_cache", None)
+        self._epoch: int | None = None
+
+    @property
+    def session(self) -> Session:
+        """The request's transaction, opened on first use (an answer from the access cache
+        needs none); ``TransactionalRoute`` ends it."""
+        if self._session is None:
+            self._session = _open_session(self._request)
+        return self._session
 
     @property
     def actor(self) -> Principal:
@@ -331,19 +393,103 @@ class Context:
             principal = _authenticated(principal)
         org = _org_for(self._request, self.session, self.settings, principal)
         self._org = org
-        self._actor = principal if principal.org_id == org.id else replace(principal, org_id=org.id)
+        self._actor = _in_org(principal, org.id)
+
+    # --- the access cache's fast path -----------------------------------------------------
+
+    def cached_facts(self, entity: str, name: str) -> tuple[Principal, DecisionFacts] | None:
+        """The caller and the facts of its decision on project ``entity/name``, from the access
+        cache alone (no database, no thread); None when any of it is not cached. Only for an
+        API key's caller in single mode: anything else takes the normal path."""
+        cache = self.cache
+        if cache is None or self.settings.mode is not OrgMode.SINGLE:
+            return None
+        self._epoch = cache.begin()
+        if self._epoch is None:
+            return None
+        principal = self._cached_caller(cache)
+        org_id = cache.get(_ORG_ENTRY) if principal is not None else None
+        if principal is None or org_id is None:
+            return None
+        actor = _in_org(principal, org_id)
+        facts = cache.get(_facts_entry(actor, entity, name))
+        return None if facts is None else (actor, facts)
+
+    def _cached_caller(self, cache: AccessCache) -> Principal | None:
+        try:
+            secret = secret_from_authorization(self._request.headers.get("Authorization"))
+        except AuthenticationFailed:
+            return None  # the normal path refuses it, with the same error as always
+        if secret is None or len(secret) > MAX_SECRET_LENGTH:
+            return None
+        grant: KeyGrant | None = cache.get(("key", digest(secret)))
+        if grant is None or not grant.usable_without_lookup(datetime.now(UTC)):
+            return None  # expired (the normal path says so) or its use is due to be recorded
+        if grant.principal.kind is PrincipalKind.SERVICE_ACCOUNT and _attribution(self._request):
+            return None  # attribution is decided (and said in a header) on the normal path
+        return grant.principal
+
+    def cached(self, key: tuple[Any, ...]) -> Any | None:
+        """Another entry of this request's organization (after ``cached_facts``)."""
+        if self.cache is None or self._epoch is None:
+            return None
+        org_id = self.cache.get(_ORG_ENTRY)
+        return None if org_id is None else self.cache.get((*key, org_id))
+
+    async def in_thread(self, work: Callable[[], T]) -> T:
+        """Run ``work`` (the endpoint's use of the session) in the thread pool, ending the
+        transaction in the same trip, as a plain endpoint's one trip does."""
+        if self._epoch is not None:
+            self.session.info[FACTS_SEEN] = []
+        return await run_in_threadpool(_in_transaction, self.session, work)
+
+    def remember(self, entity: str, name: str, *extra: tuple[tuple[Any, ...], Any]) -> None:
+        """After the normal path succeeded (in its thread): keep the caller's key, the
+        organization and the facts decided on project ``entity/name``, with ``extra``
+        ``(key, value)`` entries of the organization, for the next request's fast path."""
+        cache, epoch = self.cache, self._epoch
+        seen = self.session.info.pop(FACTS_SEEN, None)
+        credential = getattr(self._request.state, KEY_GRANT, None)
+        if cache is None or epoch is None or credential is None or self._actor is None:
+            return
+        org_id = self.org.id
+        cache.put(("key", credential[0]), credential[1], epoch)
+        cache.put(_ORG_ENTRY, org_id, epoch)
+        wanted = _path_key(entity, name)
+        for principal, _target, facts in seen or ():
+            project, team = facts.project, facts.team
+            path = (team.name.lower(), project.name.lower()) if project and team else None
+            if principal == self._actor and path == wanted:
+                cache.put(_facts_entry(principal, entity, name), facts, epoch)
+        for key, value in extra:
+            cache.put((*key, org_id), value, epoch)
 
 
-async def get_context(
-    request: Request, response: Response, session: SessionDep, settings: SettingsDep
-) -> Context:
-    return Context(session, settings, request, response, anonymous_ok=False)
+def _in_org(principal: Principal, org_id: str) -> Principal:
+    """The caller, tagged with the organization the request is about."""
+    return principal if principal.org_id == org_id else replace(principal, org_id=org_id)
 
 
-async def get_optional_context(
-    request: Request, response: Response, session: SessionDep, settings: SettingsDep
-) -> Context:
-    return Context(session, settings, request, response, anonymous_ok=True)
+def _path_key(entity: str, name: str) -> tuple[str, str]:
+    """A project path as ``projects.queries.find_project`` matches it."""
+    return entity.strip().lower(), name.strip().lower()
+
+
+def _facts_entry(actor: Principal, entity: str, name: str) -> tuple[Any, ...]:
+    return ("facts", actor, *_path_key(entity, name))
+
+
+def project_entry(entity: str, name: str) -> tuple[str, ...]:
+    """Access-cache key (within the organization) of a project's read body."""
+    return ("project", *_path_key(entity, name))
+
+
+async def get_context(request: Request, response: Response) -> Context:
+    return Context(request.app.state.settings, request, response, anonymous_ok=False)
+
+
+async def get_optional_context(request: Request, response: Response) -> Context:
+    return Context(request.app.state.settings, request, response, anonymous_ok=True)
 
 
 #: An authenticated request about an organization.

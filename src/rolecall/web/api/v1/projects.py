@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Query, Response
 
+from rolecall.authz.load import decide_observed, raise_if_denied
+from rolecall.authz.permissions import Permission
 from rolecall.projects import service
 from rolecall.projects.schemas import (
     ProjectCreate,
@@ -18,7 +20,7 @@ from rolecall.projects.schemas import (
     ProjectUpdate,
 )
 from rolecall.web.api.v1._router import make_router
-from rolecall.web.deps import ContextDep, OptionalContextDep
+from rolecall.web.deps import Context, ContextDep, OptionalContextDep, project_entry
 
 router = make_router("projects")
 
@@ -59,12 +61,29 @@ def create_project(body: ProjectCreate, ctx: ContextDep) -> ProjectRead:
 
 
 @router.get(PROJECT, operation_id="projects-get", response_model=ProjectRead)
-def get_project(entity: str, project: str, ctx: OptionalContextDep) -> ProjectRead:
+async def get_project(entity: str, project: str, ctx: OptionalContextDep) -> Any:
     """A project (anonymous callers: open and public projects)."""
+    # Async for the access cache's fast path: a repeated read is answered on the event loop.
+    found = ctx.cached_facts(entity, project)
+    body = ctx.cached(project_entry(entity, project)) if found is not None else None
+    if found is not None and body is not None:
+        actor, facts = found
+        decision = decide_observed(facts, Permission.PROJECT_READ)
+        raise_if_denied(actor, Permission.PROJECT_READ, decision)
+        return Response(body, media_type="application/json")
+    return await ctx.in_thread(lambda: _read_project(ctx, entity, project))
+
+
+def _read_project(ctx: Context, entity: str, project: str) -> ProjectRead:
+    """``get_project``'s normal path: the service, then what the next request may reuse."""
     view = service.read_project(
         ctx.session, actor=ctx.actor, org=ctx.org, entity=entity, name=project
     )
-    return ProjectRead.from_view(view)
+    read = ProjectRead.from_view(view)
+    # The bytes FastAPI would send for ``read`` (its serializer for the response model).
+    body = read.model_dump_json(by_alias=True).encode()
+    ctx.remember(entity, project, (project_entry(entity, project), body))
+    return read
 
 
 @router.patch(PROJECT, operation_id="projects-update", response_model=ProjectRead)

@@ -1,0 +1,406 @@
+"""The access cache, end to end: a server app owning its engine (as ``rolecall serve`` runs),
+on a database of its own where every request really commits.
+
+A cached answer must never outlive the change that makes it wrong: each test first makes the
+answer come from the cache (checked: the request ran no SQL), then changes access and asks again.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event, text, update
+from sqlalchemy.orm import Session
+
+from rolecall.api_keys.models import ApiKey
+from rolecall.db import changes
+from rolecall.db.engine import make_engine
+from rolecall.db.migrate import upgrade
+from rolecall.settings import Settings
+from rolecall.web.app import create_app
+from tests import factories
+
+#: How long a write of another process may take to reach a PostgreSQL server's cache (its
+#: notification's trip); SQLite sees it at once.
+NOTIFY_WAIT = 3.0
+
+
+@pytest.fixture(scope="module")
+def own_database_url(
+    backend: str, database_url: str, tmp_path_factory: pytest.TempPathFactory, worker_id: str
+) -> str:
+    """A database of this module's own: the app commits for real here."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('cache') / 'cache.db'}"
+    else:
+        import psycopg
+
+        name = f"rolecall_cache_{worker_id}"
+        plain = make_engine(database_url).url.set(drivername="postgresql")
+        with psycopg.connect(plain.render_as_string(hide_password=False), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = plain.set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="module")
+def other_engine(own_database_url: str) -> Iterator[Engine]:
+    """Another process's view of the database (as the operator's CLI has)."""
+    engine = make_engine(own_database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def arrange(other_engine: Engine) -> Callable[[Callable[[Session], Any]], Any]:
+    """Run ``work(session)`` and commit it, through the other engine."""
+
+    def run(work: Callable[[Session], Any]) -> Any:
+        with Session(other_engine, expire_on_commit=False) as session:
+            result = work(session)
+            session.commit()
+            return result
+
+    return run
+
+
+@pytest.fixture
+def server(own_database_url: str) -> Iterator[TestClient]:
+    app = create_app(Settings(database_url=own_database_url, host="testserver", port=80))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        feed = app.state.change_feed
+        deadline = time.monotonic() + 10
+        while isinstance(feed, changes.PostgresChanges) and not feed.listening:
+            assert time.monotonic() < deadline, "the change listener did not start"
+            time.sleep(0.01)
+        yield client
+
+
+@pytest.fixture
+def statements(server: TestClient) -> Callable[[], int]:
+    """How many SQL statements the server's engine has run so far."""
+    engine = server.app.state.session_factory.kw["bind"]  # type: ignore[attr-defined]
+    count = [0]
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _count(*_args: Any) -> None:
+        count[0] += 1
+
+    yield lambda: count[0]
+    event.remove(engine, "before_cursor_execute", _count)
+
+
+@pytest.fixture
+def world(arrange: Callable[..., Any]) -> dict[str, Any]:
+    """An org (the module's only one: single mode), a team with a member, a project."""
+
+    def build(db: Session) -> dict[str, Any]:
+        from rolecall.orgs.models import Organization
+
+        org = db.query(Organization).first() or factories.bootstrap(db).org
+        admin = factories.user(db, org, role="admin")
+        team = factories.team(db, org)
+        alice = factories.user(db, org)
+        factories.member(db, team, alice, role="member")
+        project = factories.project(db, team, visibility="team")
+        key = factories.api_key(db, alice)
+        admin_key = factories.api_key(db, admin)
+        return {
+            "org": org,
+            "team": team.name,
+            "alice": alice,
+            "alice_headers": factories.headers(key),
+            "admin_headers": factories.headers(admin_key),
+            "path": f"{team.name}/{project.name}",
+        }
+
+    return arrange(build)
+
+
+def warm(server: TestClient, statements: Callable[[], int], method: str, url: str, **kw: Any):
+    """Ask twice; the second answer must come from the cache (no SQL at all)."""
+    first = server.request(method, url, **kw)
+    before = statements()
+    second = server.request(method, url, **kw)
+    assert statements() == before, "the second request was not answered from the cache"
+    return first, second
+
+
+def check_body(path: str, permission: str = "run:create") -> dict[str, Any]:
+    return {"principal": None, "permission": permission, "project": path}
+
+
+def eventually(ask: Callable[[], Any], expected: Callable[[Any], bool], backend: str) -> Any:
+    """SQLite: the very next answer; PostgreSQL: an answer within the notification's trip."""
+    deadline = time.monotonic() + (NOTIFY_WAIT if backend == "postgres" else 0)
+    while True:
+        answer = ask()
+        if expected(answer) or time.monotonic() >= deadline:
+            return answer
+        time.sleep(0.02)
+
+
+# --- the fast path answers exactly as the normal path -----------------------------------------
+
+
+def test_a_cached_project_read_is_byte_identical(server, statements, world):
+    url = f"/api/v1/projects/{world['path']}"
+
+    first, second = warm(server, statements, "GET", url, headers=world["alice_headers"])
+
+    assert first.status_code == second.status_code == 200
+    assert first.content == second.content
+    assert first.json()["path"] == world["path"]
+    same = {k: v for k, v in first.headers.items() if k != "date"}
+    assert same == {k: v for k, v in second.headers.items() if k != "date"}
+
+
+@pytest.mark.parametrize("permission", ["run:create", "project:delete"])
+def test_a_cached_check_is_byte_identical(server, statements, world, permission):
+    body = check_body(world["path"], permission)
+
+    first, second = warm(
+        server, statements, "POST", "/api/v1/authz/check", json=body, headers=world["alice_headers"]
+    )
+
+    assert first.status_code == second.status_code == 200
+    assert first.content == second.content
+    assert first.json()["allowed"] is (permission == "run:create")
+
+
+def test_a_cached_decision_is_still_counted(server, statements, world):
+    url = f"/api/v1/projects/{world['path']}"
+    warm(server, statements, "GET", url, headers=world["alice_headers"])
+
+    def allows() -> float:
+        page = server.get("/metrics").text
+        found = re.search(r'rolecall_authz_decisions_total\{outcome="allow"\} ([\d.e+]+)', page)
+        return float(found.group(1)) if found else 0.0
+
+    before = allows()
+    before_sql = statements()
+    assert server.get(url, headers=world["alice_headers"]).status_code == 200
+    assert statements() == before_sql
+    assert allows() == before + 1
+
+
+# --- changes through the API take effect on the very next request ------------------------------
+
+
+def test_revoking_a_key_refuses_it_at_once(server, statements, world):
+    url = f"/api/v1/projects/{world['path']}"
+    warm(server, statements, "GET", url, headers=world["alice_headers"])
+    keys = server.get("/api/v1/api-keys", headers=world["alice_headers"]).json()["items"]
+
+    for key in keys:
+        revoked = server.delete(f"/api/v1/api-keys/{key['id']}", headers=world["alice_headers"])
+        assert revoked.status_code == 204
+
+    refused = server.get(url, headers=world["alice_headers"])
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_deactivating_a_user_refuses_its_key_at_once(server, statements, world):
+    url = f"/api/v1/projects/{world['path']}"
+    warm(server, statements, "GET", url, headers=world["alice_headers"])
+
+    alice = world["alice"].username
+    done = server.post(f"/api/v1/users/{alice}/deactivate", headers=world["admin_headers"])
+    assert done.status_code == 200
+
+    refused = server.get(url, headers=world["alice_headers"])
+    assert refused.status_code == 401
+    refused_check = server.post(
+        "/api/v1/authz/check", json=check_body(world["path"]), headers=world["alice_headers"]
+    )
+    assert refused_check.status_code == 401
+
+
+def test_a_team_role_change_decides_the_next_check(server, statements, world):
+    body = check_body(world["path"], "run:delete")
+    _, cached = warm(
+        server, statements, "POST", "/api/v1/authz/check", json=body, headers=world["alice_headers"]
+    )
+    assert cached.json()["allowed"] is False
+
+    alice = world["alice"].username
+    changed = server.patch(
+        f"/api/v1/teams/{world['team']}/members/{alice}",
+        json={"role": "admin"},
+        headers=world["admin_headers"],
+    )
+    assert changed.status_code == 200
+
+    now = server.post("/api/v1/authz/check", json=body, headers=world["alice_headers"])
+    assert now.json()["allowed"] is True
+
+
+def test_making_a_project_restricted_hides_it_at_once(server, statements, world):
+    url = f"/api/v1/projects/{world['path']}"
+    warm(server, statements, "GET", url, headers=world["alice_headers"])
+
+    changed = server.patch(url, json={"visibility": "restricted"}, headers=world["admin_headers"])
+    assert changed.status_code == 200
+
+    refused = server.get(url, headers=world["alice_headers"])
+    assert refused.status_code == 403
+    assert refused.json()["error"]["rule"] == "base.restricted_membership"
+    check = server.post(
+        "/api/v1/authz/check",
+        json=check_body(world["path"], "project:read"),
+        headers=world["alice_headers"],
+    )
+    assert check.json()["allowed"] is False
+
+
+def test_a_deleted_project_is_gone_at_once(server, statements, world):
+    url = f"/api/v1/projects/{world['path']}"
+    warm(server, statements, "GET", url, headers=world["alice_headers"])
+    admin = world["admin_headers"]
+    # The org admin may delete only as a team admin: join the team first.
+    admin_name = server.get("/api/v1/viewer", headers=admin).json()["username"]
+    joined = server.post(
+        f"/api/v1/teams/{world['team']}/members",
+        json={"user": admin_name, "role": "admin"},
+        headers=admin,
+    )
+    assert joined.status_code in (200, 201), joined.text
+
+    assert server.delete(url, headers=admin).status_code == 204
+
+    assert server.get(url, headers=world["alice_headers"]).status_code == 404
+    gone = server.post(
+        "/api/v1/authz/check", json=check_body(world["path"]), headers=world["alice_headers"]
+    )
+    assert gone.status_code == 404
+
+
+# --- writes of another process ----------------------------------------------------------------
+
+
+def test_a_key_revoked_by_another_process_is_refused(server, statements, world, arrange, backend):
+    url = f"/api/v1/projects/{world['path']}"
+    warm(server, statements, "GET", url, headers=world["alice_headers"])
+
+    arrange(
+        lambda db: db.execute(
+            update(ApiKey)
+            .where(ApiKey.user_id == world["alice"].id)
+            .values(revoked_at=datetime.now(UTC))
+        )
+    )
+
+    answer = eventually(
+        lambda: server.get(url, headers=world["alice_headers"]),
+        lambda response: response.status_code == 401,
+        backend,
+    )
+    assert answer.status_code == 401
+
+
+def test_a_role_changed_by_plain_sql_elsewhere_is_seen(server, statements, world, arrange, backend):
+    body = check_body(world["path"], "run:create")
+    warm(
+        server, statements, "POST", "/api/v1/authz/check", json=body, headers=world["alice_headers"]
+    )
+
+    arrange(
+        lambda db: db.execute(
+            text("UPDATE team_memberships SET role = 'viewer' WHERE user_id = :user"),
+            {"user": world["alice"].id},
+        )
+    )
+
+    answer = eventually(
+        lambda: server.post("/api/v1/authz/check", json=body, headers=world["alice_headers"]),
+        lambda response: response.json()["allowed"] is False,
+        backend,
+    )
+    assert answer.json()["allowed"] is False
+
+
+# --- keys: expiry on the clock, last use still recorded ----------------------------------------
+
+
+def test_an_expired_key_is_refused_although_cached(server, statements, world, arrange):
+    expires = datetime.now(UTC) + timedelta(seconds=1.5)
+    secret = arrange(lambda db: factories.api_key(db, world["alice"], expires_at=expires))
+    headers = factories.headers(secret)
+    url = f"/api/v1/projects/{world['path']}"
+    warm(server, statements, "GET", url, headers=headers)
+
+    time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.1)
+
+    refused = server.get(url, headers=headers)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "api_key_expired"
+
+
+def test_a_key_use_is_recorded_when_due_even_with_a_warm_cache(server, statements, world, arrange):
+    url = f"/api/v1/projects/{world['path']}"
+    warm(server, statements, "GET", url, headers=world["alice_headers"])
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    # Another process sets the last use an hour back (its write also drops the cache).
+    arrange(
+        lambda db: db.execute(
+            update(ApiKey).where(ApiKey.user_id == world["alice"].id).values(last_used_at=long_ago)
+        )
+    )
+    time.sleep(0.2 if isinstance(server.app.state.change_feed, changes.PostgresChanges) else 0)
+
+    assert server.get(url, headers=world["alice_headers"]).status_code == 200
+
+    recorded = arrange(
+        lambda db: db.query(ApiKey).filter_by(user_id=world["alice"].id).one().last_used_at
+    )
+    assert recorded > long_ago + timedelta(minutes=59)
+
+
+# --- PostgreSQL: a lost listener means no cache, never a stale answer --------------------------
+
+
+def test_without_its_listener_the_cache_is_bypassed(
+    server, statements, world, arrange, backend, monkeypatch
+):
+    if backend != "postgres":
+        pytest.skip("SQLite has no listener")
+    feed = server.app.state.change_feed
+    monkeypatch.setattr(changes, "RECONNECT_DELAY", 2.0)
+    url = f"/api/v1/projects/{world['path']}"
+    warm(server, statements, "GET", url, headers=world["alice_headers"])
+
+    arrange(
+        lambda db: db.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": feed.backend_pid})
+    )
+    deadline = time.monotonic() + 5
+    while feed.listening:
+        assert time.monotonic() < deadline, "the listener did not notice its connection end"
+        time.sleep(0.01)
+    # Written while nobody listens: its notification is lost.
+    arrange(
+        lambda db: db.execute(
+            update(ApiKey)
+            .where(ApiKey.user_id == world["alice"].id)
+            .values(revoked_at=datetime.now(UTC))
+        )
+    )
+
+    before = statements()
+    refused = server.get(url, headers=world["alice_headers"])
+    assert refused.status_code == 401
+    assert statements() > before  # asked the database
+
+    deadline = time.monotonic() + 10
+    while not feed.listening:
+        assert time.monotonic() < deadline, "the listener did not reconnect"
+        time.sleep(0.05)
+    assert server.get(url, headers=world["alice_headers"]).status_code == 401
