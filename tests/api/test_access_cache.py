@@ -176,6 +176,37 @@ def test_a_cached_check_is_byte_identical(server, statements, world, permission)
     assert first.json()["allowed"] is (permission == "run:create")
 
 
+def test_a_cached_refusal_is_byte_identical(server, statements, world, arrange):
+    outsider = arrange(lambda db: factories.api_key(db, factories.user(db, world["org"])))
+    url = f"/api/v1/projects/{world['path']}"
+
+    first, second = warm(server, statements, "GET", url, headers=factories.headers(outsider))
+
+    assert first.status_code == second.status_code == 403
+    assert first.content == second.content
+    assert first.json()["error"]["rule"] == "base.none"
+
+
+def test_a_service_account_naming_a_human_gets_its_attribution_header_every_time(
+    server, world, arrange
+):
+    def build(db: Session) -> str:
+        from rolecall.teams.models import Team
+
+        team = db.query(Team).filter_by(name=world["team"]).one()
+        return factories.api_key(db, factories.service_account(db, world["org"], team))
+
+    headers = {**factories.headers(arrange(build)), "X-Wandb-Username": world["alice"].username}
+    url = f"/api/v1/projects/{world['path']}"
+
+    answers = [server.get(url, headers=headers) for _ in range(3)]
+
+    assert {a.status_code for a in answers} == {200}
+    said = {a.headers.get("X-Rolecall-Attribution") for a in answers}
+    assert len(said) == 1 and said.pop().startswith("allow")
+    assert len({a.content for a in answers}) == 1
+
+
 def test_a_cached_decision_is_still_counted(server, statements, world):
     url = f"/api/v1/projects/{world['path']}"
     warm(server, statements, "GET", url, headers=world["alice_headers"])

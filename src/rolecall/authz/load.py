@@ -267,6 +267,12 @@ def decide_observed(
     """``policy.decide`` on facts already loaded, told to ``decision_observers`` like every
     guard's decision (``check`` and the access cache's hits both come through here)."""
     decision = policy.decide(facts, permission, acting_on_self=acting_on_self)
+    observed(decision)
+    return decision
+
+
+def observed(decision: policy.Decision) -> policy.Decision:
+    """Tell ``decision_observers`` of a guard's decision."""
     for observe in decision_observers:
         observe(decision)
     return decision

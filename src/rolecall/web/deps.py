@@ -20,12 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from rolecall.authz.cache import AccessCache
 from rolecall.authz.facts import DecisionFacts, PrincipalKind
 from rolecall.authz.load import FACTS_SEEN
-from rolecall.errors import (
-    AuthenticationFailed,
-    InvalidInput,
-    NotFound,
-    PermissionDenied,
-)
+from rolecall.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied
 from rolecall.identity.attribution import clean_requested, resolve_attribution
 from rolecall.identity.authenticate import (
     MAX_SECRET_LENGTH,

@@ -6,8 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import Query, Response
 
-from rolecall.authz.load import decide_observed, raise_if_denied
+from rolecall.authz import policy
+from rolecall.authz.load import observed, raise_if_denied
 from rolecall.authz.permissions import Permission
+from rolecall.errors import PermissionDenied
 from rolecall.projects import service
 from rolecall.projects.schemas import (
     ProjectCreate,
@@ -65,20 +67,25 @@ async def get_project(entity: str, project: str, ctx: OptionalContextDep) -> Any
     """A project (anonymous callers: open and public projects)."""
     # Async for the access cache's fast path: a repeated read is answered on the event loop.
     found = ctx.cached_facts(entity, project)
-    body = ctx.cached(project_entry(entity, project)) if found is not None else None
-    if found is not None and body is not None:
+    if found is not None:
         actor, facts = found
-        decision = decide_observed(facts, Permission.PROJECT_READ)
-        raise_if_denied(actor, Permission.PROJECT_READ, decision)
-        return Response(body, media_type="application/json")
+        decision = policy.decide(facts, Permission.PROJECT_READ)
+        body = ctx.cached(project_entry(entity, project)) if decision.allowed else None
+        if body is not None or not decision.allowed:
+            raise_if_denied(actor, Permission.PROJECT_READ, observed(decision))
+            return Response(body, media_type="application/json")
     return await ctx.in_thread(lambda: _read_project(ctx, entity, project))
 
 
 def _read_project(ctx: Context, entity: str, project: str) -> ProjectRead:
     """``get_project``'s normal path: the service, then what the next request may reuse."""
-    view = service.read_project(
-        ctx.session, actor=ctx.actor, org=ctx.org, entity=entity, name=project
-    )
+    try:
+        view = service.read_project(
+            ctx.session, actor=ctx.actor, org=ctx.org, entity=entity, name=project
+        )
+    except PermissionDenied:
+        ctx.remember(entity, project)  # the next such request is refused from the cache
+        raise
     read = ProjectRead.from_view(view)
     # The bytes FastAPI would send for ``read`` (its serializer for the response model).
     body = read.model_dump_json(by_alias=True).encode()
