@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     #: Entries of the in-process access cache (``authz.cache``); 0 turns it off.
     access_cache_size: int = Field(default=20_000, ge=0, le=10_000_000)
     #: Seconds an access-cache entry lives at most (writes drop the cache sooner).
-    access_cache_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    access_cache_seconds: float = Field(default=300.0, gt=0, le=86_400)
 
     session_length_hours: int = Field(
         default=720, ge=1, validation_alias=AliasChoices("SESSION_LENGTH")

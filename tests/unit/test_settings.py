@@ -96,7 +96,7 @@ def test_a_bad_worker_thread_count_is_refused(monkeypatch, value):
 
 def test_access_cache_settings_default_and_environment(monkeypatch):
     assert Settings().access_cache_size == 20_000
-    assert Settings().access_cache_seconds == 60.0
+    assert Settings().access_cache_seconds == 300.0
     monkeypatch.setenv("ROLECALL_ACCESS_CACHE_SIZE", "0")
     monkeypatch.setenv("ROLECALL_ACCESS_CACHE_SECONDS", "2.5")
 

@@ -7,7 +7,8 @@ database round trip. The decision itself is never cached: ``policy.decide`` runs
 
 Freshness: the whole cache is dropped whenever a write is committed anywhere (``ChangeFeed``,
 implemented per backend in ``db.changes``), checked before every lookup. An entry also expires
-after ``lifetime`` seconds, and the least recently used go beyond ``size`` entries.
+after at most ``lifetime`` seconds (a bound for writes no feed can see, such as SQL typed into
+a PostgreSQL console), and the least recently used go beyond ``size`` entries.
 
 Filling follows an epoch rule, so a request that read the database before a change was seen
 cannot store what it read after the drop: ``begin()`` (before the reads) returns the epoch,
@@ -18,6 +19,7 @@ before any later request can use it.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -26,7 +28,10 @@ from typing import Any, Protocol
 
 #: Defaults of ``ROLECALL_ACCESS_CACHE_SIZE`` and ``ROLECALL_ACCESS_CACHE_SECONDS``.
 DEFAULT_SIZE = 20_000
-DEFAULT_LIFETIME = 60.0
+DEFAULT_LIFETIME = 300.0
+#: An entry lives between this share of the lifetime and all of it (chosen at random per entry),
+#: so entries filled together (a burst of traffic) are not all refilled together.
+LIFETIME_SPREAD = 0.75
 
 
 class ChangeFeed(Protocol):
@@ -52,6 +57,7 @@ class AccessCache:
         size: int = DEFAULT_SIZE,
         lifetime: float = DEFAULT_LIFETIME,
         clock: Callable[[], float] = time.monotonic,
+        spread: Callable[[], float] = lambda: random.uniform(LIFETIME_SPREAD, 1.0),  # noqa: S311
     ) -> None:
         if size < 1 or lifetime <= 0:
             raise ValueError("an access cache needs a positive size and lifetime")
@@ -59,6 +65,7 @@ class AccessCache:
         self.size = size
         self.lifetime = lifetime
         self._clock = clock
+        self._spread = spread
         self._entries: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
         self._epoch = 0
         self._usable = False
@@ -105,7 +112,7 @@ class AccessCache:
         with self._lock:
             if epoch != self._epoch or not self._usable:
                 return False
-            self._entries[key] = (self._clock() + self.lifetime, value)
+            self._entries[key] = (self._clock() + self.lifetime * self._spread(), value)
             self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)

@@ -38,8 +38,10 @@ def clock() -> Clock:
     return Clock()
 
 
-def make(feed: Feed, clock: Clock, *, size: int = 3, lifetime: float = 10.0) -> AccessCache:
-    return AccessCache(feed, size=size, lifetime=lifetime, clock=clock)
+def make(
+    feed: Feed, clock: Clock, *, size: int = 3, lifetime: float = 10.0, spread: float = 1.0
+) -> AccessCache:
+    return AccessCache(feed, size=size, lifetime=lifetime, clock=clock, spread=lambda: spread)
 
 
 def test_an_entry_put_is_got_back(feed, clock):
@@ -65,15 +67,27 @@ def test_the_least_recently_used_entry_goes_beyond_the_size(feed, clock):
     assert [cache.get(k) for k in "acd"] == ["A", "C", "D"]
 
 
-def test_an_entry_expires_after_its_lifetime(feed, clock):
-    cache = make(feed, clock, lifetime=10.0)
+def test_an_entry_expires_after_its_share_of_the_lifetime(feed, clock):
+    cache = make(feed, clock, lifetime=10.0, spread=0.8)
     cache.put("k", "v", cache.begin())
 
-    clock.now += 9.9
+    clock.now += 7.9
     assert cache.get("k") == "v"
     clock.now += 0.1
     assert cache.get("k") is None
     assert len(cache) == 0
+
+
+def test_entries_live_a_random_share_of_the_lifetime_never_more():
+    cache = AccessCache(Feed(), size=1000, lifetime=10.0, clock=Clock())
+    epoch = cache.begin()
+    shares = []
+    for n in range(200):
+        cache.put(n, n, epoch)
+        shares.append((cache._entries[n][0] - 1000.0) / 10.0)
+
+    assert all(0.75 <= share <= 1.0 for share in shares)
+    assert len(set(shares)) > 1
 
 
 def test_a_get_does_not_extend_the_lifetime(feed, clock):
