@@ -26,6 +26,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
+from rolecall.db.changes import BUSY
+
 #: Defaults of ``ROLECALL_ACCESS_CACHE_SIZE`` and ``ROLECALL_ACCESS_CACHE_SECONDS``.
 DEFAULT_SIZE = 20_000
 DEFAULT_LIFETIME = 300.0
@@ -37,9 +39,10 @@ LIFETIME_SPREAD = 0.75
 class ChangeFeed(Protocol):
     """Tells whether anything was committed to the database since it was last asked."""
 
-    def changed(self) -> bool | None:
+    def changed(self) -> bool | str | None:
         """True: a write was committed since the last call; False: none was; None: the feed
-        cannot tell (the cache must not be used)."""
+        cannot tell (the cache is dropped and bypassed); ``BUSY``: the feed cannot ask now but
+        has lost nothing (this request bypasses the cache, which is kept)."""
         ...
 
 
@@ -77,6 +80,9 @@ class AccessCache:
     def _sync(self) -> bool:
         """Ask the feed; drop everything on a change. False: the cache must be bypassed."""
         state = self._feed.changed()
+        if state == BUSY:
+            self._usable = False  # no lookups and no fills until the feed answers again
+            return False
         if state is None or state:
             with self._lock:
                 self._entries.clear()

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, Executable, event
 
@@ -42,6 +42,10 @@ _READS = frozenset({"SELECT", "SHOW", "SET", "BEGIN", "SAVEPOINT", "RELEASE", "R
 #: Seconds between checks that the listening connection is alive, and before reconnecting.
 PING_INTERVAL = 1.0
 RECONNECT_DELAY = 0.5
+
+#: ``changed()``'s answer when it cannot ask right now and has lost nothing: skip the cache
+#: for this request, keep its entries (the next answer tells of anything committed meanwhile).
+BUSY: Final = "busy"
 
 #: Callbacks per engine, run when a transaction that wrote is about to commit.
 _local_listeners: dict[int, list[Callable[[], None]]] = {}
@@ -106,11 +110,11 @@ class SqliteChanges:
         finally:
             cursor.close()
 
-    def changed(self) -> bool | None:
+    def changed(self) -> bool | str | None:
         # Never wait on the event loop: while a bookkeeping write holds the connection (it may
-        # wait for SQLite's write lock), answer "cannot tell" and the request skips the cache.
+        # wait for SQLite's write lock), the request skips the cache.
         if not self._lock.acquire(blocking=False):
-            return None
+            return BUSY
         try:
             version = self._read()
             changed, self._version = version != self._version, version

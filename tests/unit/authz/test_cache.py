@@ -5,15 +5,16 @@ from __future__ import annotations
 import pytest
 
 from rolecall.authz.cache import AccessCache
+from rolecall.db.changes import BUSY
 
 
 class Feed:
     """Answers what the test says: True (a write), False (none), None (cannot tell)."""
 
     def __init__(self) -> None:
-        self.state: bool | None = False
+        self.state: bool | str | None = False
 
-    def changed(self) -> bool | None:
+    def changed(self) -> bool | str | None:
         state = self.state
         if state:
             self.state = False  # a change is reported once
@@ -157,3 +158,30 @@ def test_after_the_feed_recovers_old_entries_stay_dropped(feed, clock):
 def test_a_cache_needs_positive_bounds(feed, clock, size, lifetime):
     with pytest.raises(ValueError):
         AccessCache(feed, size=size, lifetime=lifetime, clock=clock)
+
+
+def test_a_busy_feed_skips_the_cache_once_and_keeps_it(feed, clock):
+    cache = make(feed, clock)
+    cache.put("k", "v", cache.begin())
+    feed.state = BUSY
+
+    assert cache.begin() is None
+    assert cache.get("k") is None
+    feed.state = False
+    assert cache.begin() is not None
+    assert cache.get("k") == "v"
+
+
+def test_a_write_committed_while_the_feed_was_busy_still_drops_everything(feed, clock):
+    cache = make(feed, clock)
+    epoch = cache.begin()
+    cache.put("k", "v", epoch)
+    feed.state = BUSY
+    cache.begin()
+    assert cache.put("j", "during", epoch) is False  # no fills while it cannot tell
+    feed.state = True  # what the next answer reports
+
+    cache.begin()
+
+    assert cache.get("k") is None
+    assert cache.put("k", "late", epoch) is False
