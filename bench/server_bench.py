@@ -13,7 +13,7 @@ server in use.
 
 Load comes from ``wrk`` (Debian package ``wrk``) when installed, else from a Python client.
 
-    python bench/server_bench.py [--duration 10] [--rounds 3] [--connections 16]
+    python bench/server_bench.py [--duration 6] [--rounds 5] [--connections 16]
                                  [--backends sqlite,postgres]
 """
 
@@ -386,9 +386,9 @@ class Row(NamedTuple):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--duration", type=int, default=6)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--python-client", action="store_true")
     args = parser.parse_args()
