@@ -15,10 +15,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from rolecall import __version__
 from rolecall.authz import load as authz_load
 from rolecall.db.engine import for_reading, make_engine, make_sessionmaker
+from rolecall.federation.jwks import JwksCache
 from rolecall.identity.principal import operator
 from rolecall.orgs.bootstrap import restore_admin_password
 from rolecall.settings import Settings, get_settings
-from rolecall.web import errors, metrics
+from rolecall.web import errors, metrics, oidc
 from rolecall.web.api.v1 import ROUTERS
 
 OPENAPI_URL = "/api/v1/openapi.json"
@@ -92,6 +93,8 @@ def create_app(
     app.state.settings = settings
     app.state.session_factory = session_factory
     app.state.read_session_factory = read_session_factory
+    #: JWT issuers' keys (identity federation): a cache this process may lose at any time.
+    app.state.jwks = JwksCache()
     errors.install(app)
     if _count_decision not in authz_load.decision_observers:
         authz_load.decision_observers.append(_count_decision)
@@ -120,4 +123,5 @@ def create_app(
 
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(oidc.router)
     return app

@@ -16,11 +16,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from rolecall.authz.facts import PrincipalKind
+from rolecall.authz.facts import CredentialKind, PrincipalKind
 from rolecall.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied
+from rolecall.federation.jwks import JwksCache
 from rolecall.identity.attribution import clean_requested, resolve_attribution
 from rolecall.identity.authenticate import (
-    authenticate_api_key,
+    authenticate_bearer,
     authenticate_session,
     record_key_use,
     secret_from_authorization,
@@ -164,7 +165,13 @@ def _finish(db: Session, *, commit: bool) -> None:
         db.close()
 
 
+async def get_jwks(request: Request) -> JwksCache:
+    """The process's cache of JWT issuers' keys."""
+    return request.app.state.jwks  # type: ignore[no-any-return]
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
+JwksDep = Annotated[JwksCache, Depends(get_jwks)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
@@ -203,7 +210,7 @@ def get_optional_principal(request: Request, response: Response, session: Sessio
 def _caller(request: Request, response: Response, session: Session) -> Principal:
     secret = secret_from_authorization(request.headers.get("Authorization"))
     if secret is not None:
-        principal = authenticate_api_key(session, secret)
+        principal = authenticate_bearer(session, secret)
     elif cookie := request.cookies.get(SESSION_COOKIE):
         principal, row = authenticate_session(session, cookie)
         if request.method not in SAFE_METHODS:
@@ -330,6 +337,11 @@ class Context:
         if not self._anonymous_ok:
             principal = _authenticated(principal)
         org = _org_for(self._request, self.session, self.settings, principal)
+        if principal.credential is CredentialKind.ACCESS_TOKEN and principal.org_id != org.id:
+            # A federated access token was issued for one organization (the JWT's aud).
+            raise AuthenticationFailed(
+                "this access token belongs to another organization", code="invalid_access_token"
+            )
         self._org = org
         self._actor = principal if principal.org_id == org.id else replace(principal, org_id=org.id)
 

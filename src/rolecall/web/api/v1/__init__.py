@@ -5,6 +5,7 @@ from rolecall.web.api.v1 import (
     audit,
     auth,
     authz,
+    federation,
     orgs,
     projects,
     roles,
@@ -28,4 +29,5 @@ ROUTERS = [
     runs.router,
     audit.router,
     authz.router,
+    federation.router,
 ]
