@@ -39,6 +39,8 @@ class JwtIssuer:
         self.rogue = new_key()  # never published
         self.port = 0
         self.requests: list[str] = []
+        #: Canned answers by path, overriding the real ones: ``(status, body bytes)``.
+        self.overrides: dict[str, tuple[int, bytes]] = {}
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -117,7 +119,13 @@ class JwtIssuer:
 
             def do_GET(self) -> None:
                 issuer.requests.append(self.path)
-                if self.path == issuer.discovery_path:
+                if self.path in issuer.overrides:
+                    status, data = issuer.overrides[self.path]
+                    self.send_response(status)
+                    self.send_header("content-length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                elif self.path == issuer.discovery_path:
                     self._json(
                         200,
                         {
