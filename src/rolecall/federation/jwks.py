@@ -191,7 +191,10 @@ class JwksCache:
         self.refetch_interval = refetch_interval
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
-        self._lock = threading.Lock()
+        #: One lock per issuer (a slow issuer holds up only its own exchanges), made under
+        #: ``_locks_lock``.
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
         #: How many times each issuer's keys were fetched (for tests and metrics).
         self.fetches: dict[str, int] = {}
 
@@ -207,9 +210,13 @@ class JwksCache:
         """The issuer's ``jwks_uri`` (not cached). Raises ``FetchFailed``."""
         return discover(issuer, self._fetch)
 
+    def _lock_for(self, issuer: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(issuer, threading.Lock())
+
     def forget(self, issuer: str) -> None:
         """Drop what is cached for ``issuer`` (its registration changed)."""
-        with self._lock:
+        with self._lock_for(issuer):
             self._entries.pop(issuer, None)
 
     def key_for(self, issuer: str, kid: str | None, alg: str) -> PublicKey:
@@ -218,7 +225,7 @@ class JwksCache:
         Without a ``kid`` the key set must hold exactly one key fitting ``alg``.
         Raises ``FetchFailed`` (the issuer cannot be reached) or ``UnknownKey``.
         """
-        with self._lock:
+        with self._lock_for(issuer):
             entry = self._entries.get(issuer)
             now = self._clock()
             if entry is None or now - entry.fetched_at >= self.max_age:
