@@ -80,7 +80,8 @@ def test_multi_mode_aud_list_picks_the_org(make_client, db, org, shared_issuer):
     assert exchange(client, jwt).status_code == 200
 
 
-def test_before_initialisation_every_exchange_is_refused(client, shared_issuer):
+def test_before_initialisation_every_exchange_is_refused(client, shared_issuer, exchanges):
     response = exchange(client, shared_issuer.mint(sub="a@example.org", aud="wandb"))
     assert response.status_code == 400
     assert "no organization yet" in response.json()["error_description"]
+    assert exchanges()[0].after["check"] == "organization"

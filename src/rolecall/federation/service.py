@@ -268,7 +268,9 @@ def assess_exchange(
     org, registration, problem = _locate(session, settings, claims)
     kept = {k: claims.get(k) for k in ("iss", "sub") if claims and isinstance(claims.get(k), str)}
     if org is None:
-        return Assessment(None, None, INVALID_GRANT, problem, problem.split(":")[0], kept)  # type: ignore[union-attr]
+        described = problem or "no organization"
+        check = described.partition(":")[0] if ":" in described else "organization"
+        return Assessment(None, None, INVALID_GRANT, described, check, kept)
     expect = Expectations(
         issuer=registration.issuer if registration else None,
         audiences=_audiences(org, settings),
