@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     disable_admin_team_access: bool = Field(
         default=False, validation_alias=AliasChoices("GORILLA_DISABLE_ADMIN_TEAM_ACCESS")
     )
+    #: Identity federation: any ``aud`` is accepted (honoured in single-org mode only).
+    skip_audience_validation: bool = Field(
+        default=False, validation_alias=AliasChoices("SKIP_AUDIENCE_VALIDATION")
+    )
+    #: Seconds an access token from ``POST /oidc/token`` lives. More than 300: the wandb SDK
+    #: treats a token expiring within five minutes as expired and exchanges before every request.
+    access_token_lifetime: int = Field(default=3600, gt=300, le=7 * 24 * 3600)
 
     @field_validator("public_url")
     @classmethod

@@ -49,7 +49,8 @@ def _label(value: object) -> str:
 #: The issue's SDK surface: (owner, method) -> parameters, exactly as the issue names them.
 SURFACE = {
     (Api, "__init__"): "(self, base_url=None, api_key=None, username=None, user_email=None, *, "
-    "org=None, timeout=30, client=None)",
+    "org=None, timeout=30, client=None, identity_token_file=None, credentials_file=None)",
+    (Api, "set_jwt_issuer"): "(self, url)",
     (Api, "create_user"): "(self, email, admin=False)",
     (Api, "user"): "(self, user_name_or_email)",
     (Api, "create_team"): "(self, team_name, admin_user_name=None)",
@@ -69,7 +70,7 @@ SURFACE = {
     (User, "reactivate"): "(self)",
     (User, "delete"): "(self)",
     (Team, "invite"): "(self, user_name_or_email, admin=False)",
-    (Team, "create_service_account"): "(self, description)",
+    (Team, "create_service_account"): "(self, description, subject=None)",
     (Team, "set_role"): "(self, user, role)",
     (Team, "update"): "(self, private_only=None, domain_matching=None)",
     (Member, "delete"): "(self)",

@@ -12,6 +12,8 @@ SERVER_ENV = (
     "ROLECALL_PORT",
     "SESSION_LENGTH",
     "LOCAL_RESTORE",
+    "ROLECALL_ACCESS_TOKEN_LIFETIME",
+    "SKIP_AUDIENCE_VALIDATION",
 )
 
 
@@ -120,3 +122,26 @@ def test_a_bad_access_cache_setting_is_refused(monkeypatch, variable, value):
 
     with pytest.raises(ValueError):
         Settings()
+
+
+def test_access_token_lifetime_defaults_to_an_hour_and_reads_the_environment(monkeypatch):
+    assert Settings().access_token_lifetime == 3600
+    monkeypatch.setenv("ROLECALL_ACCESS_TOKEN_LIFETIME", "301")
+
+    assert Settings().access_token_lifetime == 301
+
+
+@pytest.mark.parametrize("value", ["300", "60", "0", "604801", "long"])
+def test_an_access_token_lifetime_of_five_minutes_or_less_is_refused(monkeypatch, value):
+    # The wandb SDK exchanges before every request when the token expires within 300 s.
+    monkeypatch.setenv("ROLECALL_ACCESS_TOKEN_LIFETIME", value)
+
+    with pytest.raises(ValueError):
+        Settings()
+
+
+def test_skip_audience_validation_reads_the_seeds_name(monkeypatch):
+    assert Settings().skip_audience_validation is False
+    monkeypatch.setenv("SKIP_AUDIENCE_VALIDATION", "true")
+
+    assert Settings().skip_audience_validation is True

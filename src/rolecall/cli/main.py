@@ -18,7 +18,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from rolecall import __version__
+from rolecall.cli.federation import federation_app, service_account_app
 from rolecall.cli.host import create_user_key, explain_decision, initialise
+from rolecall.cli.remote import server_errors, store_login
 from rolecall.db.migrate import upgrade
 from rolecall.errors import RolecallError
 from rolecall.settings import Settings
@@ -34,6 +36,8 @@ db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 api_key_app = typer.Typer(help="API keys, for operators on the server host.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(api_key_app, name="api-key")
+app.add_typer(federation_app, name="federation")
+app.add_typer(service_account_app, name="service-account")
 
 #: Exit code of ``explain`` when the answer is deny (1 is an error).
 EXIT_DENIED = 2
@@ -183,6 +187,49 @@ def explain(
             typer.echo(f"  {n}. {step.rule} [{step.outcome}] {step.detail}")
     if not decision.allowed:
         raise typer.Exit(EXIT_DENIED)
+
+
+@app.command()
+def login(
+    host: Annotated[str, typer.Option("--host", help="The server's base URL.")],
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", help="The API key (else ROLECALL_API_KEY / WANDB_API_KEY)."),
+    ] = None,
+    identity_token_file: Annotated[
+        str | None,
+        typer.Option(
+            "--identity-token-file",
+            help="Sign in with a JWT file instead (exchanged for access tokens).",
+        ),
+    ] = None,
+) -> None:
+    """Check a credential against the server and store it for later commands (mode 0600)."""
+    host = host.rstrip("/")
+    key = api_key or _env_key()
+    with server_errors():
+        from rolecall.sdk import Api
+
+        with Api(base_url=host, api_key=key, identity_token_file=identity_token_file) as api:
+            if api.api_key is None and api.auth is None:
+                raise fail("give --api-key or --identity-token-file (or set ROLECALL_API_KEY)")
+            viewer = api.viewer()
+    login = {"host": host}
+    if api.api_key:
+        login["api_key"] = api.api_key
+    else:
+        login["identity_token_file"] = str(api.auth.identity_token_file)  # type: ignore[union-attr]
+    path = store_login(login)
+    typer.echo(f"Logged in to {host} as {viewer.name} ({viewer.credential}); saved in {path}")
+
+
+def _env_key() -> str | None:
+    import os
+
+    for name in ("ROLECALL_API_KEY", "WANDB_API_KEY"):
+        if os.environ.get(name, "").strip():
+            return os.environ[name].strip()
+    return None
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 from rolecall.api_keys.models import ApiKey
 from rolecall.audit.models import AuditEvent
 from rolecall.db.base import Base
-from rolecall.identity.models import BrowserSession
+from rolecall.federation.models import JwtIssuer
+from rolecall.identity.models import AccessToken, BrowserSession
 from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.projects.models import Project, ProjectMembership
 from rolecall.roles.models import CustomRole
@@ -13,11 +14,13 @@ from rolecall.teams.models import Team, TeamMembership
 from rolecall.users.models import User
 
 __all__ = [
+    "AccessToken",
     "ApiKey",
     "AuditEvent",
     "Base",
     "BrowserSession",
     "CustomRole",
+    "JwtIssuer",
     "OrgMembership",
     "Organization",
     "Project",

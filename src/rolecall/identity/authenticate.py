@@ -19,7 +19,7 @@ from rolecall.authz.facts import CredentialKind, PrincipalKind
 from rolecall.authz.permissions import Permission
 from rolecall.db.changes import BOOKKEEPING
 from rolecall.errors import AuthenticationFailed
-from rolecall.identity.models import BrowserSession
+from rolecall.identity.models import AccessToken, BrowserSession
 from rolecall.identity.principal import Principal
 from rolecall.identity.secrets import digest, same_digest
 from rolecall.orgs.models import OrgMembership
@@ -35,6 +35,7 @@ PENDING_KEY_USE = "rolecall.pending_key_use"
 #: the session (``db.changes.SqliteChanges.write_quietly``), instead of the session.
 QUIET_WRITER = "rolecall.quiet_writer"
 INVALID_KEY = "invalid API key"
+INVALID_TOKEN = "invalid access token"
 
 
 def secret_from_authorization(header: str | None) -> str | None:
@@ -99,6 +100,61 @@ class KeyGrant:
         if self.expires_at is not None and self.expires_at <= now:
             return False
         return self.last_used_at is not None and now - self.last_used_at < LAST_USED_RESOLUTION
+
+
+def authenticate_access_token(
+    session: Session, secret: str, *, now: datetime | None = None
+) -> Principal:
+    """The user or external service account an access token from ``POST /oidc/token`` was
+    issued to, checked live: the user must still be an active member of the token's
+    organization, the account must not be deleted. ``AuthenticationFailed`` otherwise."""
+    now = now or datetime.now(UTC)
+    if len(secret) > MAX_SECRET_LENGTH:
+        raise AuthenticationFailed(INVALID_TOKEN, code="invalid_access_token")
+    presented = digest(secret)
+    row = session.execute(
+        select(AccessToken, User, OrgMembership.active, ServiceAccount)
+        .outerjoin(User, User.id == AccessToken.user_id)
+        .outerjoin(
+            OrgMembership,
+            and_(
+                OrgMembership.user_id == AccessToken.user_id,
+                OrgMembership.org_id == AccessToken.org_id,
+            ),
+        )
+        .outerjoin(ServiceAccount, ServiceAccount.id == AccessToken.service_account_id)
+        .where(AccessToken.digest == presented)
+    ).first()
+    if row is None:
+        raise AuthenticationFailed(INVALID_TOKEN, code="invalid_access_token")
+    token, user, active, account = row
+    if not same_digest(token.digest, presented) or token.revoked_at is not None:
+        raise AuthenticationFailed(INVALID_TOKEN, code="invalid_access_token")
+    if token.expires_at <= now:
+        raise AuthenticationFailed(
+            "access token has expired: exchange the JWT again", code="access_token_expired"
+        )
+    if user is not None:
+        if not active:  # deactivated, or no longer a member of the token's organization
+            raise AuthenticationFailed("this user is deactivated", code="invalid_access_token")
+        return Principal(
+            PrincipalKind.USER,
+            user.username,
+            CredentialKind.ACCESS_TOKEN,
+            user_id=user.id,
+            credential_id=token.id,
+            org_id=token.org_id,
+        )
+    if account is None or account.deleted_at is not None:
+        raise AuthenticationFailed(INVALID_TOKEN, code="invalid_access_token")
+    return Principal(
+        PrincipalKind.SERVICE_ACCOUNT,
+        account.name,
+        CredentialKind.ACCESS_TOKEN,
+        service_account_id=account.id,
+        credential_id=token.id,
+        org_id=token.org_id,
+    )
 
 
 def authenticate_api_key(

@@ -35,9 +35,12 @@ class Transport:
         *,
         timeout: float,
         client: httpx.Client | None,
+        auth: httpx.Auth | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.headers = headers
+        #: Per-request authentication (identity federation); None: the headers carry the key.
+        self.auth = auth
         self._owns_client = client is None
         # A client passed in keeps its own settings (timeout included).
         self.client = client if client is not None else httpx.Client(timeout=timeout)
@@ -63,6 +66,7 @@ class Transport:
                 json=json,
                 params=query or None,
                 headers=self.headers,
+                auth=self.auth or httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.TransportError as exc:
             raise ConnectionFailed(f"cannot reach {self.base_url}: {exc}") from exc

@@ -6,12 +6,19 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from rolecall.sdk._http import Transport, basic_authorization, segment
 from rolecall.sdk.errors import Conflict, NotFound
+from rolecall.sdk.federation import (
+    CredentialsFile,
+    FederatedAuth,
+    credentials_file_path,
+    identity_token_file_from_env,
+)
 from rolecall.sdk.models import (
     AuditEvent,
     Decision,
@@ -51,13 +58,18 @@ def account_name(description: str) -> str:
 
 
 class Api:
-    """A client of one rolecall server, acting with one API key.
+    """A client of one rolecall server, acting with one API key or a federated identity.
 
     Arguments left unset come from the environment: ``ROLECALL_BASE_URL`` / ``ROLECALL_API_KEY``,
     then ``WANDB_BASE_URL`` / ``WANDB_API_KEY``; ``WANDB_USERNAME`` / ``WANDB_USER_EMAIL`` name
     the human a service account's work is attributed to. ``org`` names the organization on a
     multi-org server. ``client`` replaces the internal ``httpx.Client`` (a custom transport,
     proxy or TLS set-up). Refused calls raise subclasses of ``rolecall.sdk.RolecallError``.
+
+    Without an API key, ``identity_token_file`` (else ``ROLECALL_IDENTITY_TOKEN_FILE``, then
+    ``WANDB_IDENTITY_TOKEN_FILE``) names a file holding a JWT from the organization's issuer:
+    it is exchanged at ``/oidc/token`` for access tokens, kept in ``credentials_file`` (else
+    ``WANDB_CREDENTIALS_FILE``, default ``~/.config/wandb/credentials.json``).
     """
 
     def __init__(
@@ -70,6 +82,8 @@ class Api:
         org: str | None = None,
         timeout: float = 30,
         client: httpx.Client | None = None,
+        identity_token_file: str | None = None,
+        credentials_file: str | None = None,
     ) -> None:
         client_url = str(client.base_url).rstrip("/") if client is not None else ""
         self.base_url = (
@@ -91,7 +105,16 @@ class Api:
             headers[USER_EMAIL_HEADER] = self.user_email
         if org:
             headers[ORG_HEADER] = org
-        self._http = Transport(self.base_url, headers, timeout=timeout, client=client)
+        self.auth: FederatedAuth | None = None
+        token_file = identity_token_file or identity_token_file_from_env()
+        if not self.api_key and token_file:
+            path = Path(credentials_file).expanduser() if credentials_file else None
+            self.auth = FederatedAuth(
+                self.base_url, token_file, CredentialsFile(path or credentials_file_path())
+            )
+        self._http = Transport(
+            self.base_url, headers, timeout=timeout, client=client, auth=self.auth
+        )
 
     def __repr__(self) -> str:
         return f"<Api {self.base_url}>"
@@ -169,13 +192,19 @@ class Api:
         team = default_team.name if isinstance(default_team, Team) else default_team
         return self._create_service_account(description, scope="org", team=str(team))
 
-    def _create_service_account(self, description: str, *, scope: str, team: str) -> ServiceAccount:
+    def _create_service_account(
+        self, description: str, *, scope: str, team: str, subject: str | None = None
+    ) -> ServiceAccount:
         # The name is derived from the description; when taken, try name-2, name-3 ...
         base = account_name(description)
         taken: Conflict | None = None
         for attempt in range(1, _NAME_ATTEMPTS + 1):
             name = base if attempt == 1 else f"{base}-{attempt}"
-            body = {"name": name, "description": description, "scope": scope, "team": team}
+            body: dict[str, Any] = {
+                "name": name, "description": description, "scope": scope, "team": team,
+            }  # fmt: skip
+            if subject is not None:
+                body.update(kind="external", subject=subject)
             try:
                 return ServiceAccount(
                     self, self._http.request("POST", "/service-accounts", json=body)
@@ -186,6 +215,24 @@ class Api:
                 taken = exc
         assert taken is not None
         raise taken
+
+    # -- identity federation -------------------------------------------------------------------
+
+    def jwt_issuer(self) -> str | None:
+        """The JWT issuer URL the organization trusts, or None (org admins)."""
+        return self._http.request("GET", "/federation/issuer")["issuer"]  # type: ignore[no-any-return]
+
+    def set_jwt_issuer(self, url: str | None) -> str | None:
+        """Register the organization's JWT issuer (the server runs discovery first); None
+        removes it. Tokens issued under a previous issuer stop working. Org admins only."""
+        body = self._http.request("PUT", "/federation/issuer", json={"issuer": url})
+        return body["issuer"]  # type: ignore[no-any-return]
+
+    def verify_jwt(self, assertion: str) -> dict[str, Any]:
+        """Run every check of the token exchange on a JWT without issuing anything: ``valid``,
+        ``failed_check``, ``subject`` and ``checks`` (each with ``expected`` and ``found``)."""
+        body = {"assertion": assertion.strip()}
+        return self._http.request("POST", "/federation/verify", json=body)  # type: ignore[no-any-return]
 
     # -- projects ------------------------------------------------------------------------------
 

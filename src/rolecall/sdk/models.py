@@ -218,12 +218,16 @@ class Team(Model):
         created = self.api._http.request("POST", f"{self._path}/members", json=body)
         return Member(self.api, created, self)
 
-    def create_service_account(self, description: str) -> Member:
+    def create_service_account(self, description: str, subject: str | None = None) -> Member:
         """Create a team-scoped service account named after ``description``.
 
-        The returned member's ``api_key`` holds the account's key (shown only now).
+        Built-in (no ``subject``): the returned member's ``api_key`` holds the account's key
+        (shown only now). External (``subject`` given): it signs in with JWTs from the
+        organization's issuer whose ``sub`` equals ``subject``, and has no API key.
         """
-        account = self.api._create_service_account(description, scope="team", team=self.name)
+        account = self.api._create_service_account(
+            description, scope="team", team=self.name, subject=subject
+        )
         for member in self.members:
             if member.kind == "service_account" and member.id == account.id:
                 member.api_key = account.api_key

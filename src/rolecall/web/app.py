@@ -17,10 +17,11 @@ from rolecall.authz import load as authz_load
 from rolecall.authz.cache import AccessCache
 from rolecall.db import changes
 from rolecall.db.engine import for_reading, make_engine, make_sessionmaker
+from rolecall.federation.jwks import JwksCache
 from rolecall.identity.principal import operator
 from rolecall.orgs.bootstrap import restore_admin_password
 from rolecall.settings import Settings, get_settings
-from rolecall.web import errors, metrics
+from rolecall.web import errors, metrics, oidc
 from rolecall.web.api.v1 import ROUTERS
 
 OPENAPI_URL = "/api/v1/openapi.json"
@@ -109,6 +110,8 @@ def create_app(
         if feed is not None
         else None
     )
+    #: JWT issuers' keys (identity federation): a cache this process may lose at any time.
+    app.state.jwks = JwksCache()
     errors.install(app)
     if _count_decision not in authz_load.decision_observers:
         authz_load.decision_observers.append(_count_decision)
@@ -137,4 +140,5 @@ def create_app(
 
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(oidc.router)
     return app

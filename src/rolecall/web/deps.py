@@ -18,22 +18,24 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from rolecall.authz.cache import AccessCache
-from rolecall.authz.facts import DecisionFacts, PrincipalKind
+from rolecall.authz.facts import CredentialKind, DecisionFacts, PrincipalKind
 from rolecall.authz.load import FACTS_SEEN
 from rolecall.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied
+from rolecall.federation.jwks import JwksCache
 from rolecall.identity.attribution import clean_requested, resolve_attribution
 from rolecall.identity.authenticate import (
     MAX_SECRET_LENGTH,
     PENDING_KEY_USE,
     QUIET_WRITER,
     KeyGrant,
+    authenticate_access_token,
     authenticate_session,
     grant_for_api_key,
     record_key_use,
     secret_from_authorization,
 )
 from rolecall.identity.principal import ANONYMOUS, Principal
-from rolecall.identity.secrets import digest, same_digest
+from rolecall.identity.secrets import ACCESS_TOKEN_PREFIX, digest, same_digest
 from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.settings import OrgMode, Settings
 
@@ -196,7 +198,13 @@ def _finish(db: Session, *, commit: bool) -> None:
         db.close()
 
 
+async def get_jwks(request: Request) -> JwksCache:
+    """The process's cache of JWT issuers' keys."""
+    return request.app.state.jwks  # type: ignore[no-any-return]
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
+JwksDep = Annotated[JwksCache, Depends(get_jwks)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
@@ -235,9 +243,13 @@ def get_optional_principal(request: Request, response: Response, session: Sessio
 def _caller(request: Request, response: Response, session: Session) -> Principal:
     secret = secret_from_authorization(request.headers.get("Authorization"))
     if secret is not None:
-        grant = grant_for_api_key(session, secret)
-        setattr(request.state, KEY_GRANT, (digest(secret), grant))
-        principal = grant.principal
+        if secret.startswith(ACCESS_TOKEN_PREFIX):
+            # Federated access tokens are checked live each time (never in the access cache).
+            principal = authenticate_access_token(session, secret)
+        else:
+            grant = grant_for_api_key(session, secret)
+            setattr(request.state, KEY_GRANT, (digest(secret), grant))
+            principal = grant.principal
     elif cookie := request.cookies.get(SESSION_COOKIE):
         principal, row = authenticate_session(session, cookie)
         if request.method not in SAFE_METHODS:
@@ -387,6 +399,11 @@ class Context:
         if not self._anonymous_ok:
             principal = _authenticated(principal)
         org = _org_for(self._request, self.session, self.settings, principal)
+        if principal.credential is CredentialKind.ACCESS_TOKEN and principal.org_id != org.id:
+            # A federated access token was issued for one organization (the JWT's aud).
+            raise AuthenticationFailed(
+                "this access token belongs to another organization", code="invalid_access_token"
+            )
         self._org = org
         self._actor = _in_org(principal, org.id)
 

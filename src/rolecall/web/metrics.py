@@ -28,6 +28,12 @@ AUTH_FAILURES = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+TOKEN_EXCHANGES = Counter(
+    "rolecall_token_exchanges_total",
+    "JWT bearer exchanges at /oidc/token: accepted, or the check that refused",
+    ["outcome"],
+    registry=REGISTRY,
+)
 DECISIONS = Counter(
     "rolecall_authz_decisions_total",
     "Policy decisions by outcome",

@@ -5,6 +5,7 @@ from rolecall.web.api.v1 import (
     audit,
     auth,
     authz,
+    federation,
     orgs,
     projects,
     roles,
@@ -30,4 +31,5 @@ ROUTERS = [
     api_keys.router,
     runs.router,
     audit.router,
+    federation.router,
 ]

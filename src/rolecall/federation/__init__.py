@@ -1,0 +1,1 @@
+"""Identity federation: RFC 7523 JWT bearer assertions exchanged for rolecall access tokens."""

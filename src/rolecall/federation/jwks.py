@@ -1,0 +1,256 @@
+"""Finding an issuer's signing keys: OIDC discovery, then its JWKS, cached with a bounded life.
+
+Discovery tries ``${ISSUER}/.well-known/oidc-configuration`` (the seeds' spelling) and then
+``${ISSUER}/.well-known/openid-configuration`` (OpenID Connect Discovery 1.0 §4); the keys come
+from the document's ``jwks_uri`` (RFC 7517 §5). A cached key set lives at most ``max_age``
+seconds; a ``kid`` it does not hold makes it fetch again, at most once per ``refetch_interval``
+per issuer, so a key rotation at the issuer needs nothing from an admin and a flood of made-up
+``kid`` values cannot make us hammer the issuer. Key URLs in a JWT's header (``jku``, ``x5u``)
+are never followed (RFC 8725 §3.10).
+
+The cache is safe to lose (DESIGN.md): each process keeps its own.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import httpx
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
+
+#: Asymmetric JWS algorithms we verify (RFC 7518 §3.1, RFC 8037 §3.1). Never ``none`` or HMAC.
+ASYMMETRIC_ALGORITHMS: frozenset[str] = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+#: The key type each algorithm family needs.
+KEY_TYPE_OF = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+#: An EC algorithm's curve (RFC 7518 §3.4).
+CURVE_OF = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
+
+DISCOVERY_PATHS = ("/.well-known/oidc-configuration", "/.well-known/openid-configuration")
+#: Seconds a fetched key set is used before it is fetched again.
+MAX_AGE = 600.0
+#: Fewest seconds between two fetches of one issuer's keys caused by an unknown ``kid``.
+REFETCH_INTERVAL = 30.0
+#: Per request: connect, read, write and pool timeouts.
+TIMEOUT = 5.0
+#: Largest discovery document or key set we read.
+MAX_DOCUMENT_BYTES = 256 * 1024
+MAX_KEYS = 100
+
+PublicKey = RSAKey | ECKey | OKPKey
+
+
+class FetchFailed(Exception):
+    """The issuer's discovery document or key set could not be fetched or understood."""
+
+
+class UnknownKey(Exception):
+    """No key of the issuer's key set fits the JWT's header."""
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
+
+
+def check_issuer_url(url: str) -> str | None:
+    """Why ``url`` cannot be an issuer, or None: https (http only on loopback), no query or
+    fragment (OpenID Connect Discovery 1.0 §3)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return "not a URL"
+    if parts.scheme not in ("https", "http") or not host:
+        return "an issuer is an https URL"
+    if parts.scheme == "http" and not _is_loopback(host):
+        return "an issuer uses https (plain http only on a loopback address)"
+    if parts.query or parts.fragment:
+        return "an issuer URL has no query or fragment"
+    return None
+
+
+def fetch_json(url: str) -> dict[str, Any]:
+    """GET ``url`` and decode a JSON object; at most ``MAX_DOCUMENT_BYTES``, ``TIMEOUT`` each.
+
+    Raises ``FetchFailed`` with a message saying what went wrong.
+    """
+    problem = check_issuer_url(url)
+    if problem:
+        raise FetchFailed(f"{url}: {problem}")
+    try:
+        with (
+            httpx.Client(timeout=TIMEOUT, follow_redirects=True, max_redirects=3) as client,
+            client.stream("GET", url, headers={"Accept": "application/json"}) as response,
+        ):
+            if response.status_code != 200:
+                raise FetchFailed(f"{url} answered HTTP {response.status_code}")
+            body = b""
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_DOCUMENT_BYTES:
+                    raise FetchFailed(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes")
+    except httpx.HTTPError as exc:
+        raise FetchFailed(f"cannot fetch {url}: {type(exc).__name__}: {exc}") from exc
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise FetchFailed(f"{url} did not send JSON") from exc
+    if not isinstance(data, dict):
+        raise FetchFailed(f"{url} did not send a JSON object")
+    return data
+
+
+Fetch = Callable[[str], dict[str, Any]]
+
+
+def discover(issuer: str, fetch: Fetch = fetch_json) -> str:
+    """The issuer's ``jwks_uri``, from its discovery document. Raises ``FetchFailed``."""
+    base = issuer.rstrip("/")
+    problems: list[str] = []
+    for path in DISCOVERY_PATHS:
+        try:
+            document = fetch(base + path)
+        except FetchFailed as exc:
+            problems.append(str(exc))
+            continue
+        stated = document.get("issuer")
+        if isinstance(stated, str) and stated.rstrip("/") != base:
+            # OpenID Connect Discovery 1.0 §4.3: the document must name the same issuer.
+            raise FetchFailed(f"{base + path} names another issuer: {stated[:200]!r}")
+        jwks_uri = document.get("jwks_uri")
+        if not isinstance(jwks_uri, str) or not jwks_uri:
+            raise FetchFailed(f"{base + path} has no jwks_uri")
+        return jwks_uri
+    raise FetchFailed("no discovery document: " + "; ".join(problems))
+
+
+def parse_key_set(data: dict[str, Any]) -> list[PublicKey]:
+    """The usable public signing keys of a JWKS: symmetric, private, encryption-only and
+    unreadable entries are left out. Raises ``FetchFailed`` when ``keys`` is missing."""
+    entries = data.get("keys")
+    if not isinstance(entries, list):
+        raise FetchFailed("the JWKS has no keys list")
+    keys: list[PublicKey] = []
+    for entry in entries[:MAX_KEYS]:
+        if not isinstance(entry, dict) or entry.get("kty") not in ("RSA", "EC", "OKP"):
+            continue
+        if entry.get("use", "sig") != "sig" or "d" in entry:
+            continue
+        try:
+            # The kty filter above: an RSA, EC or OKP key comes back, never an oct one.
+            keys.append(cast(PublicKey, JWKRegistry.import_key(entry)))
+        except (JoseError, ValueError, TypeError):
+            continue
+    return keys
+
+
+def key_fits(key: PublicKey, alg: str) -> bool:
+    """Whether ``key`` may verify a JWS made with ``alg`` (type, curve, its own ``alg``)."""
+    if key.key_type != KEY_TYPE_OF.get(alg[:2]):
+        return False
+    stated = key.get("alg")
+    if stated is not None and stated != alg:
+        return False
+    if alg in CURVE_OF:
+        return bool(key.get("crv") == CURVE_OF[alg])
+    if alg == "EdDSA":
+        return key.get("crv") in ("Ed25519", "Ed448")
+    return True
+
+
+@dataclass
+class _Entry:
+    jwks_uri: str
+    keys: list[PublicKey]
+    fetched_at: float
+    #: When an unknown ``kid`` last made us fetch again (None: never).
+    refetched_at: float | None = None
+
+
+class JwksCache:
+    """Each issuer's keys, fetched on first use and again when stale or a ``kid`` is unknown."""
+
+    def __init__(
+        self,
+        *,
+        fetch: Fetch = fetch_json,
+        max_age: float = MAX_AGE,
+        refetch_interval: float = REFETCH_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fetch = fetch
+        self.max_age = max_age
+        self.refetch_interval = refetch_interval
+        self._clock = clock
+        self._entries: dict[str, _Entry] = {}
+        #: One lock per issuer (a slow issuer holds up only its own exchanges), made under
+        #: ``_locks_lock``.
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+        #: How many times each issuer's keys were fetched (for tests and metrics).
+        self.fetches: dict[str, int] = {}
+
+    def _load(self, issuer: str, refetched_at: float | None = None) -> _Entry:
+        jwks_uri = discover(issuer, self._fetch)
+        keys = parse_key_set(self._fetch(jwks_uri))
+        entry = _Entry(jwks_uri, keys, self._clock(), refetched_at)
+        self.fetches[issuer] = self.fetches.get(issuer, 0) + 1
+        self._entries[issuer] = entry
+        return entry
+
+    def discover(self, issuer: str) -> str:
+        """The issuer's ``jwks_uri`` (not cached). Raises ``FetchFailed``."""
+        return discover(issuer, self._fetch)
+
+    def _lock_for(self, issuer: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(issuer, threading.Lock())
+
+    def forget(self, issuer: str) -> None:
+        """Drop what is cached for ``issuer`` (its registration changed)."""
+        with self._lock_for(issuer):
+            self._entries.pop(issuer, None)
+
+    def key_for(self, issuer: str, kid: str | None, alg: str) -> PublicKey:
+        """The issuer's key for a JWS header's ``kid`` and ``alg``.
+
+        Without a ``kid`` the key set must hold exactly one key fitting ``alg``.
+        Raises ``FetchFailed`` (the issuer cannot be reached) or ``UnknownKey``.
+        """
+        with self._lock_for(issuer):
+            entry = self._entries.get(issuer)
+            now = self._clock()
+            if entry is None or now - entry.fetched_at >= self.max_age:
+                entry = self._load(issuer, entry.refetched_at if entry else None)
+            found = _select(entry.keys, kid, alg)
+            last = entry.refetched_at
+            may_refetch = last is None or now - last >= self.refetch_interval
+            if found is None and kid is not None and may_refetch:
+                # Perhaps the issuer rotated its keys.
+                entry = self._load(issuer, refetched_at=now)
+                found = _select(entry.keys, kid, alg)
+        if found is not None:
+            return found
+        if kid is None:
+            fitting = sum(1 for key in entry.keys if key_fits(key, alg))
+            raise UnknownKey(
+                f"the JWT has no kid and the issuer's JWKS has {fitting} keys for {alg}"
+            )
+        if any(key.kid == kid for key in entry.keys):
+            raise UnknownKey(f"the issuer's key {kid[:64]!r} is not a key for {alg}")
+        raise UnknownKey(f"kid {kid[:64]!r} is not in the issuer's JWKS ({entry.jwks_uri})")
+
+
+def _select(keys: list[PublicKey], kid: str | None, alg: str) -> PublicKey | None:
+    if kid is not None:
+        return next((k for k in keys if k.kid == kid and key_fits(k, alg)), None)
+    fitting = [k for k in keys if key_fits(k, alg)]
+    return fitting[0] if len(fitting) == 1 else None

@@ -1,0 +1,178 @@
+"""``POST /oidc/token``: the RFC 7523 JWT bearer grant, an adapter over ``federation.service``.
+
+Form body (RFC 6749 §4.5, RFC 7523 §2.1)::
+
+    grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=<JWT>
+
+Success: ``{"access_token", "token_type": "Bearer", "expires_in"}`` (RFC 6749 §5.1). Refusal:
+``{"error", "error_description"}`` (RFC 6749 §5.2) with HTTP 400, or 503
+``temporarily_unavailable`` when the issuer's keys cannot be fetched (clients retry those).
+Every exchange, accepted or refused, is audited with the check that decided it.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from rolecall.federation import service
+from rolecall.federation.jwks import JwksCache
+from rolecall.federation.jwt_bearer import (
+    GRANT_TYPE,
+    INVALID_REQUEST,
+    TEMPORARILY_UNAVAILABLE,
+    UNSUPPORTED_GRANT_TYPE,
+)
+from rolecall.settings import Settings
+from rolecall.web import metrics
+
+router = APIRouter(tags=["oidc"])
+
+
+class TokenResponse(BaseModel):
+    """RFC 6749 §5.1."""
+
+    access_token: str
+    token_type: str = Field(description="always Bearer")
+    expires_in: int = Field(description="seconds the access token is valid")
+
+
+class OAuthError(BaseModel):
+    """RFC 6749 §5.2; ``error_description`` names the check that failed."""
+
+    error: str = Field(
+        description="invalid_request, invalid_grant, unsupported_grant_type or "
+        "temporarily_unavailable (503: the issuer's keys could not be fetched)"
+    )
+    error_description: str
+
+
+FORM_SCHEMA = {
+    "type": "object",
+    "required": ["grant_type", "assertion"],
+    "properties": {
+        "grant_type": {"type": "string", "enum": ["urn:ietf:params:oauth:grant-type:jwt-bearer"]},
+        "assertion": {"type": "string", "description": "the JWT from the organization's issuer"},
+    },
+}
+
+#: Largest form body read (an assertion is at most 16 KB).
+MAX_BODY = 64 * 1024
+FORM_TYPE = "application/x-www-form-urlencoded"
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _oauth_error(error: str, description: str) -> JSONResponse:
+    status = 503 if error == TEMPORARILY_UNAVAILABLE else 400
+    body = {"error": error, "error_description": description}
+    return JSONResponse(body, status_code=status, headers=NO_STORE)
+
+
+async def _read_form(request: Request) -> dict[str, list[str]] | str:
+    """The form's fields, or a string saying why the body is not a usable form."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != FORM_TYPE:
+        return f"send the parameters as {FORM_TYPE}"
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return f"the request body is larger than {MAX_BODY} bytes"
+    try:
+        text = body.decode("utf-8")
+        return parse_qs(text, keep_blank_values=True, strict_parsing=False, max_num_fields=20)
+    except ValueError:  # UnicodeDecodeError, too many fields
+        return "the request body is not a URL-encoded form"
+
+
+Problem = tuple[str, str, str]
+
+
+def _form_problem(form: dict[str, list[str]]) -> Problem | None:
+    """RFC 6749 §3.2 and §5.2: (error, description, check) for a malformed grant, or None."""
+    repeated = sorted(name for name, values in form.items() if len(values) > 1)
+    if repeated:
+        listed = ", ".join(repeated)[:100]
+        return INVALID_REQUEST, f"parameters sent more than once: {listed}", "request"
+    grant_type = form.get("grant_type", [""])[0]
+    if not grant_type:
+        return INVALID_REQUEST, f"grant_type is missing: send {GRANT_TYPE}", "grant_type"
+    if grant_type != GRANT_TYPE:
+        described = f"only the grant type {GRANT_TYPE} is supported"
+        return UNSUPPORTED_GRANT_TYPE, described, "grant_type"
+    if not form.get("assertion", [""])[0].strip():
+        return INVALID_REQUEST, "assertion is missing: send the JWT as assertion", "assertion"
+    return None
+
+
+def _exchange(
+    read_factory: sessionmaker[Session],
+    write_factory: sessionmaker[Session],
+    settings: Settings,
+    keys: JwksCache,
+    form: dict[str, list[str]] | None,
+    problem: Problem | None,
+) -> service.Grant | service.Assessment:
+    """In a worker thread: assess in a read transaction, then record (and issue) in a short
+    write transaction, so no write lock is held while the issuer's keys are fetched."""
+    with read_factory() as session:
+        if problem is not None or form is None:
+            error, description, check = problem or (INVALID_REQUEST, "no form", "request")
+            assessment = service.refusal(
+                service.single_org_id(session, settings), error, description, check
+            )
+        else:
+            assessment = service.assess_exchange(
+                session, settings=settings, keys=keys, assertion=form["assertion"][0]
+            )
+        session.rollback()
+    with write_factory() as session:
+        grant = service.complete_exchange(session, assessment, settings=settings)
+        session.commit()
+    return grant if grant is not None else assessment
+
+
+@router.post(
+    "/oidc/token",
+    operation_id="oidc-token",
+    response_model=TokenResponse,
+    responses={
+        400: {"model": OAuthError, "description": "Refused (RFC 6749 §5.2)"},
+        503: {"model": OAuthError, "description": "The issuer's keys could not be fetched"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": FORM_SCHEMA}},
+        }
+    },
+)
+async def token(request: Request) -> JSONResponse:
+    """Exchange a JWT from the organization's issuer for an access token (RFC 7523)."""
+    form = await _read_form(request)
+    problem = (INVALID_REQUEST, form, "request") if isinstance(form, str) else _form_problem(form)
+    state = request.app.state
+    outcome = await run_in_threadpool(
+        _exchange,
+        state.read_session_factory,
+        state.session_factory,
+        state.settings,
+        state.jwks,
+        form if isinstance(form, dict) else None,
+        problem,
+    )
+    if isinstance(outcome, service.Grant):
+        metrics.TOKEN_EXCHANGES.labels(outcome="accepted").inc()
+        body = {
+            "access_token": outcome.access_token,
+            "token_type": "Bearer",
+            "expires_in": outcome.expires_in,
+        }
+        return JSONResponse(body, headers=NO_STORE)
+    metrics.TOKEN_EXCHANGES.labels(outcome=outcome.check or "refused").inc()
+    return _oauth_error(outcome.error or INVALID_REQUEST, outcome.description or "refused")

@@ -1,0 +1,179 @@
+"""The key cache and discovery, with a fake fetcher (pure code: no HTTP here; the real HTTP
+path is exercised against the loopback issuer in tests/idp)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
+
+from rolecall.federation import jwks
+from rolecall.federation.jwks import FetchFailed, JwksCache, UnknownKey
+
+ISS = "https://idp.example"
+META = ISS + "/.well-known/openid-configuration"
+SEEDS_META = ISS + "/.well-known/oidc-configuration"
+KEYS = ISS + "/keys"
+
+
+def rsa(kid: str, **params: Any) -> RSAKey:
+    return RSAKey.generate_key(2048, parameters={"kid": kid, **params})
+
+
+class FakeIdp:
+    """Answers discovery and JWKS fetches from dicts; counts requests."""
+
+    def __init__(self, *keys: Any, discovery: dict[str, Any] | None = None) -> None:
+        self.keys = list(keys)
+        self.documents: dict[str, Any] = {META: discovery or {"issuer": ISS, "jwks_uri": KEYS}}
+        self.calls: list[str] = []
+
+    def __call__(self, url: str) -> dict[str, Any]:
+        self.calls.append(url)
+        if url == KEYS:
+            return {"keys": [k.as_dict(private=False) for k in self.keys]}
+        if url not in self.documents:
+            raise FetchFailed(f"{url} answered HTTP 404")
+        return self.documents[url]  # type: ignore[no-any-return]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def cache(idp: FakeIdp, clock: Clock | None = None) -> JwksCache:
+    return JwksCache(fetch=idp, clock=clock or Clock(), max_age=600, refetch_interval=30)
+
+
+def test_discovery_prefers_the_seeds_path_then_openid():
+    idp = FakeIdp()
+    assert jwks.discover(ISS, idp) == KEYS
+    assert idp.calls == [SEEDS_META, META]
+    idp.documents[SEEDS_META] = {"jwks_uri": "https://idp.example/other"}
+    assert jwks.discover(ISS + "/", idp) == "https://idp.example/other"
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"issuer": "https://evil.example", "jwks_uri": KEYS}, "names another issuer"),
+        ({"issuer": ISS}, "has no jwks_uri"),
+        ({"issuer": ISS, "jwks_uri": ""}, "has no jwks_uri"),
+    ],
+)
+def test_bad_discovery_documents(document, message):
+    with pytest.raises(FetchFailed, match=message):
+        jwks.discover(ISS, FakeIdp(discovery=document))
+
+
+def test_no_discovery_document_lists_both_attempts():
+    idp = FakeIdp()
+    del idp.documents[META]
+    with pytest.raises(FetchFailed, match=r"oidc-configuration.*openid-configuration"):
+        jwks.discover(ISS, idp)
+
+
+def test_keys_are_cached_for_their_lifetime_then_fetched_again():
+    clock = Clock()
+    idp = FakeIdp(rsa("a"))
+    keys = cache(idp, clock)
+    assert keys.key_for(ISS, "a", "RS256").kid == "a"
+    assert keys.key_for(ISS, "a", "RS256").kid == "a"
+    assert idp.calls.count(KEYS) == 1
+    clock.now += 600
+    keys.key_for(ISS, "a", "RS256")
+    assert idp.calls.count(KEYS) == 2
+
+
+def test_an_unknown_kid_fetches_again_at_most_once_per_interval():
+    clock = Clock()
+    idp = FakeIdp(rsa("a"))
+    keys = cache(idp, clock)
+    keys.key_for(ISS, "a", "RS256")
+    idp.keys.append(rsa("b"))  # the issuer rotates
+    assert keys.key_for(ISS, "b", "RS256").kid == "b"
+    assert idp.calls.count(KEYS) == 2
+    for _ in range(3):
+        with pytest.raises(UnknownKey, match="is not in the issuer's JWKS"):
+            keys.key_for(ISS, "made-up", "RS256")
+    assert idp.calls.count(KEYS) == 2  # refetched for "b" less than 30 s ago
+    clock.now += 30
+    with pytest.raises(UnknownKey):
+        keys.key_for(ISS, "made-up", "RS256")
+    assert idp.calls.count(KEYS) == 3
+    keys.forget(ISS)
+    keys.key_for(ISS, "a", "RS256")
+    assert idp.calls.count(KEYS) == 4
+
+
+def test_without_kid_the_only_fitting_key_is_used():
+    keys = cache(FakeIdp(rsa("a"), ECKey.generate_key("P-256", parameters={"kid": "e"})))
+    assert keys.key_for(ISS, None, "RS256").kid == "a"
+    assert keys.key_for(ISS, None, "ES256").kid == "e"
+    two = cache(FakeIdp(rsa("a"), rsa("b")))
+    with pytest.raises(UnknownKey, match="no kid and the issuer's JWKS has 2 keys"):
+        two.key_for(ISS, None, "RS256")
+
+
+def test_a_key_of_another_type_or_alg_does_not_fit():
+    keys = cache(
+        FakeIdp(rsa("a", alg="RS256"), ECKey.generate_key("P-384", parameters={"kid": "e"}))
+    )
+    with pytest.raises(UnknownKey, match="is not a key for ES256"):
+        keys.key_for(ISS, "a", "ES256")
+    with pytest.raises(UnknownKey, match="is not a key for RS384"):
+        keys.key_for(ISS, "a", "RS384")
+    with pytest.raises(UnknownKey, match="is not a key for ES256"):
+        keys.key_for(ISS, "e", "ES256")  # P-384 is ES384's curve
+    assert keys.key_for(ISS, "e", "ES384").kid == "e"
+
+
+def test_eddsa_keys():
+    okp = OKPKey.generate_key("Ed25519", parameters={"kid": "o"})
+    assert jwks.key_fits(okp, "EdDSA") and not jwks.key_fits(okp, "RS256")
+
+
+def test_parse_key_set_leaves_out_what_cannot_verify():
+    good = rsa("a").as_dict(private=False)
+    private = rsa("p").as_dict(private=True)
+    entries = [
+        good,
+        private,
+        OctKey.generate_key(256, parameters={"kid": "hmac"}).as_dict(private=True),
+        {**rsa("enc").as_dict(private=False), "use": "enc"},
+        {"kty": "RSA", "kid": "broken", "n": "!!", "e": "AQAB"},
+        "not an object",
+    ]
+    assert [k.kid for k in jwks.parse_key_set({"keys": entries})] == ["a"]
+    with pytest.raises(FetchFailed, match="no keys list"):
+        jwks.parse_key_set({"keys": "nope"})
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://idp.example", None),
+        ("http://127.0.0.1:8080", None),
+        ("http://localhost", None),
+        ("http://[::1]:9", None),
+        ("http://idp.example", "plain http only on a loopback"),
+        ("ftp://idp.example", "https URL"),
+        ("https://", "https URL"),
+        ("https://idp.example/?x=1", "no query"),
+        ("https://idp.example/#f", "no query"),
+        ("http://[::1", "not a URL"),
+    ],
+)
+def test_issuer_urls(url, problem):
+    found = jwks.check_issuer_url(url)
+    assert (found is None) if problem is None else (problem in found)
+
+
+def test_fetch_json_refuses_bad_urls_without_fetching():
+    with pytest.raises(FetchFailed, match="plain http"):
+        jwks.fetch_json("http://idp.example/keys")

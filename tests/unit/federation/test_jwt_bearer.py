@@ -1,0 +1,177 @@
+"""Each check of ``jwt_bearer`` on its own, and ``evaluate``'s rules ("no checks means fail")."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import ECKey, RSAKey
+
+from rolecall.federation import jwt_bearer as jb
+from rolecall.federation.jwks import FetchFailed, UnknownKey
+
+ISS = "https://idp.example"
+NOW = 1_800_000_000.0
+KEY = RSAKey.generate_key(2048, parameters={"kid": "k1"})
+OTHER = RSAKey.generate_key(2048, parameters={"kid": "k1"})
+ALICE = jb.Subject("user", "u1", "alice")
+
+
+def token(header: dict[str, Any] | None = None, key: Any = KEY, **claims: Any) -> str:
+    base = {"iss": ISS, "sub": "alice@example.org", "aud": "acme", "exp": NOW + 300}
+    payload = {k: v for k, v in {**base, **claims}.items() if v is not None}
+    return jwt.encode({"alg": "RS256", "kid": "k1", **(header or {})}, payload, key)
+
+
+def with_header(raw: str, header: dict[str, Any]) -> str:
+    """``raw`` with its header replaced (the signature no longer matches: for checks that
+    come before the signature's)."""
+    import base64
+    import json
+
+    _, claims, sig = raw.split(".")
+    head = base64.urlsafe_b64encode(json.dumps(header).encode()).decode().rstrip("=")
+    return f"{head}.{claims}.{sig}"
+
+
+def key_lookup(issuer: str, kid: str | None, alg: str) -> Any:
+    if kid == "gone":
+        raise UnknownKey("kid 'gone' is not in the issuer's JWKS")
+    if kid == "down":
+        raise FetchFailed("idp down")
+    return KEY
+
+
+def expect(**over: Any) -> jb.Expectations:
+    values: dict[str, Any] = {
+        "issuer": ISS,
+        "audiences": frozenset({"acme", "wandb"}),
+        "now": NOW,
+        "key": key_lookup,
+        "subject": lambda sub: ALICE if sub == "alice@example.org" else "nobody has it",
+    }
+    return jb.Expectations(**{**values, **over})
+
+
+def failed(raw: str, **over: Any) -> jb.CheckResult:
+    report = jb.evaluate(raw, expect(**over))
+    assert not report.ok and report.subject is None
+    assert report.failure is not None
+    return report.failure
+
+
+def test_a_good_assertion_passes_every_check():
+    report = jb.evaluate(token(), expect())
+    assert report.ok and report.failure is None and report.subject == ALICE
+    assert [r.check for r in report.results] == ["format", *jb.CHECKS]
+    assert all(r.as_dict()["ok"] for r in report.results)
+
+
+def test_no_checks_means_fail():
+    report = jb.evaluate(token(), expect(), checks={})
+    assert not report.ok and report.failure.check == "checks"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("x" * (jb.MAX_ASSERTION_LENGTH + 1), "longer than"),
+        ("a.b.c.d.e", "encrypted"),
+        ("a.b", "not a JWT"),
+        (".b.c", "not a JWT"),
+        ("!!.b.c", "not base64url-encoded JSON"),
+        ("WzFd.WzFd.c", "not a JSON object"),  # [1]
+    ],
+)
+def test_malformed(raw, message):
+    result = failed(raw)
+    assert result.check == "format" and message in result.detail
+    assert jb.unverified_claims(raw) is None
+
+
+@pytest.mark.parametrize(
+    ("header", "why"),
+    [
+        ({"alg": "none"}, "unsigned"),
+        ({"alg": "HS256"}, "HMAC"),
+        ({"alg": "XYZ"}, "'XYZ' is not accepted"),
+        ({"alg": None}, "unsigned"),
+    ],
+)
+def test_alg(header, why):
+    result = failed(with_header(token(), {**header, "kid": "k1"}))
+    assert result.check == "alg" and why in result.detail
+
+
+def test_crit_is_refused():
+    head = {"alg": "RS256", "kid": "k1", "crit": ["x"], "x": 1}
+    report = jb.evaluate(with_header(token(), head), expect())
+    checks = {r.check: r for r in report.results}
+    assert "crit" in checks["alg"].detail and "not checked" in checks["signature"].detail
+
+
+def test_iss():
+    assert "no iss" in failed(token(iss=None)).detail
+    assert "not the registered" in failed(token(iss="https://evil.example")).detail
+    assert "no JWT issuer registered" in failed(token(), issuer=None).detail
+
+
+def test_signature():
+    assert "does not verify" in failed(token(key=OTHER)).detail
+    assert "not in the issuer's JWKS" in failed(token({"kid": "gone"})).detail
+    down = failed(token({"kid": "down"}))
+    assert down.error == jb.TEMPORARILY_UNAVAILABLE and "idp down" in down.detail
+    assert "kid is no string" in failed(with_header(token(), {"alg": "RS256", "kid": 7})).detail
+    ec = ECKey.generate_key("P-256")
+    wrong_type = failed(jwt.encode({"alg": "ES256", "kid": "k1"}, {"iss": ISS}, ec))
+    assert wrong_type.check == "signature"
+
+
+def test_exp():
+    assert "no exp" in failed(token(exp=None)).detail
+    assert "not a number" in failed(token(exp="soon")).detail
+    assert "not a number" in failed(token(exp=True)).detail
+    assert "expired 100 s ago" in failed(token(exp=NOW - 100)).detail
+    assert jb.evaluate(token(exp=NOW - 30), expect()).ok  # within the leeway
+
+
+def test_nbf_and_iat():
+    assert "not valid for 3600 s yet" in failed(token(nbf=NOW + 3600)).detail
+    assert "not a number" in failed(token(nbf="x")).detail
+    assert jb.evaluate(token(nbf=NOW + 30, iat=NOW + 30), expect()).ok
+    assert "issued in the future" in failed(token(iat=NOW + 3600)).detail
+    assert "not a number" in failed(token(iat=[1])).detail
+    assert jb.evaluate(token(nbf=NOW - 10, iat=NOW - 10), expect()).ok
+
+
+def test_aud():
+    assert "not this organization" in failed(token(aud="other")).detail
+    assert "no aud" in failed(token(aud=None)).detail
+    assert "not a string or list" in failed(token(aud=5)).detail
+    assert "not a string or list" in failed(token(aud=["acme", 5])).detail
+    assert jb.evaluate(token(aud=["x", "wandb"]), expect()).ok
+    skipped = jb.evaluate(token(aud="anything"), expect(audiences=None))
+    assert skipped.ok and "skipped" in skipped.results[-2].detail
+
+
+def test_sub():
+    assert "nobody has it" in failed(token(sub="mallory@example.org")).detail
+    assert "no sub" in failed(token(sub=None)).detail
+    assert "not a usable string" in failed(token(sub="  ")).detail
+    assert "not a usable string" in failed(token(sub="x" * 513)).detail
+
+
+def test_long_values_are_shown_shortened():
+    result = failed(token(iss="https://" + "x" * 500))
+    assert result.found.endswith("...") and len(result.found) == 203
+
+
+def test_unverified_claims():
+    assert jb.unverified_claims(token())["iss"] == ISS
+
+
+def test_current_time_is_used_by_callers():
+    # The module takes the clock from its caller: nothing here reads time itself.
+    assert abs(time.time() - NOW) > 0
