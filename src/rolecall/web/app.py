@@ -18,7 +18,7 @@ from rolecall.db.engine import for_reading, make_engine, make_sessionmaker
 from rolecall.identity.principal import operator
 from rolecall.orgs.bootstrap import restore_admin_password
 from rolecall.settings import Settings, get_settings
-from rolecall.web import errors, metrics
+from rolecall.web import errors, metrics, scim
 from rolecall.web.api.v1 import ROUTERS
 
 OPENAPI_URL = "/api/v1/openapi.json"
@@ -120,4 +120,5 @@ def create_app(
 
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(scim.build_router())
     return app
