@@ -37,7 +37,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +52,9 @@ from server_bench import free_port, start_server  # noqa: E402
 #: Every phase of requests stops by itself after this long, finished or not.
 PHASE_TIMEOUT = 900.0
 FIRST = 1_000
+
+#: One request: sends it, returns what went wrong (None: all went well).
+Job = Callable[[httpx.Client], "str | None"]
 
 
 def user_name(i: int) -> str:
@@ -96,7 +99,7 @@ def run_phase(
     label: str,
     base_url: str,
     headers: dict[str, str],
-    jobs: list[Callable[[httpx.Client], str | None]],
+    jobs: list[Job],
     concurrency: int,
 ) -> Phase:
     """Run ``jobs`` (each sends one request; returns an error or None) on ``concurrency`` threads,
@@ -135,7 +138,7 @@ def run_phase(
     return Phase(label, len(latencies), seconds, latencies, failures)
 
 
-def create_job(prefix: str, i: int) -> Callable[[httpx.Client], str | None]:
+def create_job(prefix: str, i: int) -> Job:
     body = json.dumps(user_body(i))
 
     def send(client: httpx.Client) -> str | None:
@@ -149,7 +152,7 @@ def create_job(prefix: str, i: int) -> Callable[[httpx.Client], str | None]:
     return send
 
 
-def lookup_job(prefix: str, i: int) -> Callable[[httpx.Client], str | None]:
+def lookup_job(prefix: str, i: int) -> Job:
     name = user_name(i)
     params = {"filter": f'userName eq "{name}"'}
 
@@ -212,8 +215,9 @@ def rolecall_target(name: str, url: str) -> Iterator[Target]:
 
 
 def rolecall_bulk_load(url: str, org_id: str, start: int, count: int) -> None:
-    """Insert users as rows, in batches, the way a SCIM create leaves them (user, personal
-    team, org membership)."""
+    """Insert users as rows, in batches, the way a SCIM create leaves them: the user (its
+    userName is a valid username, so it is the username), its personal entity, its org
+    membership with the externalId."""
     from sqlalchemy import insert
     from sqlalchemy.orm import Session
 
@@ -240,6 +244,8 @@ def rolecall_bulk_load(url: str, org_id: str, start: int, count: int) -> None:
                         "username": name,
                         "username_key": name.lower(),
                         "full_name": body["displayName"],
+                        "given_name": "Bench",
+                        "family_name": f"User{i}",
                     }
                 )
                 teams.append(
@@ -252,7 +258,14 @@ def rolecall_bulk_load(url: str, org_id: str, start: int, count: int) -> None:
                         "personal_owner_id": user_id,
                     }
                 )
-                memberships.append({"id": str(uuid.uuid4()), "org_id": org_id, "user_id": user_id})
+                memberships.append(
+                    {
+                        "id": str(uuid.uuid4()),
+                        "org_id": org_id,
+                        "user_id": user_id,
+                        "external_id": body["externalId"],
+                    }
+                )
             session.execute(insert(User), users)
             session.execute(insert(Team), teams)
             session.execute(insert(OrgMembership).values(role="member"), memberships)
@@ -355,39 +368,47 @@ class Result:
         return [f for p in phases for f in p.failures]
 
 
-def bench(target: Target, args: argparse.Namespace, rng: random.Random) -> Result:
-    def phase(label: str, jobs: list[Callable[[httpx.Client], str | None]]) -> Phase:
+def bench(targets: list[Target], args: argparse.Namespace) -> list[Result]:
+    """Run each phase on every target in turn (not target after target), so that the load
+    other work puts on the machine falls on all of them alike."""
+
+    def phase(target: Target, label: str, jobs: list[Job]) -> Phase:
         result = run_phase(label, target.base_url, target.headers, jobs, args.concurrency)
         print(
             f"  {target.name}: {label}: {result.count} in {result.seconds:.1f}s "
             f"({result.rate:.0f}/s, p50 {result.pct(0.5):.1f} ms, p99 {result.pct(0.99):.1f} ms)"
-            + (f", {len(result.failures)} failures" if result.failures else ""),
+            + (f", {len(result.failures)} failures" if result.failures else "")
+            + f"; {machine_load()}",
             flush=True,
         )
         return result
 
     first = min(FIRST, args.users)
-    creates = [phase("create 1..1000", [create_job(target.prefix, i) for i in range(first)])]
-    small = phase(
-        "lookups at 1,000",
-        [lookup_job(target.prefix, rng.randrange(first)) for _ in range(args.lookups)],
-    )
-    creates.append(
-        phase(
-            f"create {first + 1}..{args.users}",
-            [create_job(target.prefix, i) for i in range(first, args.users)],
-        )
-    )
-    started = time.perf_counter()
-    target.bulk_load(args.users, args.bulk)
-    bulk_seconds = time.perf_counter() - started
     total = args.users + args.bulk
-    print(f"  {target.name}: bulk-loaded {args.bulk} users in {bulk_seconds:.1f}s", flush=True)
-    large = phase(
-        f"lookups at {total:,}",
-        [lookup_job(target.prefix, rng.randrange(total)) for _ in range(args.lookups)],
-    )
-    return Result(target, creates, small, large, bulk_seconds)
+    rng = random.Random(args.seed)
+    small_names = [rng.randrange(first) for _ in range(args.lookups)]
+    large_names = [rng.randrange(total) for _ in range(args.lookups)]
+    creates: dict[str, list[Phase]] = {t.name: [] for t in targets}
+    small: dict[str, Phase] = {}
+    large: dict[str, Phase] = {}
+    bulk: dict[str, float] = {}
+    for t in targets:
+        jobs = [create_job(t.prefix, i) for i in range(first)]
+        creates[t.name].append(phase(t, f"create 1..{first}", jobs))
+    for t in targets:
+        small[t.name] = phase(t, "lookups at 1,000", [lookup_job(t.prefix, i) for i in small_names])
+    for t in targets:
+        jobs = [create_job(t.prefix, i) for i in range(first, args.users)]
+        creates[t.name].append(phase(t, f"create {first + 1}..{args.users}", jobs))
+    for t in targets:
+        started = time.perf_counter()
+        t.bulk_load(args.users, args.bulk)
+        bulk[t.name] = time.perf_counter() - started
+        print(f"  {t.name}: bulk-loaded {args.bulk} users in {bulk[t.name]:.1f}s", flush=True)
+    for t in targets:
+        jobs = [lookup_job(t.prefix, i) for i in large_names]
+        large[t.name] = phase(t, f"lookups at {total:,}", jobs)
+    return [Result(t, creates[t.name], small[t.name], large[t.name], bulk[t.name]) for t in targets]
 
 
 def machine_load() -> str:
@@ -457,30 +478,26 @@ def main() -> None:
     if args.users < FIRST:
         parser.error(f"--users must be at least {FIRST}")
     print(f"machine at start: {machine_load()}", flush=True)
-    results = []
-    for name in args.targets.split(","):
-        rng = random.Random(args.seed)
-        if name == "reference":
-            with reference_target() as target:
-                results.append(bench(target, args, rng))
-        elif name == "rolecall-sqlite":
-            workdir = Path(tempfile.mkdtemp(prefix="rolecall-scim-bench-"))
-            try:
-                with rolecall_target("rolecall (SQLite)", f"sqlite:///{workdir / 'b.db'}") as t:
-                    results.append(bench(t, args, rng))
-            finally:
-                shutil.rmtree(workdir, ignore_errors=True)
-        elif name == "rolecall-postgres":
-            from tests.pgserver import PostgresServer
+    with ExitStack() as stack:
+        targets = []
+        for name in args.targets.split(","):
+            if name == "reference":
+                targets.append(stack.enter_context(reference_target()))
+            elif name == "rolecall-sqlite":
+                workdir = Path(tempfile.mkdtemp(prefix="rolecall-scim-bench-"))
+                stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+                url = f"sqlite:///{workdir / 'bench.db'}"
+                targets.append(stack.enter_context(rolecall_target("rolecall (SQLite)", url)))
+            elif name == "rolecall-postgres":
+                from tests.pgserver import PostgresServer
 
-            pg = PostgresServer().start()
-            try:
-                with rolecall_target("rolecall (PostgreSQL)", pg.create_database("bench")) as t:
-                    results.append(bench(t, args, rng))
-            finally:
-                pg.stop()
-        else:
-            parser.error(f"unknown target {name!r}")
+                pg = PostgresServer().start()
+                stack.callback(pg.stop)
+                url = pg.create_database("bench")
+                targets.append(stack.enter_context(rolecall_target("rolecall (PostgreSQL)", url)))
+            else:
+                parser.error(f"unknown target {name!r}")
+        results = bench(targets, args)
     print_table(results, args)
 
 
