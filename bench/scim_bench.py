@@ -6,7 +6,8 @@ for every target):
 1. provision users through ``POST /scim/Users`` (10,000 by default): the first 1,000, then
 2. ``GET /scim/Users?filter=userName eq "..."`` lookups of random existing names at 1,000 users,
 3. the other 9,000 creates (create throughput is over all 10,000),
-4. 90,000 more users inserted directly in bulk (not through SCIM), then
+4. 90,000 more users inserted directly in bulk (not through SCIM; for rolecall each also joins
+   one of 100 teams, as in a company, so that a scan of team memberships would show), then
 5. the same lookups at 100,000 users.
 
 Targets: ``rolecall serve`` on SQLite (and PostgreSQL, from Debian's package, when asked), and
@@ -183,12 +184,13 @@ class Target:
 
 
 @contextmanager
-def rolecall_target(name: str, url: str) -> Iterator[Target]:
+def rolecall_target(name: str, url: str, n_teams: int) -> Iterator[Target]:
     from sqlalchemy.orm import Session
 
     from rolecall.db.engine import make_engine
     from rolecall.db.migrate import upgrade
     from rolecall.orgs.bootstrap import initialize
+    from rolecall.teams.models import Team
 
     upgrade(url)
     engine = make_engine(url)
@@ -196,6 +198,10 @@ def rolecall_target(name: str, url: str) -> Iterator[Target]:
         boot = initialize(session, org_name="bench", admin_email="admin@bench.example")
         org_id = boot.org.id
         key = boot.api_key
+        teams = [Team(org_id=org_id, name=f"t{i}", name_key=f"t{i}") for i in range(n_teams)]
+        session.add_all(teams)
+        session.flush()
+        team_ids = [t.id for t in teams]
         session.commit()
     engine.dispose()
     port = free_port()
@@ -207,30 +213,31 @@ def rolecall_target(name: str, url: str) -> Iterator[Target]:
             base_url=f"http://127.0.0.1:{port}",
             prefix="/scim",
             headers={"Authorization": f"Basic {token}"},
-            bulk_load=lambda start, count: rolecall_bulk_load(url, org_id, start, count),
+            bulk_load=lambda start, count: rolecall_bulk_load(url, org_id, team_ids, start, count),
         )
     finally:
         server.terminate()
         server.wait(10)
 
 
-def rolecall_bulk_load(url: str, org_id: str, start: int, count: int) -> None:
+def rolecall_bulk_load(url: str, org_id: str, team_ids: list[str], start: int, count: int) -> None:
     """Insert users as rows, in batches, the way a SCIM create leaves them: the user (its
     userName is a valid username, so it is the username), its personal entity, its org
-    membership with the externalId."""
+    membership with the externalId; and, as in a company, a membership of one of the teams
+    (none with ``--teams 0``)."""
     from sqlalchemy import insert
     from sqlalchemy.orm import Session
 
     from rolecall.db.engine import make_engine
     from rolecall.orgs.models import OrgMembership
-    from rolecall.teams.models import Team
+    from rolecall.teams.models import Team, TeamMembership
     from rolecall.users.models import User
 
     engine = make_engine(url)
     batch = 5_000
     with Session(engine) as session:
         for first in range(start, start + count, batch):
-            users, teams, memberships = [], [], []
+            users, teams, memberships, joined = [], [], [], []
             for i in range(first, min(first + batch, start + count)):
                 body = user_body(i)
                 user_id = str(uuid.uuid4())
@@ -266,9 +273,19 @@ def rolecall_bulk_load(url: str, org_id: str, start: int, count: int) -> None:
                         "external_id": body["externalId"],
                     }
                 )
+                if team_ids:
+                    joined.append(
+                        {
+                            "id": str(uuid.uuid4()),
+                            "team_id": team_ids[i % len(team_ids)],
+                            "user_id": user_id,
+                        }
+                    )
             session.execute(insert(User), users)
             session.execute(insert(Team), teams)
             session.execute(insert(OrgMembership).values(role="member"), memberships)
+            if joined:
+                session.execute(insert(TeamMembership).values(role="member"), joined)
         session.commit()
     engine.dispose()
 
@@ -469,6 +486,9 @@ def main() -> None:
         default="rolecall-sqlite,reference",
         help="comma-separated: rolecall-sqlite, rolecall-postgres, reference",
     )
+    parser.add_argument(
+        "--teams", type=int, default=100, help="rolecall: teams the bulk users join, one each"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--serve-reference", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -487,14 +507,18 @@ def main() -> None:
                 workdir = Path(tempfile.mkdtemp(prefix="rolecall-scim-bench-"))
                 stack.callback(shutil.rmtree, workdir, ignore_errors=True)
                 url = f"sqlite:///{workdir / 'bench.db'}"
-                targets.append(stack.enter_context(rolecall_target("rolecall (SQLite)", url)))
+                targets.append(
+                    stack.enter_context(rolecall_target("rolecall (SQLite)", url, args.teams))
+                )
             elif name == "rolecall-postgres":
                 from tests.pgserver import PostgresServer
 
                 pg = PostgresServer().start()
                 stack.callback(pg.stop)
                 url = pg.create_database("bench")
-                targets.append(stack.enter_context(rolecall_target("rolecall (PostgreSQL)", url)))
+                targets.append(
+                    stack.enter_context(rolecall_target("rolecall (PostgreSQL)", url, args.teams))
+                )
             else:
                 parser.error(f"unknown target {name!r}")
         results = bench(targets, args)
