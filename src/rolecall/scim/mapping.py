@@ -120,7 +120,7 @@ def _meta(kind: str, location: str, created: datetime, modified: datetime | None
     return {
         "resourceType": kind,
         "created": timestamp(created),
-        "lastModified": timestamp(modified or created),
+        "lastModified": timestamp(max(created, modified) if modified else created),
         "location": location,
     }
 
