@@ -181,6 +181,8 @@ class Target:
     headers: dict[str, str]
     bulk_load: Callable[[int, int], None]
     note: str = ""
+    #: Run before each lookup phase (PostgreSQL: ANALYZE, as autovacuum would in time).
+    settle: Callable[[], None] = lambda: None
 
 
 @contextmanager
@@ -214,10 +216,24 @@ def rolecall_target(name: str, url: str, n_teams: int) -> Iterator[Target]:
             prefix="/scim",
             headers={"Authorization": f"Basic {token}"},
             bulk_load=lambda start, count: rolecall_bulk_load(url, org_id, team_ids, start, count),
+            settle=(lambda: analyze(url)) if url.startswith("postgresql") else lambda: None,
+            note=(
+                "ANALYZE before each lookup phase (fresh tables have no statistics yet)"
+                if url.startswith("postgresql")
+                else ""
+            ),
         )
     finally:
         server.terminate()
         server.wait(10)
+
+
+def analyze(url: str) -> None:
+    import psycopg
+
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute("ANALYZE")
 
 
 def rolecall_bulk_load(url: str, org_id: str, team_ids: list[str], start: int, count: int) -> None:
@@ -413,6 +429,7 @@ def bench(targets: list[Target], args: argparse.Namespace) -> list[Result]:
         jobs = [create_job(t.prefix, i) for i in range(first)]
         creates[t.name].append(phase(t, f"create 1..{first}", jobs))
     for t in targets:
+        t.settle()
         small[t.name] = phase(t, "lookups at 1,000", [lookup_job(t.prefix, i) for i in small_names])
     for t in targets:
         jobs = [create_job(t.prefix, i) for i in range(first, args.users)]
@@ -423,6 +440,7 @@ def bench(targets: list[Target], args: argparse.Namespace) -> list[Result]:
         bulk[t.name] = time.perf_counter() - started
         print(f"  {t.name}: bulk-loaded {args.bulk} users in {bulk[t.name]:.1f}s", flush=True)
     for t in targets:
+        t.settle()
         jobs = [lookup_job(t.prefix, i) for i in large_names]
         large[t.name] = phase(t, f"lookups at {total:,}", jobs)
     return [Result(t, creates[t.name], small[t.name], large[t.name], bulk[t.name]) for t in targets]
