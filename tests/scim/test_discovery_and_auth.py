@@ -171,3 +171,29 @@ def test_multi_org_refuses_deactivation(make_client, db, org):
     # Sending the current state (Okta's PUT always carries active) is fine.
     same = client.put(f"/scim/v2/Users/{created['id']}", json=new_user())
     assert same.status_code == 200
+
+
+def test_schemas_suggest_the_orgs_team_and_role_names_to_an_admin(client, db, org):
+    factories.team(db, org.org, name="team1")
+    factories.custom_role(db, org.org, name="Sample custom role")
+
+    anonymous = client.get(f"/scim/v2/Schemas/{USER_URN}").json()
+    admin = client.get(f"/scim/v2/Schemas/{USER_URN}", headers=org.admin_headers).json()
+    role = client.get(f"/scim/v2/Schemas/{ROLE_URN}").json()
+
+    def team_roles(schema: dict) -> dict:
+        attr = next(a for a in schema["attributes"] if a["name"] == "teamRoles")
+        return {sub["name"]: sub.get("canonicalValues") for sub in attr["subAttributes"]}
+
+    assert team_roles(anonymous)["teamName"] is None
+    assert team_roles(admin) == {
+        "teamName": ["team1"],
+        "roleName": ["admin", "member", "viewer", "Sample custom role"],
+    }
+    emails = next(a for a in admin["attributes"] if a["name"] == "emails")
+    assert emails["required"] is True
+    permissions = next(a for a in role["attributes"] if a["name"] == "permissions")
+    names = next(s for s in permissions["subAttributes"] if s["name"] == "name")
+    # Only what a custom role may hold: org operations stay with org admins.
+    assert "run:delete" in names["canonicalValues"]
+    assert "org:manage_users" not in names["canonicalValues"]

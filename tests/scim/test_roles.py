@@ -190,3 +190,17 @@ def test_delete_role_gives_holders_the_inherited_role(scim, db, org):
     assert (refreshed.role, refreshed.custom_role_id) == ("member", None)
     assert_scim_error(scim.get(f"{ROLES}/{role['id']}"), 404)
     assert_scim_error(scim.delete(f"{ROLES}/{role['id']}"), 404)
+
+
+def test_external_id_is_kept_on_roles(scim):
+    role = create(scim, externalId="idp-role-1")
+    assert role["externalId"] == "idp-role-1"
+    url = f"{ROLES}/{role['id']}"
+
+    replaced = scim.patch(url, json=patch({"op": "replace", "path": "externalId", "value": "x2"}))
+    removed = scim.patch(url, json=patch({"op": "remove", "path": "externalId"}))
+
+    assert replaced.json()["externalId"] == "x2"
+    assert "externalId" not in removed.json()
+    by_external = scim.get(ROLES, params={"filter": 'externalId eq "x2"'}).json()
+    assert by_external["totalResults"] == 0

@@ -20,6 +20,7 @@ from scim2_models import (
     Sort,
 )
 
+from rolecall.authz.permissions import ORG_PERMISSIONS, Permission
 from rolecall.scim.mapping import GROUP_URN, ROLE_URN, USER_URN
 from rolecall.scim.messages import MAX_RESULTS
 
@@ -94,60 +95,73 @@ def _attr(
 
 _EXTERNAL_ID = _attr("externalId", case_exact=True, description="The identity provider's id")
 
-USER_ATTRIBUTES = [
-    _attr("userName", required=True, uniqueness="server", description="Unique login name"),
-    _EXTERNAL_ID,
-    _attr(
-        "name",
-        "complex",
-        sub=[
-            _attr("givenName"),
-            _attr("familyName"),
-            _attr("formatted", mutability="readOnly", description="givenName familyName"),
-        ],
-    ),
-    _attr("displayName", description="The user's full name"),
-    _attr(
-        "emails",
-        "complex",
-        multi=True,
-        description="One address is stored: the work address",
-        sub=[
-            _attr("value"),
-            _attr("type", canonical=["work"]),
-            _attr("primary", "boolean"),
-        ],
-    ),
-    _attr("active", "boolean", description="false: deactivated (listed, holds no permission)"),
-    _attr(
-        "groups",
-        "complex",
-        multi=True,
-        mutability="readOnly",
-        description="The teams the user belongs to",
-        sub=[
-            _attr("value", mutability="readOnly"),
-            _attr("display", mutability="readOnly"),
-            _attr("$ref", "reference", mutability="readOnly"),
-            _attr("type", mutability="readOnly", canonical=["direct"]),
-        ],
-    ),
-    _attr(
-        "organizationRole",
-        canonical=["admin", "member", "viewer"],
-        description="The organization role (case-insensitive)",
-    ),
-    _attr(
-        "teamRoles",
-        "complex",
-        multi=True,
-        description="The user's role in each of its teams",
-        sub=[
-            _attr("teamName", required=True),
-            _attr("roleName", required=True, description="admin, member, viewer or a custom role"),
-        ],
-    ),
-]
+
+def user_attributes(
+    team_names: list[str] | None = None, role_names: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """The User attributes; an authenticated admin's request also gets its org's team and role
+    names as ``canonicalValues`` of ``teamRoles`` (RFC 7643 §7: suggested values)."""
+    return [
+        _attr("userName", required=True, uniqueness="server", description="Unique login name"),
+        _EXTERNAL_ID,
+        _attr(
+            "name",
+            "complex",
+            sub=[
+                _attr("givenName"),
+                _attr("familyName"),
+                _attr("formatted", mutability="readOnly", description="givenName familyName"),
+            ],
+        ),
+        _attr("displayName", description="The user's full name"),
+        _attr(
+            "emails",
+            "complex",
+            multi=True,
+            required=True,
+            description="One address is stored: the work address (optional when userName is one)",
+            sub=[
+                _attr("value", required=True),
+                _attr("type", canonical=["work"]),
+                _attr("primary", "boolean"),
+            ],
+        ),
+        _attr("active", "boolean", description="false: deactivated (listed, holds no permission)"),
+        _attr(
+            "groups",
+            "complex",
+            multi=True,
+            mutability="readOnly",
+            description="The teams the user belongs to",
+            sub=[
+                _attr("value", mutability="readOnly"),
+                _attr("display", mutability="readOnly"),
+                _attr("$ref", "reference", mutability="readOnly"),
+                _attr("type", mutability="readOnly", canonical=["direct"]),
+            ],
+        ),
+        _attr(
+            "organizationRole",
+            canonical=["admin", "member", "viewer"],
+            description="The organization role (case-insensitive)",
+        ),
+        _attr(
+            "teamRoles",
+            "complex",
+            multi=True,
+            description="The user's role in each of its teams",
+            sub=[
+                _attr("teamName", required=True, canonical=team_names),
+                _attr(
+                    "roleName",
+                    required=True,
+                    description="admin, member, viewer or a custom role",
+                    canonical=["admin", "member", "viewer", *(role_names or [])],
+                ),
+            ],
+        ),
+    ]
+
 
 GROUP_ATTRIBUTES = [
     _attr("displayName", required=True, uniqueness="server", description="The team's name"),
@@ -171,19 +185,26 @@ ROLE_ATTRIBUTES = [
     _attr("description"),
     _attr("inheritedFrom", required=True, canonical=["member", "viewer"]),
     _attr("organizationID", mutability="readOnly", case_exact=True),
+    _EXTERNAL_ID,
     _attr(
         "permissions",
         "complex",
         multi=True,
         sub=[
-            _attr("name", required=True, case_exact=True, description="object:operation"),
+            _attr(
+                "name",
+                required=True,
+                case_exact=True,
+                description="object:operation",
+                canonical=sorted(p.value for p in Permission if p not in ORG_PERMISSIONS),
+            ),
             _attr("isInherited", "boolean", mutability="readOnly"),
         ],
     ),
 ]
 
 SCHEMAS: dict[str, tuple[str, str, list[dict[str, Any]]]] = {
-    USER_URN: ("User", "An organization's user", USER_ATTRIBUTES),
+    USER_URN: ("User", "An organization's user", []),
     GROUP_URN: ("Group", "A team", GROUP_ATTRIBUTES),
     ROLE_URN: ("Role", "A custom role (not part of RFC 7643)", ROLE_ATTRIBUTES),
 }
@@ -195,10 +216,14 @@ RESOURCE_TYPES = [
 ]
 
 
-def schema(urn: str, base: str) -> dict[str, Any] | None:
+def schema(
+    urn: str, base: str, team_names: list[str] | None = None, role_names: list[str] | None = None
+) -> dict[str, Any] | None:
     if urn not in SCHEMAS:
         return None
     name, description, attributes = SCHEMAS[urn]
+    if urn == USER_URN:
+        attributes = user_attributes(team_names, role_names)
     return {
         "schemas": [SCHEMA_URN],
         "id": urn,
@@ -209,8 +234,10 @@ def schema(urn: str, base: str) -> dict[str, Any] | None:
     }
 
 
-def schemas(base: str) -> list[dict[str, Any]]:
-    return [found for urn in SCHEMAS if (found := schema(urn, base)) is not None]
+def schemas(
+    base: str, team_names: list[str] | None = None, role_names: list[str] | None = None
+) -> list[dict[str, Any]]:
+    return [found for urn in SCHEMAS if (found := schema(urn, base, team_names, role_names))]
 
 
 def resource_type(name: str, base: str) -> dict[str, Any] | None:

@@ -99,6 +99,7 @@ ROLE_ATTRS: Mapping[str, Attr] = {
     "id": Attr(CustomRole.id, case_exact=True),
     # Custom role names are case-sensitive (ACCESS.md).
     "name": Attr(CustomRole.name, case_exact=True),
+    "externalid": Attr(CustomRole.external_id, case_exact=True),
     "inheritedfrom": Attr(CustomRole.inherited_from, lowered=True),
     "meta": Attr(
         sub={
@@ -198,9 +199,10 @@ def role_resource(role: CustomRole, org: Organization, base: str) -> dict[str, A
     custom = sorted(set(role.permissions) - set(inherited))
     permissions = [{"name": name, "isInherited": True} for name in inherited]
     permissions += [{"name": name, "isInherited": False} for name in custom]
-    return {
-        "schemas": [ROLE_URN],
-        "id": role.id,
+    resource: dict[str, Any] = {"schemas": [ROLE_URN], "id": role.id}
+    if role.external_id:
+        resource["externalId"] = role.external_id
+    return resource | {
         "name": role.name,
         "description": role.description,
         "inheritedFrom": role.inherited_from,

@@ -19,7 +19,14 @@ from rolecall.orgs.models import Organization
 from rolecall.roles import service as roles
 from rolecall.roles.models import CustomRole
 from rolecall.scim import mapping
-from rolecall.scim.errors import INVALID_PATH, INVALID_VALUE, NO_TARGET, ScimError, bad_request
+from rolecall.scim.errors import (
+    INVALID_PATH,
+    INVALID_VALUE,
+    MUTABILITY,
+    NO_TARGET,
+    ScimError,
+    bad_request,
+)
 from rolecall.scim.filters import to_sql
 from rolecall.scim.mapping import ROLE_URN
 from rolecall.scim.messages import (
@@ -103,6 +110,7 @@ def create_role(
         inherited_from=text(get(body, "inheritedFrom"), "inheritedFrom", required=True) or "",
         permissions=_permission_names(get(body, "permissions")),
         description=text(get(body, "description"), "description") or "",
+        external_id=text(get(body, "externalId"), "externalId"),
     )
     return mapping.role_resource(role, org, base)
 
@@ -122,6 +130,7 @@ def replace_role(
         name=text(get(body, "name"), "name", required=True) or "",
         inherited_from=text(get(body, "inheritedFrom"), "inheritedFrom", required=True) or "",
         description=text(get(body, "description"), "description") or "",
+        external_id=text(get(body, "externalId"), "externalId"),
     )
     return mapping.role_resource(updated, org, base)
 
@@ -165,10 +174,12 @@ def patch_role(
                 roles.change_role_permissions(
                     session, actor=actor, org=org, ref=role.id, add=sorted(wanted), remove=stale
                 )
-        elif path in ("name", "description", "inheritedfrom") and op.op != "remove":
+        elif path in ("name", "description", "inheritedfrom", "externalid") and op.op != "remove":
             _replace_fields(session, actor, org, role, {path: op.value})
-        elif path == "description":
-            _replace_fields(session, actor, org, role, {"description": ""})
+        elif path in ("description", "externalid"):
+            _replace_fields(session, actor, org, role, {path: ""})
+        elif path in ("name", "inheritedfrom"):
+            raise bad_request(MUTABILITY, f"{op.path} is required and cannot be removed")
         else:
             raise bad_request(INVALID_PATH, f"unsupported path {op.path[:64]!r}")
     return mapping.role_resource(role, org, base)
@@ -181,6 +192,7 @@ def _replace_fields(
         found = get(value, name)
         return current if found is None else (text(found, name) or "")
 
+    external_id = get(value, "externalId")
     roles.replace_role(
         session,
         actor=actor,
@@ -189,6 +201,7 @@ def _replace_fields(
         name=field("name", role.name),
         inherited_from=field("inheritedFrom", role.inherited_from),
         description=field("description", role.description),
+        external_id=False if external_id is None else text(external_id, "externalId"),
     )
 
 

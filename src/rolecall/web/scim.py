@@ -23,11 +23,13 @@ from rolecall import authz
 from rolecall.authz.permissions import Permission
 from rolecall.errors import RolecallError
 from rolecall.orgs.models import Organization
+from rolecall.roles import service as roles_service
 from rolecall.scim import discovery, groups, roles, users
 from rolecall.scim.errors import INVALID_SYNTAX, ScimError, from_domain
 from rolecall.scim.mapping import GROUP_URN, ROLE_URN, USER_URN, project
 from rolecall.scim.messages import list_response, page
 from rolecall.settings import OrgMode
+from rolecall.teams import service as teams
 from rolecall.users.models import User
 from rolecall.web.deps import (
     ORG_HEADER,
@@ -45,6 +47,8 @@ MEDIA_TYPE = "application/scim+json"
 PREFIXES = ("/scim/v2", "/scim")
 MAX_BODY = 1024 * 1024
 SURFACE = "scim"
+#: At most this many team or role names are suggested in the User schema.
+MAX_CANONICAL = 1000
 
 
 error_response = scim_error_response
@@ -87,6 +91,10 @@ class ScimContext(Context):
         path = self._request.url.path
         prefix = next(p for p in PREFIXES if path.startswith(p))
         return f"{self.settings.base_url.rstrip('/')}{prefix}"
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self._request.headers.get("Authorization"))
 
     @property
     def multi(self) -> bool:
@@ -182,16 +190,31 @@ def _discovery(router: APIRouter, p: str) -> None:
         return scim_json(found)
 
     @router.get(f"{p}/Schemas")
-    async def schemas(request: Request, settings: SettingsDep) -> Response:
-        found = discovery.schemas(_base(request, settings))
+    def schemas(ctx: ScimDep) -> Response:
+        found = discovery.schemas(ctx.base, *_names(ctx))
         return scim_json(list_response(found, len(found), 1))
 
     @router.get(p + "/Schemas/{urn}")
-    async def schema(urn: str, request: Request, settings: SettingsDep) -> Response:
-        found = discovery.schema(urn, _base(request, settings))
+    def schema(urn: str, ctx: ScimDep) -> Response:
+        found = discovery.schema(urn, ctx.base, *_names(ctx))
         if found is None:
             return error_response(ScimError(404, f"no schema {urn[:128]!r}"))
         return scim_json(found)
+
+
+def _names(ctx: ScimContext) -> tuple[list[str] | None, list[str] | None]:
+    """An org admin's team and custom role names, for the User schema's ``canonicalValues``;
+    nothing for an anonymous caller (discovery needs no credentials) or a refused one."""
+    if not ctx.has_credentials:
+        return None, None
+    try:
+        team_names = [t.name for t in teams.list_teams(ctx.session, actor=ctx.actor, org=ctx.org)]
+        role_names = [
+            r.name for r in roles_service.list_roles(ctx.session, actor=ctx.actor, org=ctx.org)
+        ]
+    except RolecallError:
+        return None, None
+    return team_names[:MAX_CANONICAL], role_names[:MAX_CANONICAL]
 
 
 def _users(router: APIRouter, p: str) -> None:

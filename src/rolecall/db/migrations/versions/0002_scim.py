@@ -1,5 +1,5 @@
 """SCIM: userName, name parts and the chosen SCIM organization on users; externalId and
-lastModified on org memberships and teams; group display names.
+lastModified on org memberships and teams; group display names; externalId on custom roles.
 
 Revision ID: 0002_scim
 Revises: 0001
@@ -54,8 +54,13 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_teams_org_external_id", ["org_id", "external_id"], unique=False)
 
+    with op.batch_alter_table("custom_roles", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("external_id", sa.String(length=256), nullable=True))
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("custom_roles", schema=None) as batch_op:
+        batch_op.drop_column("external_id")
     with op.batch_alter_table("teams", schema=None) as batch_op:
         batch_op.drop_index("ix_teams_org_external_id")
         batch_op.drop_index("ix_teams_org_display_name_key")
