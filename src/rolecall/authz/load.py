@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import and_, false, select
+from sqlalchemy import and_, null, select
 from sqlalchemy.orm import Session
 
 from rolecall.authz import policy, roles
@@ -156,30 +156,33 @@ def _standing(
         )
     else:
         return principal_facts(session, principal, org_id), MembershipFacts()
-    query = select(
-        *own,
-        TeamMembership.role,
-        TeamMembership.custom_role_id,
-        ProjectMembership.invited,
-        ProjectMembership.role,
-        ProjectMembership.custom_role_id,
-    ).select_from(anchor)
+    # Without a team (or project) there is nothing to join: NULLs stand in for its columns.
+    # Joining ``ON false`` instead would make SQLite scan the whole membership table.
+    team_columns: tuple[Any, ...] = (
+        (TeamMembership.role, TeamMembership.custom_role_id)
+        if team is not None
+        else (null(), null())
+    )
+    project_columns: tuple[Any, ...] = (
+        (ProjectMembership.invited, ProjectMembership.role, ProjectMembership.custom_role_id)
+        if project is not None
+        else (null(), null(), null())
+    )
+    query = select(*own, *team_columns, *project_columns).select_from(anchor)
     if anchor is User:
         query = query.outerjoin(
             OrgMembership,
             and_(OrgMembership.user_id == User.id, OrgMembership.org_id == org_id),
         )
-    query = query.outerjoin(
-        TeamMembership,
-        and_(team_owner == anchor.id, TeamMembership.team_id == team.id)
-        if team is not None
-        else false(),
-    ).outerjoin(
-        ProjectMembership,
-        and_(project_owner == anchor.id, ProjectMembership.project_id == project.id)
-        if project is not None
-        else false(),
-    )
+    if team is not None:
+        query = query.outerjoin(
+            TeamMembership, and_(team_owner == anchor.id, TeamMembership.team_id == team.id)
+        )
+    if project is not None:
+        query = query.outerjoin(
+            ProjectMembership,
+            and_(project_owner == anchor.id, ProjectMembership.project_id == project.id),
+        )
     row = session.execute(query.where(anchor.id == anchor_id)).first()
     if row is None:
         # The principal's row is gone (a user or account deleted since it authenticated).

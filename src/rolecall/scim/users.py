@@ -43,7 +43,6 @@ from rolecall.scim.messages import (
 )
 from rolecall.teams import service as teams
 from rolecall.users import service as users
-from rolecall.users.models import User
 from rolecall.users.service import OrgUser, scim_user_name
 
 #: RFC 7643 §4.1 User attributes rolecall does not keep: accepted, ignored.
@@ -68,7 +67,6 @@ IGNORED = frozenset(
         "meta",
     }
 )
-MAX_ID_LENGTH = 64
 #: Keys of a POST or PUT body that are not the client's to set; ignored there.
 NOT_WRITTEN = frozenset({"id", "meta", "schemas", "groups", "password"})
 
@@ -150,12 +148,10 @@ def _resources(
 
 def _require(session: Session, actor: Principal, org: Organization, user_id: str) -> OrgUser:
     """The org's user with that id (SCIM ids only, not usernames); 404 otherwise."""
-    if len(user_id) > MAX_ID_LENGTH or "\x00" in user_id:
-        raise ScimError(404, "no such user in this organization")
-    found = users.search_users(session, actor=actor, org=org, where=User.id == user_id, limit=1)
-    if not found.items:
+    found = users.get_user_by_id(session, actor=actor, org=org, user_id=user_id)
+    if found is None:
         raise ScimError(404, f"no user {user_id[:64]!r} in this organization")
-    return found.items[0]
+    return found
 
 
 def get_user(
@@ -194,6 +190,8 @@ def create_user(
         role=draft.organization_role or "member",
         active=draft.active,
     )
+    if not draft.team_roles:  # a new user is in no team: no need to read it back
+        return mapping.user_resource(member, [], base)
     _team_roles(session, actor, org, member, draft.team_roles)
     return get_user(session, actor=actor, org=org, base=base, user_id=member.user.id)
 

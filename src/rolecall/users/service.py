@@ -145,6 +145,18 @@ def search_users(
     return UserPage([OrgUser(*row) for row in rows], total, offset, limit)
 
 
+def get_user_by_id(
+    session: Session, *, actor: Principal, org: Organization, user_id: str
+) -> OrgUser | None:
+    """A user of ``org`` by id only (one indexed query), or ``None``; ``PermissionDenied``
+    without ``org:read``."""
+    authz.require(session, actor, Permission.ORG_READ, org)
+    if not user_id or len(user_id) > MAX_REF_LENGTH or "\x00" in user_id:
+        return None
+    row = session.execute(_members(OrgMembership.org_id == org.id, User.id == user_id)).first()
+    return OrgUser(*row) if row else None
+
+
 def teams_of_users(
     session: Session, *, org: Organization, user_ids: list[str]
 ) -> dict[str, list[tuple[Team, str]]]:
