@@ -409,3 +409,32 @@ def test_duplicate_group_name_is_a_409_uniqueness(entra):
     new_group(entra, "entra-dup")
     response = entra.post("/Groups", {"schemas": [GROUP], "displayName": "ENTRA-DUP"})
     assert_scim_error(response, 409, "uniqueness")
+
+
+def test_default_mapping_attributes_rolecall_does_not_store_are_accepted_and_ignored(
+    entra, client, org
+):
+    # Entra's default attribute mapping for a custom app also sends title, preferredLanguage,
+    # phone numbers, addresses and the enterprise extension; in one PATCH with attributes
+    # rolecall does store, which must still apply.
+    user = create(entra, "map")
+    response = entra.patch(
+        f"/Users/{user['id']}",
+        [
+            {"op": "Add", "path": "title", "value": "Engineer"},
+            {"op": "Add", "path": "preferredLanguage", "value": "en-GB"},
+            {"op": "Add", "path": 'phoneNumbers[type eq "work"].value', "value": "+1 555 0100"},
+            {"op": "Add", "path": 'addresses[type eq "work"].streetAddress', "value": "1 Road"},
+            {"op": "Replace", "path": f"{ENTERPRISE_USER}:department", "value": "Research"},
+            {"op": "Replace", "path": f"{ENTERPRISE_USER}:manager", "value": "someone"},
+            {"op": "Replace", "path": "name.givenName", "value": "Mapped"},
+        ],
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["name"]["givenName"] == "Mapped"
+    for ignored in ("title", "preferredLanguage", "phoneNumbers", "addresses", ENTERPRISE_USER):
+        assert ignored not in body
+    fetched = entra.get(f"/Users/{user['id']}").json()
+    assert fetched["name"]["givenName"] == "Mapped"
+    assert rest_user(client, org, user["id"])["email"] == "Test_User_map@testuser.com"
