@@ -204,3 +204,11 @@ def test_external_id_is_kept_on_roles(scim):
     assert "externalId" not in removed.json()
     by_external = scim.get(ROLES, params={"filter": 'externalId eq "x2"'}).json()
     assert by_external["totalResults"] == 0
+
+
+def test_removed_description_is_unassigned(scim):
+    role = create(scim)
+    response = scim.patch(
+        f"{ROLES}/{role['id']}", json=patch({"op": "remove", "path": "description"})
+    )
+    assert response.status_code == 200 and "description" not in response.json()

@@ -41,7 +41,6 @@ def test_create_returns_the_user_with_location_equal_to_meta_location(scim, db, 
     assert body["name"] == {
         "givenName": "Ada",
         "familyName": "Lovelace",
-        "formatted": "Ada Lovelace",
     }
     # The domain part of an address is case-insensitive: it is stored lower-cased.
     assert body["emails"] == [
@@ -356,7 +355,7 @@ def test_put_with_id_meta_groups_and_password_replaces_the_user(scim, db):
     updated = response.json()
     assert updated["userName"] == "ada.l@example.com"
     assert updated["emails"][0]["value"] == "ada.l@example.com"
-    assert updated["name"] == {"givenName": "Augusta", "formatted": "Augusta"}
+    assert updated["name"] == {"givenName": "Augusta"}
     assert "displayName" not in updated and updated["externalId"] == "x1"
     assert "password" not in updated
     assert db.get(User, created["id"]).password_hash is None
@@ -522,7 +521,6 @@ def test_pathless_replace_with_attribute_path_keys(scim):
     assert body["name"] == {
         "givenName": "Augusta",
         "familyName": "King",
-        "formatted": "Augusta King",
     }
     assert body["displayName"] == "Augusta King"
     assert body["emails"][0]["value"] == "augusta@example.com"
@@ -663,3 +661,57 @@ def test_delete_removes_the_user_from_the_org_and_keeps_its_runs(scim, db, org):
 
 def test_delete_unknown_user_is_404(scim):
     assert_scim_error(scim.delete(f"{USERS}/nope"), 404)
+
+
+def test_remove_team_roles_without_value_leaves_every_team(scim, db, org):
+    factories.team(db, org.org, name="team1")
+    factories.team(db, org.org, name="team2")
+    created = create(scim)
+    url = f"{USERS}/{created['id']}"
+    roles = [
+        {"teamName": "team1", "roleName": "member"},
+        {"teamName": "team2", "roleName": "admin"},
+    ]
+    assert (
+        len(
+            scim.patch(url, json=patch({"op": "add", "path": "teamRoles", "value": roles})).json()[
+                "teamRoles"
+            ]
+        )
+        == 2
+    )
+
+    response = scim.patch(url, json=patch({"op": "remove", "path": "teamRoles"}))
+
+    assert response.status_code == 200, response.text
+    assert response.json()["teamRoles"] == [] and response.json()["groups"] == []
+
+
+def test_name_formatted_is_accepted_and_not_returned(scim):
+    created = create(scim, name={"givenName": "g", "familyName": "f", "formatted": "Dr g f"})
+    assert created["name"] == {"givenName": "g", "familyName": "f"}
+
+
+def test_post_search_is_the_get_with_a_body(scim):
+    create(scim, "alpha@example.com")
+    create(scim, "beta@example.com")
+
+    response = scim.post(
+        f"{USERS}/.search",
+        json={
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+            "filter": 'userName sw "alpha"',
+            "attributes": ["userName"],
+            "startIndex": 1,
+            "count": 10,
+        },
+    )
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["totalResults"] == 1
+    assert set(body["Resources"][0]) == {"schemas", "id", "userName"}
+    bad = scim.post(f"{USERS}/.search", json={"filter": "userName eq"})
+    assert_scim_error(bad, 400, "invalidFilter")
+    assert_scim_error(scim.post(f"{USERS}/.search", json={"count": "x"}), 400, "invalidValue")
+    assert_scim_error(scim.post("/scim/v2/.search", json={}), 501)

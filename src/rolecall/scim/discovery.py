@@ -110,7 +110,6 @@ def user_attributes(
             sub=[
                 _attr("givenName"),
                 _attr("familyName"),
-                _attr("formatted", mutability="readOnly", description="givenName familyName"),
             ],
         ),
         _attr("displayName", description="The user's full name"),
@@ -126,7 +125,12 @@ def user_attributes(
                 _attr("primary", "boolean"),
             ],
         ),
-        _attr("active", "boolean", description="false: deactivated (listed, holds no permission)"),
+        _attr(
+            "active",
+            "boolean",
+            required=True,
+            description="false: deactivated (listed, holds no permission); true when not sent",
+        ),
         _attr(
             "groups",
             "complex",
@@ -142,8 +146,9 @@ def user_attributes(
         ),
         _attr(
             "organizationRole",
+            required=True,
             canonical=["admin", "member", "viewer"],
-            description="The organization role (case-insensitive)",
+            description="The organization role (case-insensitive); member when not sent",
         ),
         _attr(
             "teamRoles",

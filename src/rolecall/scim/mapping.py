@@ -50,7 +50,6 @@ USER_ATTRS: Mapping[str, Attr] = {
         sub={
             "givenname": Attr(User.given_name),
             "familyname": Attr(User.family_name),
-            "formatted": Attr(User.full_name),
         }
     ),
     "emails": Attr(
@@ -126,11 +125,6 @@ def _meta(kind: str, location: str, created: datetime, modified: datetime | None
     }
 
 
-def formatted_name(user: User) -> str | None:
-    parts = [part for part in (user.given_name, user.family_name) if part]
-    return " ".join(parts) if parts else user.full_name
-
-
 def user_resource(member: OrgUser, teams: Sequence[tuple[Team, str]], base: str) -> dict[str, Any]:
     """A User as the seeds show it (with ``organizationRole`` and ``teamRoles``), RFC-shaped:
     ``emails`` is a list. ``password`` is never part of it."""
@@ -139,13 +133,10 @@ def user_resource(member: OrgUser, teams: Sequence[tuple[Team, str]], base: str)
     if membership.external_id:
         resource["externalId"] = membership.external_id
     resource["userName"] = scim_user_name(user)
+    # ``formatted`` is not stored, so it is not returned (accepted and ignored on input).
     name = {
         key: value
-        for key, value in (
-            ("givenName", user.given_name),
-            ("familyName", user.family_name),
-            ("formatted", formatted_name(user)),
-        )
+        for key, value in (("givenName", user.given_name), ("familyName", user.family_name))
         if value
     }
     if name:
@@ -202,9 +193,10 @@ def role_resource(role: CustomRole, org: Organization, base: str) -> dict[str, A
     resource: dict[str, Any] = {"schemas": [ROLE_URN], "id": role.id}
     if role.external_id:
         resource["externalId"] = role.external_id
+    resource["name"] = role.name
+    if role.description:  # an empty description is unassigned (RFC 7643 §2.5)
+        resource["description"] = role.description
     return resource | {
-        "name": role.name,
-        "description": role.description,
         "inheritedFrom": role.inherited_from,
         "organizationID": org.id,
         "permissions": permissions,

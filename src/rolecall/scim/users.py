@@ -67,6 +67,8 @@ IGNORED = frozenset(
         "meta",
     }
 )
+#: Stands for "every team" in a draft's team-role changes (``remove teamRoles``).
+ALL_TEAMS = "\x00all"
 #: Keys of a POST or PUT body that are not the client's to set; ignored there.
 NOT_WRITTEN = frozenset({"id", "meta", "schemas", "groups", "password"})
 
@@ -301,6 +303,10 @@ def _team_roles(
     leave it (``None``). Predefined role names are case-insensitive, custom ones exact."""
     user_id = member.user.id
     for team_name, role in changes:
+        if team_name == ALL_TEAMS:
+            for team, _ in users.teams_of_users(session, org=org, user_ids=[user_id])[user_id]:
+                teams.remove_member(session, actor=actor, org=org, team=team, member=user_id)
+            continue
         team = teams.get_team(session, org=org, ref=team_name)
         if team is None:
             raise bad_request(INVALID_VALUE, f"no team {team_name[:64]!r} in this organization")
@@ -413,7 +419,7 @@ def _write_name(draft: Draft, remove: bool, sub: str | None, value: Any) -> None
         draft.given_name = None if remove else text(value, "name.givenName")
     elif sub == "familyname":
         draft.family_name = None if remove else text(value, "name.familyName")
-    # ``formatted`` is derived from the parts; other parts (honorificPrefix...) are not kept.
+    # ``formatted`` and the other parts (honorificPrefix...) are not kept: ignored.
 
 
 def _write_emails(draft: Draft, value: Any) -> None:
@@ -465,6 +471,10 @@ def _selects_work_email(node: FilterNode) -> bool:
 
 
 def _write_team_roles(draft: Draft, remove: bool, value: Any) -> None:
+    if remove and value is None:
+        # RFC 7644 §3.5.2.2: no value, the attribute is unassigned: the user leaves its teams.
+        draft.team_roles.append((ALL_TEAMS, None))
+        return
     entries = value if isinstance(value, list) else [value]
     for entry in entries:
         if not isinstance(entry, dict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rolecall.db.base import Base, CreatedMixin, IdMixin, utcnow
@@ -14,10 +14,7 @@ class Team(IdMixin, CreatedMixin, Base):
     """An entity that owns projects: ``kind`` is ``team`` or ``personal``."""
 
     __tablename__ = "teams"
-    __table_args__ = (
-        Index("ix_teams_org_display_name_key", "org_id", "display_name_key"),
-        Index("ix_teams_org_external_id", "org_id", "external_id"),
-    )
+    __table_args__ = (Index("ix_teams_org_external_id", "org_id", "external_id"),)
 
     org_id: Mapped[str] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
@@ -41,6 +38,14 @@ class Team(IdMixin, CreatedMixin, Base):
     updated_at: Mapped[datetime | None] = mapped_column(
         nullable=True, default=utcnow, onupdate=utcnow
     )
+
+
+#: SCIM ``displayName`` lookups (``displayName eq``): one expression, one index.
+Index(
+    "ix_teams_org_scim_display_name",
+    Team.org_id,
+    func.coalesce(Team.display_name_key, Team.name_key),
+)
 
 
 class TeamMembership(IdMixin, CreatedMixin, Base):

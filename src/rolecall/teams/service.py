@@ -127,10 +127,9 @@ def display_name_of(team: Team) -> str:
 
 
 def display_name_matches(key: str) -> ColumnElement[bool]:
-    """``displayName`` equals ``key`` (lower-cased): two index lookups, no scan."""
-    return (Team.display_name_key == key) | (
-        Team.display_name_key.is_(None) & (Team.name_key == key)
-    )
+    """``displayName`` equals ``key`` (lower-cased): the expression
+    ``ix_teams_org_scim_display_name`` indexes (with the org), so no scan."""
+    return func.coalesce(Team.display_name_key, Team.name_key) == key
 
 
 def name_for_display_name(display_name: str) -> str:

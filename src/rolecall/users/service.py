@@ -304,9 +304,14 @@ def scim_user_name(user: User) -> str:
     return user.user_name or user.username
 
 
+def user_name_key() -> ColumnElement[str]:
+    """The lower-cased SCIM ``userName``: the expression ``uq_users_scim_user_name`` indexes."""
+    return func.coalesce(User.user_name_key, User.username_key)
+
+
 def user_name_matches(key: str) -> ColumnElement[bool]:
-    """``userName`` equals ``key`` (lower-cased): two index lookups, no scan."""
-    return (User.user_name_key == key) | (User.user_name_key.is_(None) & (User.username_key == key))
+    """``userName`` equals ``key`` (lower-cased): one index lookup, no scan."""
+    return user_name_key() == key
 
 
 def check_user_name_free(session: Session, user_name: str, *, user_id: str | None = None) -> None:

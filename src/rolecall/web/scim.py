@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -25,9 +25,15 @@ from rolecall.errors import RolecallError
 from rolecall.orgs.models import Organization
 from rolecall.roles import service as roles_service
 from rolecall.scim import discovery, groups, roles, users
-from rolecall.scim.errors import INVALID_SYNTAX, ScimError, from_domain
+from rolecall.scim.errors import (
+    INVALID_FILTER,
+    INVALID_SYNTAX,
+    INVALID_VALUE,
+    ScimError,
+    from_domain,
+)
 from rolecall.scim.mapping import GROUP_URN, ROLE_URN, USER_URN, project
-from rolecall.scim.messages import list_response, page
+from rolecall.scim.messages import Page, get, list_response, page, require_object
 from rolecall.settings import OrgMode
 from rolecall.teams import service as teams
 from rolecall.users.models import User
@@ -141,8 +147,12 @@ def scim_endpoint(endpoint: Callable[..., Response]) -> Callable[..., Response]:
     return run
 
 
-def _listed(ctx: ScimContext, urn: str, found: dict[str, Any]) -> Response:
+def _listed(
+    ctx: ScimContext, urn: str, found: dict[str, Any], search: Search | None = None
+) -> Response:
     attributes, excluded = ctx.query("attributes"), ctx.query("excludedAttributes")
+    if search is not None:
+        attributes, excluded = search.attributes, search.excluded
     found["Resources"] = [project(r, attributes, excluded, urn) for r in found["Resources"]]
     return scim_json(found)
 
@@ -153,8 +163,54 @@ def _one(ctx: ScimContext, urn: str, resource: dict[str, Any], status: int = 200
     return scim_json(project(resource, attributes, excluded, urn), status, headers)
 
 
-def _window(ctx: ScimContext):  # type: ignore[no-untyped-def]
+def _window(ctx: ScimContext) -> Page:
     return page(ctx.query("startIndex"), ctx.query("count"))
+
+
+@dataclass(frozen=True)
+class Search:
+    """What a list asks for: from the query string (GET) or a SearchRequest (POST .search)."""
+
+    filter: str | None
+    window: Page
+    attributes: str | None
+    excluded: str | None
+
+    @classmethod
+    def of_query(cls, ctx: ScimContext) -> Search:
+        return cls(
+            ctx.query("filter"),
+            _window(ctx),
+            ctx.query("attributes"),
+            ctx.query("excludedAttributes"),
+        )
+
+    @classmethod
+    def of_body(cls, body: Any) -> Search:
+        """RFC 7644 §3.4.3: a SearchRequest's filter, startIndex, count and attribute lists."""
+        body = require_object(body)
+
+        def listed(name: str) -> str | None:
+            value = get(body, name)
+            if value is None or isinstance(value, str):
+                return value
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                return ",".join(value)
+            raise ScimError(400, f"{name} must be a list of attribute paths", INVALID_VALUE)
+
+        def number(name: str) -> str | None:
+            value = get(body, name)
+            if value is None:
+                return None
+            if isinstance(value, int) and not isinstance(value, bool):
+                return str(value)
+            raise ScimError(400, f"{name} must be an integer", INVALID_VALUE)
+
+        filter_text = get(body, "filter")
+        if filter_text is not None and not isinstance(filter_text, str):
+            raise ScimError(400, "filter must be a string", INVALID_FILTER)
+        window = page(number("startIndex"), number("count"))
+        return cls(filter_text, window, listed("attributes"), listed("excludedAttributes"))
 
 
 def build_router() -> APIRouter:
@@ -173,6 +229,12 @@ def _base(request: Request, settings: Any) -> str:
 
 
 def _discovery(router: APIRouter, p: str) -> None:
+    @router.post(f"{p}/.search")
+    async def search_everything() -> Response:
+        # RFC 7644 §3.4.3: a search across resource types; answered 501 (RFC 7644 §3.12).
+        detail = "searching several resource types at once is not supported: use /Users/.search"
+        return error_response(ScimError(501, detail))
+
     @router.get(f"{p}/ServiceProviderConfig")
     async def service_provider_config(request: Request, settings: SettingsDep) -> Response:
         return scim_json(discovery.service_provider_config(_base(request, settings)))
@@ -218,18 +280,26 @@ def _names(ctx: ScimContext) -> tuple[list[str] | None, list[str] | None]:
 
 
 def _users(router: APIRouter, p: str) -> None:
-    @router.get(f"{p}/Users")
-    @scim_endpoint
-    def list_users(ctx: ScimDep) -> Response:
+    def search_users(ctx: ScimContext, search: Search) -> Response:
         found = users.list_users(
             ctx.session,
             actor=ctx.actor,
             org=ctx.org,
             base=ctx.base,
-            filter_text=ctx.query("filter"),
-            window=_window(ctx),
+            filter_text=search.filter,
+            window=search.window,
         )
-        return _listed(ctx, USER_URN, found)
+        return _listed(ctx, USER_URN, found, search)
+
+    @router.get(f"{p}/Users")
+    @scim_endpoint
+    def list_users(ctx: ScimDep) -> Response:
+        return search_users(ctx, Search.of_query(ctx))
+
+    @router.post(f"{p}/Users/.search")
+    @scim_endpoint
+    def search_users_by_post(ctx: ScimDep, body: BodyDep) -> Response:
+        return search_users(ctx, Search.of_body(body))
 
     @router.post(f"{p}/Users")
     @scim_endpoint
@@ -268,19 +338,27 @@ def _users(router: APIRouter, p: str) -> None:
 
 
 def _groups(router: APIRouter, p: str) -> None:
-    @router.get(f"{p}/Groups")
-    @scim_endpoint
-    def list_groups(ctx: ScimDep) -> Response:
+    def search_groups(ctx: ScimContext, search: Search) -> Response:
         found = groups.list_groups(
             ctx.session,
             actor=ctx.actor,
             org=ctx.org,
             base=ctx.base,
-            filter_text=ctx.query("filter"),
-            window=_window(ctx),
-            with_members=_wants_members(ctx),
+            filter_text=search.filter,
+            window=search.window,
+            with_members=_wants_members(search.attributes, search.excluded),
         )
-        return _listed(ctx, GROUP_URN, found)
+        return _listed(ctx, GROUP_URN, found, search)
+
+    @router.get(f"{p}/Groups")
+    @scim_endpoint
+    def list_groups(ctx: ScimDep) -> Response:
+        return search_groups(ctx, Search.of_query(ctx))
+
+    @router.post(f"{p}/Groups/.search")
+    @scim_endpoint
+    def search_groups_by_post(ctx: ScimDep, body: BodyDep) -> Response:
+        return search_groups(ctx, Search.of_body(body))
 
     @router.post(f"{p}/Groups")
     @scim_endpoint
@@ -294,7 +372,10 @@ def _groups(router: APIRouter, p: str) -> None:
     def get_group(group_id: str, ctx: ScimDep) -> Response:
         args = {"actor": ctx.actor, "org": ctx.org, "base": ctx.base}
         found = groups.get_group(
-            ctx.session, group_id=group_id, with_members=_wants_members(ctx), **args
+            ctx.session,
+            group_id=group_id,
+            with_members=_wants_members(ctx.query("attributes"), ctx.query("excludedAttributes")),
+            **args,
         )
         return _one(ctx, GROUP_URN, found)
 
@@ -321,30 +402,38 @@ def _groups(router: APIRouter, p: str) -> None:
         return Response(status_code=204)  # pragma: no cover - delete_group always refuses
 
 
-def _wants_members(ctx: ScimContext) -> bool:
+def _wants_members(attributes: str | None, excluded: str | None) -> bool:
     """Whether the response shows ``members`` (Entra ID asks without them, to save work)."""
 
     def named(param: str | None) -> set[str]:
         return {part.strip().split(".")[0].lower() for part in (param or "").split(",")}
 
-    if "members" in named(ctx.query("excludedAttributes")):
+    if "members" in named(excluded):
         return False
-    return not ctx.query("attributes") or "members" in named(ctx.query("attributes"))
+    return not attributes or "members" in named(attributes)
 
 
 def _roles(router: APIRouter, p: str) -> None:
-    @router.get(f"{p}/Roles")
-    @scim_endpoint
-    def list_roles(ctx: ScimDep) -> Response:
+    def search_roles(ctx: ScimContext, search: Search) -> Response:
         found = roles.list_roles(
             ctx.session,
             actor=ctx.actor,
             org=ctx.org,
             base=ctx.base,
-            filter_text=ctx.query("filter"),
-            window=_window(ctx),
+            filter_text=search.filter,
+            window=search.window,
         )
-        return _listed(ctx, ROLE_URN, found)
+        return _listed(ctx, ROLE_URN, found, search)
+
+    @router.get(f"{p}/Roles")
+    @scim_endpoint
+    def list_roles(ctx: ScimDep) -> Response:
+        return search_roles(ctx, Search.of_query(ctx))
+
+    @router.post(f"{p}/Roles/.search")
+    @scim_endpoint
+    def search_roles_by_post(ctx: ScimDep, body: BodyDep) -> Response:
+        return search_roles(ctx, Search.of_body(body))
 
     @router.post(f"{p}/Roles")
     @scim_endpoint

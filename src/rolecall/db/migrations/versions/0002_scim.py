@@ -26,7 +26,6 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("given_name", sa.String(length=128), nullable=True))
         batch_op.add_column(sa.Column("family_name", sa.String(length=128), nullable=True))
         batch_op.add_column(sa.Column("scim_org_id", sa.String(length=36), nullable=True))
-        batch_op.create_unique_constraint(batch_op.f("uq_users_user_name_key"), ["user_name_key"])
         batch_op.create_foreign_key(
             batch_op.f("fk_users_scim_org_id_organizations"),
             "organizations",
@@ -49,21 +48,32 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("updated_at", rolecall.db.types.UtcDateTime(timezone=True), nullable=True)
         )
-        batch_op.create_index(
-            "ix_teams_org_display_name_key", ["org_id", "display_name_key"], unique=False
-        )
         batch_op.create_index("ix_teams_org_external_id", ["org_id", "external_id"], unique=False)
 
     with op.batch_alter_table("custom_roles", schema=None) as batch_op:
         batch_op.add_column(sa.Column("external_id", sa.String(length=256), nullable=True))
+    # SCIM userName / displayName: one indexed expression each (``userName eq`` is an index
+    # lookup on every backend, statistics or not); the first also makes userName unique.
+    op.create_index(
+        "uq_users_scim_user_name",
+        "users",
+        [sa.text("coalesce(user_name_key, username_key)")],
+        unique=True,
+    )
+    op.create_index(
+        "ix_teams_org_scim_display_name",
+        "teams",
+        ["org_id", sa.text("coalesce(display_name_key, name_key)")],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_teams_org_scim_display_name", table_name="teams")
+    op.drop_index("uq_users_scim_user_name", table_name="users")
     with op.batch_alter_table("custom_roles", schema=None) as batch_op:
         batch_op.drop_column("external_id")
     with op.batch_alter_table("teams", schema=None) as batch_op:
         batch_op.drop_index("ix_teams_org_external_id")
-        batch_op.drop_index("ix_teams_org_display_name_key")
         batch_op.drop_column("updated_at")
         batch_op.drop_column("external_id")
         batch_op.drop_column("display_name_key")
@@ -76,7 +86,6 @@ def downgrade() -> None:
         batch_op.drop_constraint(
             batch_op.f("fk_users_scim_org_id_organizations"), type_="foreignkey"
         )
-        batch_op.drop_constraint(batch_op.f("uq_users_user_name_key"), type_="unique")
         batch_op.drop_column("scim_org_id")
         batch_op.drop_column("family_name")
         batch_op.drop_column("given_name")
