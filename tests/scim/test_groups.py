@@ -302,3 +302,12 @@ def test_user_shows_its_groups(scim):
         }
     ]
     assert user["teamRoles"] == [{"teamName": "Data-Science", "roleName": "member"}]
+
+
+def test_a_deactivated_user_can_be_a_member(scim):
+    alice = user_id(scim, "alice")
+    scim.patch(f"/scim/v2/Users/{alice}", json=patch({"op": "replace", "value": {"active": False}}))
+
+    group = create_group(scim, "g1", [alice])
+
+    assert {m["value"] for m in group["members"]} == {alice}

@@ -715,3 +715,21 @@ def test_post_search_is_the_get_with_a_body(scim):
     assert_scim_error(bad, 400, "invalidFilter")
     assert_scim_error(scim.post(f"{USERS}/.search", json={"count": "x"}), 400, "invalidValue")
     assert_scim_error(scim.post("/scim/v2/.search", json={}), 501)
+
+
+def test_a_deactivated_user_keeps_and_gets_team_roles(scim, db, org):
+    factories.team(db, org.org, name="research")
+
+    response = scim.post(
+        USERS,
+        json=new_user(
+            "off@example.com",
+            active=False,
+            teamRoles=[{"teamName": "research", "roleName": "member"}],
+        ),
+    )
+
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["active"] is False
+    assert body["teamRoles"] == [{"teamName": "research", "roleName": "member"}]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import and_, null, select
+from sqlalchemy import and_, event, null, select
 from sqlalchemy.orm import Session
 
 from rolecall.authz import policy, roles
@@ -37,6 +37,17 @@ Target = Organization | Team | Project
 
 #: Called with every decision made through ``check``/``require`` (the web layer counts them).
 decision_observers: list[Callable[[policy.Decision], None]] = []
+
+#: ``session.info`` key of the decisions made since the session last wrote or ended.
+_MEMO = "rolecall.authz.decisions"
+
+
+@event.listens_for(Session, "after_flush")
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_decisions(session: Session, *_: Any) -> None:
+    session.info.pop(_MEMO, None)
 
 
 def role_facts(session: Session, role: str | None, custom_role_id: str | None) -> RoleFacts | None:
@@ -252,9 +263,26 @@ def check(
     *,
     acting_on_self: bool = False,
 ) -> policy.Decision:
-    """Decide without raising."""
-    facts = load_facts(session, principal, target)
-    decision = policy.decide(facts, permission, acting_on_self=acting_on_self)
+    """Decide without raising.
+
+    A decision is remembered in the session until its next flush, commit or rollback (nothing
+    it rests on can change before then), so a route's gate and the service behind it asking the
+    same question load the facts once. Pending, unflushed changes bypass the memo.
+    """
+    key = (
+        principal,
+        permission,
+        type(target),
+        target.id,
+        acting_on_self,
+        id(session.info.get("settings")),
+    )
+    memo: dict[Any, policy.Decision] = session.info.setdefault(_MEMO, {})
+    decision = memo.get(key)
+    if decision is None or session.new or session.dirty or session.deleted:
+        facts = load_facts(session, principal, target)
+        decision = policy.decide(facts, permission, acting_on_self=acting_on_self)
+        memo[key] = decision
     for observe in decision_observers:
         observe(decision)
     return decision

@@ -121,8 +121,8 @@ def user_attributes(
             description="One address is stored: the work address (optional when userName is one)",
             sub=[
                 _attr("value", required=True),
-                _attr("type", canonical=["work"]),
-                _attr("primary", "boolean"),
+                _attr("type", mutability="readOnly", canonical=["work"]),
+                _attr("primary", "boolean", mutability="readOnly"),
             ],
         ),
         _attr(

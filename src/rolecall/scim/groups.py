@@ -222,7 +222,9 @@ def _add_members(
     present = teams.member_user_ids(session, team=team, user_ids=wanted)
     for user_id in wanted:
         if user_id not in present:  # re-adding a member is a no-op
-            teams.add_member(session, actor=actor, org=org, team=team, user=user_id)
+            teams.add_member(
+                session, actor=actor, org=org, team=team, user=user_id, deactivated_ok=True
+            )
 
 
 def _remove_members(

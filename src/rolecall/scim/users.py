@@ -319,7 +319,15 @@ def _team_roles(
                 session, actor=actor, org=org, team=team, member=user_id, role=role
             )
         else:
-            teams.add_member(session, actor=actor, org=org, team=team, user=user_id, role=role)
+            teams.add_member(
+                session,
+                actor=actor,
+                org=org,
+                team=team,
+                user=user_id,
+                role=role,
+                deactivated_ok=True,
+            )
 
 
 # --- applying a body or an operation to a draft ---------------------------------------------

@@ -77,8 +77,11 @@ def _resolve(session: Session, org: Organization, team: Team | str) -> Team:
     return team if isinstance(team, Team) else require_team(session, org=org, ref=team)
 
 
-def _active_org_user(session: Session, org: Organization, ref: str, field: str) -> User:
-    """The user ``ref`` names, who must be an active org member.
+def _active_org_user(
+    session: Session, org: Organization, ref: str, field: str, *, deactivated_ok: bool = False
+) -> User:
+    """The user ``ref`` names, who must be an active org member (or any member, with
+    ``deactivated_ok``).
 
     Raises ``NotFound`` (no such user), ``InvalidInput`` (not an active member of the org).
     """
@@ -86,7 +89,7 @@ def _active_org_user(session: Session, org: Organization, ref: str, field: str) 
     if user is None:
         raise NotFound(f"no user {ref!r}", field=field)
     membership = org_membership(session, org.id, user.id)
-    if membership is None or not membership.active:
+    if membership is None or not (membership.active or deactivated_ok):
         raise InvalidInput(
             f"{user.username} is not an active member of the organization", field=field
         )
@@ -478,8 +481,12 @@ def add_member(
     team: Team | str,
     user: str,
     role: str = "member",
+    deactivated_ok: bool = False,
 ) -> Member:
     """Add an active org member to a team with a predefined or custom role.
+
+    ``deactivated_ok``: a deactivated member may be added too (SCIM: an identity provider
+    keeps a suspended user's groups; it holds no permission while deactivated).
 
     An org admin adding itself is refused under GORILLA_DISABLE_ADMIN_TEAM_ACCESS.
     Raises ``PermissionDenied`` (needs ``team:manage_members``), ``NotFound`` (unknown user),
@@ -488,7 +495,7 @@ def add_member(
     """
     team = _resolve(session, org, team)
     authz.require(session, actor, Permission.TEAM_MANAGE_MEMBERS, team)
-    target = _active_org_user(session, org, user, "user")
+    target = _active_org_user(session, org, user, "user", deactivated_ok=deactivated_ok)
     if target.id == actor.user_id:
         authz.require(session, actor, Permission.TEAM_MANAGE_MEMBERS, team, acting_on_self=True)
     assigned = resolve_assignable_role(session, org=org, value=role)
