@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from rolecall.audit.models import AuditEvent
+from rolecall.authz import policy
 from rolecall.orgs.models import Organization
 from rolecall.users.models import User
 from tests import factories
@@ -93,7 +94,7 @@ def test_non_admins_are_refused_by_the_policy(client, db, org, role):
 
     for response in (listing, created):
         body = assert_scim_error(response, 403)
-        assert "org:manage_users" in body["detail"] or "rule" in body["detail"]
+        assert policy.RULE_ORG_MEMBER in body["detail"]  # the deciding rule is named
     db.expire_all()
     assert db.scalar(select(User).where(User.email_key == "ada@example.com")) is None
 
@@ -142,9 +143,10 @@ def test_multi_org_uses_the_header_then_the_chosen_scim_org(make_client, db, org
     ids = {r["id"] for r in named.json()["Resources"]}
     assert other.admin.id in ids
 
-    admin = db.get(User, org.admin.id)
-    admin.scim_org_id = other.org.id
-    db.flush()
+    choose = client.put("/api/v1/viewer/scim-org", headers={"X-Rolecall-Org": other.org.name})
+    assert choose.status_code == 204, choose.text
+    db.expire_all()
+    assert db.get(User, org.admin.id).scim_org_id == other.org.id
     chosen = client.post("/scim/v2/Users", json=new_user())
     assert chosen.status_code == 201, chosen.text
     db.expire_all()
@@ -197,3 +199,21 @@ def test_schemas_suggest_the_orgs_team_and_role_names_to_an_admin(client, db, or
     # Only what a custom role may hold: org operations stay with org admins.
     assert "run:delete" in names["canonicalValues"]
     assert "org:manage_users" not in names["canonicalValues"]
+
+
+def test_only_an_admin_of_the_org_may_choose_it_for_scim(make_client, db, org):
+    member = factories.user(db, org.org, role="member")
+    client = make_client(mode="multi")
+
+    response = client.put(
+        "/api/v1/viewer/scim-org",
+        headers={
+            **factories.headers(factories.api_key(db, member)),
+            "X-Rolecall-Org": org.org.name,
+        },
+    )
+
+    assert response.status_code == 403
+    assert response.json()["error"]["rule"]
+    db.expire_all()
+    assert db.get(User, member.id).scim_org_id is None

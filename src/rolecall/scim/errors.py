@@ -57,7 +57,8 @@ def from_domain(error: RolecallError) -> ScimError:
         return ScimError(401, detail)
     if isinstance(error, PermissionDenied):
         rule = error.decision.deciding_rule if error.decision is not None else None
-        return ScimError(403, f"{detail} (rule: {rule})" if rule else detail)
+        named = rule is None or rule in detail
+        return ScimError(403, detail if named else f"{detail} (rule: {rule})")
     if isinstance(error, Conflict):
         # A taken name or email is a uniqueness violation; other conflicts (the last active
         # admin, a service account's team) are states, which Table 9 has no scimType for.

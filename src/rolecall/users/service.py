@@ -487,6 +487,23 @@ def delete_user(session: Session, *, actor: Principal, org: Organization, ref: s
     _record(session, actor, org, user, "user.delete", before, None, detail)
 
 
+def choose_scim_org(session: Session, *, actor: Principal, org: Organization) -> User:
+    """Make ``org`` the caller's SCIM organization: where its SCIM requests go in multi-org
+    mode when they name none (the seeds' "SCIM API Organization" user setting).
+
+    Raises ``PermissionDenied`` unless the caller is a user who may manage ``org``'s users.
+    """
+    authz.require(session, actor, Permission.ORG_MANAGE_USERS, org)
+    user = session.get(User, actor.user_id) if actor.user_id else None
+    if user is None:
+        raise InvalidInput("only a user has a SCIM organization", field="org")
+    if user.scim_org_id != org.id:
+        before = {"scim_org": user.scim_org_id}
+        user.scim_org_id = org.id
+        _record(session, actor, org, user, "user.scim_org", before, {"scim_org": org.id})
+    return user
+
+
 # --- helpers ----------------------------------------------------------------------------------
 
 

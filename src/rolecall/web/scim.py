@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 
 from rolecall import authz
 from rolecall.authz.permissions import Permission
@@ -29,6 +30,7 @@ from rolecall.scim.errors import (
     INVALID_FILTER,
     INVALID_SYNTAX,
     INVALID_VALUE,
+    UNIQUENESS,
     ScimError,
     from_domain,
 )
@@ -143,6 +145,10 @@ def scim_endpoint(endpoint: Callable[..., Response]) -> Callable[..., Response]:
             return error_response(exc)
         except RolecallError as exc:
             return error_response(from_domain(exc))
+        except IntegrityError:
+            # Two requests took the same name at once; the loser's transaction rolls back.
+            detail = "a name or email was taken by another request at the same moment; retry"
+            return error_response(ScimError(409, detail, UNIQUENESS))
 
     return run
 
