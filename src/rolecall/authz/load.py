@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import and_, false, select
+from sqlalchemy import and_, event, null, select
 from sqlalchemy.orm import Session
 
 from rolecall.authz import policy, roles
@@ -40,6 +40,17 @@ decision_observers: list[Callable[[policy.Decision], None]] = []
 #: ``session.info`` key: when set to a list, ``load_facts`` appends ``(principal, target,
 #: facts)`` to it (what the access cache keeps for the next request).
 FACTS_SEEN = "rolecall.facts_seen"
+
+#: ``session.info`` key of the decisions made since the session last wrote or ended.
+_MEMO = "rolecall.authz.decisions"
+
+
+@event.listens_for(Session, "after_flush")
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_decisions(session: Session, *_: Any) -> None:
+    session.info.pop(_MEMO, None)
 
 
 def role_facts(session: Session, role: str | None, custom_role_id: str | None) -> RoleFacts | None:
@@ -159,30 +170,33 @@ def _standing(
         )
     else:
         return principal_facts(session, principal, org_id), MembershipFacts()
-    query = select(
-        *own,
-        TeamMembership.role,
-        TeamMembership.custom_role_id,
-        ProjectMembership.invited,
-        ProjectMembership.role,
-        ProjectMembership.custom_role_id,
-    ).select_from(anchor)
+    # Without a team (or project) there is nothing to join: NULLs stand in for its columns.
+    # Joining ``ON false`` instead would make SQLite scan the whole membership table.
+    team_columns: tuple[Any, ...] = (
+        (TeamMembership.role, TeamMembership.custom_role_id)
+        if team is not None
+        else (null(), null())
+    )
+    project_columns: tuple[Any, ...] = (
+        (ProjectMembership.invited, ProjectMembership.role, ProjectMembership.custom_role_id)
+        if project is not None
+        else (null(), null(), null())
+    )
+    query = select(*own, *team_columns, *project_columns).select_from(anchor)
     if anchor is User:
         query = query.outerjoin(
             OrgMembership,
             and_(OrgMembership.user_id == User.id, OrgMembership.org_id == org_id),
         )
-    query = query.outerjoin(
-        TeamMembership,
-        and_(team_owner == anchor.id, TeamMembership.team_id == team.id)
-        if team is not None
-        else false(),
-    ).outerjoin(
-        ProjectMembership,
-        and_(project_owner == anchor.id, ProjectMembership.project_id == project.id)
-        if project is not None
-        else false(),
-    )
+    if team is not None:
+        query = query.outerjoin(
+            TeamMembership, and_(team_owner == anchor.id, TeamMembership.team_id == team.id)
+        )
+    if project is not None:
+        query = query.outerjoin(
+            ProjectMembership,
+            and_(project_owner == anchor.id, ProjectMembership.project_id == project.id),
+        )
     row = session.execute(query.where(anchor.id == anchor_id)).first()
     if row is None:
         # The principal's row is gone (a user or account deleted since it authenticated).
@@ -256,9 +270,27 @@ def check(
     *,
     acting_on_self: bool = False,
 ) -> policy.Decision:
-    """Decide without raising."""
-    facts = load_facts(session, principal, target)
-    return decide_observed(facts, permission, acting_on_self=acting_on_self)
+    """Decide without raising.
+
+    A decision is remembered in the session until its next flush, commit or rollback (nothing
+    it rests on can change before then), so a route's gate and the service behind it asking the
+    same question load the facts once. Pending, unflushed changes bypass the memo.
+    """
+    key = (
+        principal,
+        permission,
+        type(target),
+        target.id,
+        acting_on_self,
+        id(session.info.get("settings")),
+    )
+    memo: dict[Any, policy.Decision] = session.info.setdefault(_MEMO, {})
+    decision = memo.get(key)
+    if decision is None or session.new or session.dirty or session.deleted:
+        facts = load_facts(session, principal, target)
+        decision = policy.decide(facts, permission, acting_on_self=acting_on_self)
+        memo[key] = decision
+    return observed(decision)
 
 
 def decide_observed(

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from rolecall.db.base import Base, CreatedMixin, IdMixin
+from rolecall.db.base import Base, CreatedMixin, IdMixin, utcnow
 
 
 class Organization(IdMixin, CreatedMixin, Base):
@@ -25,7 +25,10 @@ class Organization(IdMixin, CreatedMixin, Base):
 
 class OrgMembership(IdMixin, CreatedMixin, Base):
     __tablename__ = "org_memberships"
-    __table_args__ = (UniqueConstraint("org_id", "user_id"),)
+    __table_args__ = (
+        UniqueConstraint("org_id", "user_id"),
+        Index("ix_org_memberships_org_external_id", "org_id", "external_id"),
+    )
 
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -34,3 +37,8 @@ class OrgMembership(IdMixin, CreatedMixin, Base):
     weave_seat: Mapped[str] = mapped_column(String(16), default="full")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     deactivated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    #: The identity provider's id for this user (SCIM ``externalId``), per organization.
+    external_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    updated_at: Mapped[datetime | None] = mapped_column(
+        nullable=True, default=utcnow, onupdate=utcnow
+    )

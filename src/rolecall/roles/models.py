@@ -24,3 +24,5 @@ class CustomRole(IdMixin, CreatedMixin, Base):
     #: The custom (non-inherited) permissions, sorted permission values.
     permissions: Mapped[list[str]] = mapped_column(JSON, default=list)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    #: An identity provider's id for the role (SCIM ``externalId``).
+    external_id: Mapped[str | None] = mapped_column(String(256), nullable=True)

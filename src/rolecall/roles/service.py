@@ -139,6 +139,14 @@ def _check_name(name: str) -> str:
     return name
 
 
+def _check_external_id(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 256 or not value.isprintable():
+        raise InvalidInput("externalId is at most 256 printable characters", field="external_id")
+    return value.strip() or None
+
+
 def _check_inherited(value: str) -> TeamRole:
     role = parse_predefined_team_role(value)
     if role not in INHERITABLE:
@@ -183,6 +191,7 @@ def _snapshot(role: CustomRole) -> dict[str, object]:
         "description": role.description,
         "inherited_from": role.inherited_from,
         "permissions": list(role.permissions),
+        "external_id": role.external_id,
     }
 
 
@@ -234,6 +243,7 @@ def create_role(
     inherited_from: str,
     permissions: Iterable[str] = (),
     description: str = "",
+    external_id: str | None = None,
 ) -> CustomRole:
     """Create a custom role: an inherited predefined role plus extra permissions.
 
@@ -251,6 +261,7 @@ def create_role(
         description=description,
         inherited_from=inherited.value,
         permissions=sorted(p.value for p in extras),
+        external_id=_check_external_id(external_id),
     )
     session.add(role)
     session.flush()
@@ -268,8 +279,10 @@ def replace_role(
     name: str,
     inherited_from: str,
     description: str = "",
+    external_id: str | bool | None = False,
 ) -> CustomRole:
     """PUT: set name, description and inherited role; the custom permissions are kept.
+    ``external_id`` (an identity provider's id) is set unless ``False``.
 
     Raises ``PermissionDenied``, ``NotFound``, ``InvalidInput``, ``Conflict``.
     """
@@ -282,6 +295,8 @@ def replace_role(
     # Seeds: "This operation doesn't affect any of the existing, non-inherited custom
     # permissions", so the stored extras stay exactly as they were.
     role.name, role.description, role.inherited_from = name, description, inherited.value
+    if external_id is not False:
+        role.external_id = _check_external_id(external_id)  # type: ignore[arg-type]
     session.flush()
     _audit(session, actor, "role.update", role, before, _snapshot(role))
     session.flush()

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, UniqueConstraint
+from datetime import datetime
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from rolecall.db.base import Base, CreatedMixin, IdMixin
+from rolecall.db.base import Base, CreatedMixin, IdMixin, utcnow
 
 
 class Team(IdMixin, CreatedMixin, Base):
     """An entity that owns projects: ``kind`` is ``team`` or ``personal``."""
 
     __tablename__ = "teams"
+    __table_args__ = (Index("ix_teams_org_external_id", "org_id", "external_id"),)
 
     org_id: Mapped[str] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
@@ -26,6 +29,23 @@ class Team(IdMixin, CreatedMixin, Base):
     private_only: Mapped[bool] = mapped_column(Boolean, default=False)
     domain_matching: Mapped[bool] = mapped_column(Boolean, default=False)
     storage_type: Mapped[str] = mapped_column(String(32), default="default")
+    #: SCIM ``displayName`` when it differs from ``name`` (a group name that is no valid entity
+    #: name, such as one with spaces); ``None`` means "the name".
+    display_name: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    display_name_key: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    #: The identity provider's id for this group (SCIM ``externalId``).
+    external_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    updated_at: Mapped[datetime | None] = mapped_column(
+        nullable=True, default=utcnow, onupdate=utcnow
+    )
+
+
+#: SCIM ``displayName`` lookups (``displayName eq``): one expression, one index.
+Index(
+    "ix_teams_org_scim_display_name",
+    Team.org_id,
+    func.coalesce(Team.display_name_key, Team.name_key),
+)
 
 
 class TeamMembership(IdMixin, CreatedMixin, Base):

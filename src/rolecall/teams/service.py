@@ -7,11 +7,13 @@ transaction and flushes.
 
 from __future__ import annotations
 
+import enum
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from rolecall import authz
@@ -75,8 +77,11 @@ def _resolve(session: Session, org: Organization, team: Team | str) -> Team:
     return team if isinstance(team, Team) else require_team(session, org=org, ref=team)
 
 
-def _active_org_user(session: Session, org: Organization, ref: str, field: str) -> User:
-    """The user ``ref`` names, who must be an active org member.
+def _active_org_user(
+    session: Session, org: Organization, ref: str, field: str, *, deactivated_ok: bool = False
+) -> User:
+    """The user ``ref`` names, who must be an active org member (or any member, with
+    ``deactivated_ok``).
 
     Raises ``NotFound`` (no such user), ``InvalidInput`` (not an active member of the org).
     """
@@ -84,7 +89,7 @@ def _active_org_user(session: Session, org: Organization, ref: str, field: str) 
     if user is None:
         raise NotFound(f"no user {ref!r}", field=field)
     membership = org_membership(session, org.id, user.id)
-    if membership is None or not membership.active:
+    if membership is None or not (membership.active or deactivated_ok):
         raise InvalidInput(
             f"{user.username} is not an active member of the organization", field=field
         )
@@ -109,12 +114,61 @@ def _check_storage_type(value: str) -> str:
     return value
 
 
+class Unchanged(enum.Enum):
+    """Marks an argument that was not given where ``None`` is a value (it clears)."""
+
+    UNCHANGED = enum.auto()
+
+
+UNCHANGED = Unchanged.UNCHANGED
+MAX_DISPLAY_NAME = 256
+
+
+def display_name_of(team: Team) -> str:
+    """A team's SCIM ``displayName``: its display name, else its name."""
+    return team.display_name or team.name
+
+
+def display_name_matches(key: str) -> ColumnElement[bool]:
+    """``displayName`` equals ``key`` (lower-cased): the expression
+    ``ix_teams_org_scim_display_name`` indexes (with the org), so no scan."""
+    return func.coalesce(Team.display_name_key, Team.name_key) == key
+
+
+def name_for_display_name(display_name: str) -> str:
+    """A valid team name suggested by a group's display name (``Data Science`` ->
+    ``Data-Science``)."""
+    candidate = re.sub(r"[^A-Za-z0-9_.-]+", "-", display_name).strip("-.")[:128].rstrip("-.")
+    return candidate or "group"
+
+
+def _set_display_name(team: Team, display_name: str | None) -> None:
+    value = _check_text(display_name, "display_name", MAX_DISPLAY_NAME)
+    if value is None or value == team.name:
+        team.display_name, team.display_name_key = None, None
+    else:
+        team.display_name, team.display_name_key = value, value.lower()
+
+
+def _check_text(value: str | None, field: str, limit: int = 256) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be a string", field=field)
+    value = value.strip()
+    if len(value) > limit or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidInput(f"{field} is at most {limit} printable characters", field=field)
+    return value or None
+
+
 def _settings(team: Team) -> dict[str, object]:
     return {
         "name": team.name,
         "private_only": team.private_only,
         "domain_matching": team.domain_matching,
         "storage_type": team.storage_type,
+        "display_name": team.display_name,
+        "external_id": team.external_id,
     }
 
 
@@ -145,6 +199,59 @@ def list_teams(session: Session, *, actor: Principal, org: Organization) -> list
     return list(session.scalars(query.order_by(Team.created_at, Team.id)))
 
 
+def search_teams(
+    session: Session,
+    *,
+    actor: Principal,
+    org: Organization,
+    where: ColumnElement[bool] | None = None,
+    offset: int = 0,
+    limit: int = 100,
+) -> tuple[list[Team], int]:
+    """A page of the org's teams matching ``where`` (such as a translated SCIM filter) by id,
+    a unique order, with the total matched; ``limit`` 0 only counts.
+
+    Raises ``PermissionDenied`` (needs ``org:read``).
+    """
+    authz.require(session, actor, Permission.ORG_READ, org)
+    query = select(Team).where(Team.org_id == org.id, Team.kind == TEAM)
+    if where is not None:
+        query = query.where(where)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    if limit <= 0:
+        return [], total
+    page = session.scalars(query.order_by(Team.id).offset(offset).limit(limit))
+    return list(page), total
+
+
+def user_members(session: Session, *, team_ids: list[str]) -> dict[str, list[User]]:
+    """The users (not service accounts) of each team, in the order they joined; one query.
+    No authorization: for callers that have already read these teams."""
+    found: dict[str, list[User]] = {team_id: [] for team_id in team_ids}
+    if not team_ids:
+        return found
+    query = (
+        select(TeamMembership.team_id, User)
+        .join(User, User.id == TeamMembership.user_id)
+        .where(TeamMembership.team_id.in_(team_ids))
+        .order_by(TeamMembership.created_at, TeamMembership.id)
+    )
+    for team_id, user in session.execute(query):
+        found[team_id].append(user)
+    return found
+
+
+def member_user_ids(session: Session, *, team: Team, user_ids: Iterable[str]) -> set[str]:
+    """Which of ``user_ids`` are members of ``team`` (one indexed query). No authorization."""
+    wanted = list(user_ids)
+    if not wanted:
+        return set()
+    query = select(TeamMembership.user_id).where(
+        TeamMembership.team_id == team.id, TeamMembership.user_id.in_(wanted)
+    )
+    return {user_id for user_id in session.scalars(query) if user_id is not None}
+
+
 def read_team(session: Session, *, actor: Principal, org: Organization, ref: str) -> Team:
     """A team's details (``team:read``: its members and org admins).
 
@@ -165,8 +272,13 @@ def create_team(
     private_only: bool = False,
     domain_matching: bool = False,
     storage_type: str = "default",
+    display_name: str | None = None,
+    external_id: str | None = None,
 ) -> Team:
     """Create a team, optionally with a first admin (an active org member).
+
+    ``display_name`` (SCIM ``displayName``) is kept when it differs from ``name``;
+    ``external_id`` is the identity provider's id for the group.
 
     Raises ``PermissionDenied`` (needs ``org:manage_teams``), ``InvalidInput``, ``Conflict``
     (name taken by a team or user), ``NotFound`` (unknown admin).
@@ -184,7 +296,9 @@ def create_team(
         private_only=private_only,
         domain_matching=domain_matching,
         storage_type=storage_type,
+        external_id=_check_text(external_id, "external_id"),
     )
+    _set_display_name(team, display_name)
     session.add(team)
     session.flush()
     if admin_user is not None and admin_user.id == actor.user_id:
@@ -209,8 +323,12 @@ def update_team(
     private_only: bool | None = None,
     domain_matching: bool | None = None,
     storage_type: str | None = None,
+    display_name: str | None = None,
+    external_id: str | Unchanged | None = UNCHANGED,
 ) -> Team:
-    """Rename a team or change its settings (``None``: unchanged).
+    """Rename a team or change its settings (``None``: unchanged; ``external_id``: ``UNCHANGED``).
+
+    A ``display_name`` without a ``name`` keeps the name and changes only the display name.
 
     Raises ``PermissionDenied`` (needs ``team:update``), ``InvalidInput``, ``Conflict``.
     """
@@ -225,6 +343,10 @@ def update_team(
         if name.lower() != team.name_key:  # a change of case keeps the name
             _ensure_entity_name_free(session, name)
         team.name, team.name_key = name, name.lower()
+    if display_name is not None or name is not None:
+        _set_display_name(team, display_name if display_name is not None else team.display_name)
+    if not isinstance(external_id, Unchanged):
+        team.external_id = _check_text(external_id, "external_id")
     if storage_type is not None:
         team.storage_type = storage_type
     if private_only is not None:
@@ -359,8 +481,12 @@ def add_member(
     team: Team | str,
     user: str,
     role: str = "member",
+    deactivated_ok: bool = False,
 ) -> Member:
     """Add an active org member to a team with a predefined or custom role.
+
+    ``deactivated_ok``: a deactivated member may be added too (SCIM: an identity provider
+    keeps a suspended user's groups; it holds no permission while deactivated).
 
     An org admin adding itself is refused under GORILLA_DISABLE_ADMIN_TEAM_ACCESS.
     Raises ``PermissionDenied`` (needs ``team:manage_members``), ``NotFound`` (unknown user),
@@ -369,7 +495,7 @@ def add_member(
     """
     team = _resolve(session, org, team)
     authz.require(session, actor, Permission.TEAM_MANAGE_MEMBERS, team)
-    target = _active_org_user(session, org, user, "user")
+    target = _active_org_user(session, org, user, "user", deactivated_ok=deactivated_ok)
     if target.id == actor.user_id:
         authz.require(session, actor, Permission.TEAM_MANAGE_MEMBERS, team, acting_on_self=True)
     assigned = resolve_assignable_role(session, org=org, value=role)

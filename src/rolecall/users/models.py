@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import String
+from sqlalchemy import ForeignKey, Index, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rolecall.db.base import Base, CreatedMixin, IdMixin
@@ -18,3 +18,21 @@ class User(IdMixin, CreatedMixin, Base):
     username_key: Mapped[str] = mapped_column(String(64), unique=True)
     full_name: Mapped[str | None] = mapped_column(String(256), nullable=True)
     password_hash: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    #: SCIM ``userName`` when it differs from ``username`` (an IdP's login name such as an
+    #: email, which is no valid entity name); ``None`` means "the username".
+    user_name: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    user_name_key: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    given_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    family_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    #: The organization the user's SCIM requests go to in multi-org mode (its own choice).
+    scim_org_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="SET NULL"), nullable=True
+    )
+
+
+#: SCIM ``userName`` lookups (``userName eq``) and its uniqueness: one expression, one index.
+Index(
+    "uq_users_scim_user_name",
+    func.coalesce(User.user_name_key, User.username_key),
+    unique=True,
+)

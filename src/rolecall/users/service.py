@@ -25,14 +25,25 @@ from rolecall.identity.sessions import revoke_user_sessions
 from rolecall.orgs.bootstrap import available_username
 from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.orgs.service import guard_last_admin, remove_membership
+from rolecall.roles.models import CustomRole
 from rolecall.teams.models import Team, TeamMembership
 from rolecall.users.models import User
-from rolecall.users.naming import check_username, normalise_email, username_from_email
+from rolecall.users.naming import (
+    USERNAME_RE,
+    check_username,
+    normalise_email,
+    username_from_email,
+)
 from rolecall.users.queries import org_membership
 
 MAX_PAGE_SIZE = 500
 MAX_FULL_NAME_LENGTH = 256
 MAX_REF_LENGTH = 320
+MAX_NAME_PART_LENGTH = 128
+MAX_EXTERNAL_ID_LENGTH = 256
+MAX_USER_NAME_LENGTH = 320
+#: Fields of ``update_user`` kept on the identity (the others are on the org membership).
+USER_FIELDS = frozenset({"full_name", "given_name", "family_name", "email", "user_name"})
 
 
 class Unset(enum.Enum):
@@ -108,6 +119,65 @@ def list_users(
     return UserPage([OrgUser(*row) for row in rows], total, offset, limit)
 
 
+def search_users(
+    session: Session,
+    *,
+    actor: Principal,
+    org: Organization,
+    where: ColumnElement[bool] | None = None,
+    offset: int = 0,
+    limit: int = 100,
+) -> UserPage:
+    """A page of ``org``'s users matching ``where`` (a condition over ``User`` and
+    ``OrgMembership``, such as a translated SCIM filter), ordered by user id: unique, so pages
+    never overlap, and the order the (org, user) index already holds.
+
+    ``limit`` 0 only counts. Raises ``PermissionDenied`` without ``org:read``.
+    """
+    authz.require(session, actor, Permission.ORG_READ, org)
+    query = _members(OrgMembership.org_id == org.id)
+    if where is not None:
+        query = query.where(where)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    if limit <= 0:
+        return UserPage([], total, offset, 0)
+    rows = session.execute(query.order_by(OrgMembership.user_id).offset(offset).limit(limit))
+    return UserPage([OrgUser(*row) for row in rows], total, offset, limit)
+
+
+def get_user_by_id(
+    session: Session, *, actor: Principal, org: Organization, user_id: str
+) -> OrgUser | None:
+    """A user of ``org`` by id only (one indexed query), or ``None``; ``PermissionDenied``
+    without ``org:read``."""
+    authz.require(session, actor, Permission.ORG_READ, org)
+    if not user_id or len(user_id) > MAX_REF_LENGTH or "\x00" in user_id:
+        return None
+    row = session.execute(_members(OrgMembership.org_id == org.id, User.id == user_id)).first()
+    return OrgUser(*row) if row else None
+
+
+def teams_of_users(
+    session: Session, *, org: Organization, user_ids: list[str]
+) -> dict[str, list[tuple[Team, str]]]:
+    """For each user, its teams of ``org`` (not personal entities) with its role's name there
+    (a predefined role or the custom role's name), by team name: one query for a whole page.
+    No authorization: for callers that have already read these users."""
+    found: dict[str, list[tuple[Team, str]]] = {user_id: [] for user_id in user_ids}
+    if not user_ids:
+        return found
+    query = (
+        select(TeamMembership.user_id, Team, TeamMembership.role, CustomRole.name)
+        .join(Team, Team.id == TeamMembership.team_id)
+        .outerjoin(CustomRole, CustomRole.id == TeamMembership.custom_role_id)
+        .where(Team.org_id == org.id, Team.kind == "team", TeamMembership.user_id.in_(user_ids))
+        .order_by(Team.name_key)
+    )
+    for user_id, team, role, custom in session.execute(query):
+        found[user_id].append((team, custom or role))
+    return found
+
+
 def user_teams(session: Session, *, actor: Principal, org: Organization, ref: str) -> list[Team]:
     """The teams of ``org`` (not personal entities) the user belongs to, by name.
 
@@ -145,6 +215,11 @@ def create_user(
     role: str | OrgRole = OrgRole.MEMBER,
     models_seat: str | SeatType = SeatType.FULL,
     weave_seat: str | SeatType = SeatType.FULL,
+    user_name: str | None = None,
+    given_name: str | None = None,
+    family_name: str | None = None,
+    external_id: str | None = None,
+    active: bool = True,
 ) -> OrgUser:
     """Add a user to ``org``: a new identity with its personal entity, or an existing one.
 
@@ -156,6 +231,11 @@ def create_user(
     Raises ``PermissionDenied`` without ``org:manage_users``; ``InvalidInput`` for a bad email,
     username, full name, role or seat; ``Conflict`` when the email or username is taken, or the
     user is already a member.
+
+    ``user_name`` (SCIM ``userName``: an identity provider's login name, unique
+    case-insensitively) becomes the username when it is a valid, free one; otherwise the
+    username is derived and the login name is kept beside it. ``external_id`` is the identity
+    provider's id for the user in this organization; ``active=False`` adds it deactivated.
     """
     authz.require(session, actor, Permission.ORG_MANAGE_USERS, org)
     email = normalise_email(email)
@@ -164,20 +244,38 @@ def create_user(
         role=_parse_role(role).value,
         models_seat=_parse_seat(models_seat, "models_seat").value,
         weave_seat=_parse_seat(weave_seat, "weave_seat").value,
-        active=True,
+        active=active,
+        deactivated_at=None if active else datetime.now(UTC),
+        external_id=_check_text(external_id, "external_id", MAX_EXTERNAL_ID_LENGTH),
     )
     full_name = _check_full_name(full_name)
+    given_name = _check_text(given_name, "given_name", MAX_NAME_PART_LENGTH)
+    family_name = _check_text(family_name, "family_name", MAX_NAME_PART_LENGTH)
     if username is not None:
         check_username(username)
+    if user_name is not None:
+        user_name = _check_user_name(user_name)
     user = session.scalar(select(User).where(User.email_key == email.lower()))
     detail = None
     if user is None:
-        username = username or available_username(session, username_from_email(email))
+        if user_name is not None:
+            check_user_name_free(session, user_name)
+        if username is None and user_name is not None and _free_username(session, user_name):
+            username = user_name
+        seed = user_name if user_name and "@" in user_name else email
+        username = username or available_username(session, username_from_email(seed))
         _check_name_free(session, username)
         user = User(email=email, email_key=email.lower(), username=username)
         user.username_key, user.full_name = username.lower(), full_name
+        user.given_name, user.family_name = given_name, family_name
+        _set_user_name(user, user_name)
     else:
         _check_can_join(session, org, user, username)
+        if user_name is not None and user_name.lower() != scim_user_name(user).lower():
+            raise Conflict(
+                f"{user.email} already exists with userName {scim_user_name(user)!r}",
+                field="user_name",
+            )
         detail = "an existing user (of another organization) joined"
     _insert(session, org, user, membership)
     after = {"email": user.email, "username": user.username, **_fields(membership)}
@@ -186,11 +284,50 @@ def create_user(
 
 
 def _check_name_free(session: Session, username: str) -> None:
-    key = username.lower()
-    if session.scalar(select(User.id).where(User.username_key == key)) or session.scalar(
-        select(Team.id).where(Team.name_key == key)
-    ):
+    if not _free_username(session, username):
         raise Conflict(f"the name {username!r} is taken by a user or team", field="username")
+
+
+def _free_username(session: Session, username: str) -> bool:
+    """Whether ``username`` is valid and free as a username, an entity name and a userName."""
+    if not USERNAME_RE.fullmatch(username):
+        return False
+    key = username.lower()
+    taken = select(User.id).where((User.username_key == key) | (User.user_name_key == key)).limit(1)
+    return not session.scalar(taken) and not session.scalar(
+        select(Team.id).where(Team.name_key == key)
+    )
+
+
+def scim_user_name(user: User) -> str:
+    """The user's login name as SCIM shows it (``userName``)."""
+    return user.user_name or user.username
+
+
+def user_name_key() -> ColumnElement[str]:
+    """The lower-cased SCIM ``userName``: the expression ``uq_users_scim_user_name`` indexes."""
+    return func.coalesce(User.user_name_key, User.username_key)
+
+
+def user_name_matches(key: str) -> ColumnElement[bool]:
+    """``userName`` equals ``key`` (lower-cased): one index lookup, no scan."""
+    return user_name_key() == key
+
+
+def check_user_name_free(session: Session, user_name: str, *, user_id: str | None = None) -> None:
+    """Raises ``Conflict`` (code ``uniqueness``) when another user has that login name."""
+    query = select(User.id).where(user_name_matches(user_name.lower()))
+    if user_id is not None:
+        query = query.where(User.id != user_id)
+    if session.scalar(query.limit(1)) is not None:
+        raise Conflict(f"the userName {user_name!r} is taken", field="user_name", code="uniqueness")
+
+
+def _set_user_name(user: User, user_name: str | None) -> None:
+    if user_name is None or user_name == user.username:
+        user.user_name, user.user_name_key = None, None
+    else:
+        user.user_name, user.user_name_key = user_name, user_name.lower()
 
 
 def _check_can_join(session: Session, org: Organization, user: User, username: str | None) -> None:
@@ -239,16 +376,47 @@ def update_user(
     models_seat: str | SeatType | None = None,
     weave_seat: str | SeatType | None = None,
     full_name: str | Unset | None = UNSET,
+    given_name: str | Unset | None = UNSET,
+    family_name: str | Unset | None = UNSET,
+    email: str | Unset = UNSET,
+    user_name: str | Unset = UNSET,
+    external_id: str | Unset | None = UNSET,
 ) -> OrgUser:
-    """Set a user's org role (admin, member, viewer), seats (full, viewer, none) or full name;
-    a ``None`` role or seat, or an ``UNSET`` full name, stays as it is.
+    """Set a user's org role (admin, member, viewer), seats (full, viewer, none), names,
+    email, login name (SCIM ``userName``) or external id; a ``None`` role or seat, or an
+    ``UNSET`` value, stays as it is.
 
     Raises ``PermissionDenied`` without ``org:manage_users``; ``NotFound`` for an unknown user;
-    ``InvalidInput`` for a bad value; ``Conflict`` (code ``last_admin``) demoting the last admin.
+    ``InvalidInput`` for a bad value; ``Conflict`` (code ``last_admin``) demoting the last admin,
+    or when the email or login name belongs to another user.
     """
     authz.require(session, actor, Permission.ORG_MANAGE_USERS, org)
     user, membership = member = _require_member(session, org, ref)
     changes: dict[str, Any] = {}
+    for field, text, limit in (
+        ("given_name", given_name, MAX_NAME_PART_LENGTH),
+        ("family_name", family_name, MAX_NAME_PART_LENGTH),
+        ("external_id", external_id, MAX_EXTERNAL_ID_LENGTH),
+    ):
+        if text is not UNSET:
+            value = _check_text(text, field, limit)
+            owner_row = membership if field == "external_id" else user
+            if value != getattr(owner_row, field):
+                changes[field] = value
+    if email is not UNSET:
+        new_email = normalise_email(email)
+        if new_email != user.email:
+            other = session.scalar(
+                select(User.id).where(User.email_key == new_email.lower(), User.id != user.id)
+            )
+            if other is not None:
+                raise Conflict(f"{new_email} belongs to another user", field="email")
+            changes["email"] = new_email
+    if user_name is not UNSET:
+        new_name = _check_user_name(user_name)
+        if new_name != scim_user_name(user):
+            check_user_name_free(session, new_name, user_id=user.id)
+            changes["user_name"] = new_name
     if role is not None:
         new_role = _parse_role(role).value
         if new_role != membership.role:
@@ -260,11 +428,20 @@ def update_user(
             changes[field] = value
     if full_name is not UNSET and _check_full_name(full_name) != user.full_name:
         changes["full_name"] = _check_full_name(full_name)
-    owner = {field: user if field == "full_name" else membership for field in changes}
-    before = {field: getattr(owner[field], field) for field in changes}
+    owner = {field: user if field in USER_FIELDS else membership for field in changes}
+    before = {
+        field: scim_user_name(user) if field == "user_name" else getattr(owner[field], field)
+        for field in changes
+    }
     for field, value in changes.items():
-        setattr(owner[field], field, value)
+        if field == "user_name":
+            _set_user_name(user, value)
+        else:
+            setattr(owner[field], field, value)
+        if field == "email":
+            user.email_key = value.lower()
     if changes:
+        membership.updated_at = datetime.now(UTC)
         _record(session, actor, org, user, "user.update", before, changes)
     return member
 
@@ -310,6 +487,23 @@ def delete_user(session: Session, *, actor: Principal, org: Organization, ref: s
     _record(session, actor, org, user, "user.delete", before, None, detail)
 
 
+def choose_scim_org(session: Session, *, actor: Principal, org: Organization) -> User:
+    """Make ``org`` the caller's SCIM organization: where its SCIM requests go in multi-org
+    mode when they name none (the seeds' "SCIM API Organization" user setting).
+
+    Raises ``PermissionDenied`` unless the caller is a user who may manage ``org``'s users.
+    """
+    authz.require(session, actor, Permission.ORG_MANAGE_USERS, org)
+    user = session.get(User, actor.user_id) if actor.user_id else None
+    if user is None:
+        raise InvalidInput("only a user has a SCIM organization", field="org")
+    if user.scim_org_id != org.id:
+        before = {"scim_org": user.scim_org_id}
+        user.scim_org_id = org.id
+        _record(session, actor, org, user, "user.scim_org", before, {"scim_org": org.id})
+    return user
+
+
 # --- helpers ----------------------------------------------------------------------------------
 
 
@@ -336,6 +530,25 @@ def _check_full_name(value: str | None) -> str | None:
         message = f"full names are at most {MAX_FULL_NAME_LENGTH} printable characters"
         raise InvalidInput(message, field="full_name")
     return value or None
+
+
+def _check_text(value: str | None, field: str, limit: int) -> str | None:
+    """A trimmed printable text of at most ``limit`` characters; empty means ``None``."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be a string", field=field)
+    value = value.strip()
+    if len(value) > limit or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidInput(f"{field} is at most {limit} printable characters", field=field)
+    return value or None
+
+
+def _check_user_name(value: str) -> str:
+    checked = _check_text(value, "user_name", MAX_USER_NAME_LENGTH)
+    if checked is None:
+        raise InvalidInput("userName may not be empty", field="user_name")
+    return checked
 
 
 def _fields(membership: OrgMembership) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from rolecall.errors import (
     PermissionDenied,
     RolecallError,
 )
+from rolecall.scim.errors import INVALID_SYNTAX, ScimError, from_domain
 from rolecall.web import metrics
 
 log = logging.getLogger("rolecall.web")
@@ -74,9 +75,31 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
+def _is_scim(request: Request) -> bool:
+    path = request.url.path
+    return path == "/scim" or path.startswith("/scim/")
+
+
+def scim_error_response(error: ScimError) -> JSONResponse:
+    """A SCIM ``Error`` message (RFC 7644 §3.12): the SCIM surface never answers in REST form."""
+    headers = {"WWW-Authenticate": 'Basic realm="rolecall"'} if error.status == 401 else None
+    return JSONResponse(
+        error.body(),
+        status_code=error.status,
+        media_type="application/scim+json",
+        headers=headers,
+    )
+
+
 def install(app: FastAPI) -> None:
+    @app.exception_handler(ScimError)
+    async def _scim_error(request: Request, exc: ScimError) -> JSONResponse:
+        return scim_error_response(exc)
+
     @app.exception_handler(RolecallError)
     async def _rolecall_error(request: Request, exc: RolecallError) -> JSONResponse:
+        if _is_scim(request):
+            return scim_error_response(from_domain(exc))
         status = status_for(exc)
         if status == 401:
             metrics.AUTH_FAILURES.labels(reason=exc.code).inc()
@@ -85,6 +108,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if _is_scim(request):
+            return scim_error_response(ScimError(400, "invalid request", INVALID_SYNTAX))
         errors = exc.errors()
         if any(error.get("type") == "json_invalid" for error in errors):
             return error_response(400, "malformed_json", "the request body is not valid JSON")
@@ -98,6 +123,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if _is_scim(request):
+            return scim_error_response(ScimError(exc.status_code, str(exc.detail)))
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
 
@@ -107,4 +134,6 @@ def install(app: FastAPI) -> None:
         log.error(
             "unexpected error %s on %s %s: %r", request_id, request.method, request.url.path, exc
         )
+        if _is_scim(request):
+            return scim_error_response(ScimError(500, f"internal error (request id {request_id})"))
         return error_response(500, "internal", f"internal error (request id {request_id})")

@@ -1,6 +1,6 @@
 """identity federation: registered JWT issuers, access tokens
 
-Revision ID: 0002_fed
+Revision ID: 0002
 Revises: 0001
 Create Date: 2026-12-01
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 import rolecall.db.types
 
-revision = "0002_fed"
+revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None

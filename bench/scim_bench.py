@@ -1,0 +1,547 @@
+"""SCIM benchmark (issue 3): prints a table; not a test.
+
+For each target, on loopback, with one client (bounded-concurrency httpx threads, the same
+for every target):
+
+1. provision users through ``POST /scim/Users`` (10,000 by default): the first 1,000, then
+2. ``GET /scim/Users?filter=userName eq "..."`` lookups of random existing names at 1,000 users,
+3. the other 9,000 creates (create throughput is over all 10,000),
+4. 90,000 more users inserted directly in bulk (not through SCIM; for rolecall each also joins
+   one of 100 teams, as in a company, so that a scan of team memberships would show), then
+5. the same lookups at 100,000 users.
+
+Targets: ``rolecall serve`` on SQLite (and PostgreSQL, from Debian's package, when asked), and
+the reference ``scim2-server`` (its in-memory storage and ASGI application, served by the same
+uvicorn as rolecall). The reference's 90,000 bulk users are created in its own process, straight
+through its storage, since that storage lives in the server's memory.
+
+    python bench/scim_bench.py [--users 10000] [--bulk 90000] [--lookups 2000]
+                               [--concurrency 8] [--targets rolecall-sqlite,reference]
+
+Goals: rolecall's create throughput at least 2x the reference's; rolecall's lookup p99 at
+100,000 users within 1.5x of its p99 at 1,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import concurrent.futures
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import httpx  # noqa: E402
+from server_bench import free_port, start_server  # noqa: E402
+
+#: Every phase of requests stops by itself after this long, finished or not.
+PHASE_TIMEOUT = 900.0
+FIRST = 1_000
+
+#: One request: sends it, returns what went wrong (None: all went well).
+Job = Callable[[httpx.Client], "str | None"]
+
+
+def user_name(i: int) -> str:
+    return f"bench-u{i:06d}"
+
+
+def user_body(i: int) -> dict[str, object]:
+    """What an identity provider sends to create a user (Okta's shape)."""
+    name = user_name(i)
+    return {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": name,
+        "externalId": f"ext-{i:06d}",
+        "name": {"givenName": "Bench", "familyName": f"User{i}"},
+        "displayName": f"Bench User{i}",
+        "emails": [{"value": f"{name}@bench.example", "type": "work", "primary": True}],
+        "active": True,
+    }
+
+
+# --- the client -----------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    label: str
+    count: int
+    seconds: float
+    latencies_ms: list[float]
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.seconds else 0.0
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
+
+
+def run_phase(
+    label: str,
+    base_url: str,
+    headers: dict[str, str],
+    jobs: list[Job],
+    concurrency: int,
+) -> Phase:
+    """Run ``jobs`` (each sends one request; returns an error or None) on ``concurrency`` threads,
+    each with its own keep-alive connection. Stops by itself after PHASE_TIMEOUT."""
+    pending = iter(jobs)
+    lock = threading.Lock()
+    deadline = time.monotonic() + PHASE_TIMEOUT
+
+    def worker() -> tuple[list[float], list[str]]:
+        latencies: list[float] = []
+        failures: list[str] = []
+        with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
+            while time.monotonic() < deadline:
+                with lock:
+                    job = next(pending, None)
+                if job is None:
+                    break
+                started = time.perf_counter()
+                try:
+                    error = job(client)
+                except httpx.HTTPError as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                latencies.append((time.perf_counter() - started) * 1000)
+                if error:
+                    failures.append(error)
+        return latencies, failures
+
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        results = [f.result() for f in [pool.submit(worker) for _ in range(concurrency)]]
+    seconds = time.perf_counter() - started
+    latencies = [x for r in results for x in r[0]]
+    failures = [x for r in results for x in r[1]]
+    if len(latencies) < len(jobs):
+        failures.append(f"timed out after {len(latencies)} of {len(jobs)} requests")
+    return Phase(label, len(latencies), seconds, latencies, failures)
+
+
+def create_job(prefix: str, i: int) -> Job:
+    body = json.dumps(user_body(i))
+
+    def send(client: httpx.Client) -> str | None:
+        response = client.post(
+            f"{prefix}/Users", content=body, headers={"Content-Type": "application/scim+json"}
+        )
+        if response.status_code != 201:
+            return f"create {i}: {response.status_code} {response.text[:200]}"
+        return None
+
+    return send
+
+
+def lookup_job(prefix: str, i: int) -> Job:
+    name = user_name(i)
+    params = {"filter": f'userName eq "{name}"'}
+
+    def send(client: httpx.Client) -> str | None:
+        response = client.get(f"{prefix}/Users", params=params)
+        if response.status_code != 200:
+            return f"lookup {name}: {response.status_code} {response.text[:200]}"
+        found = response.json()
+        names = [r.get("userName") for r in found.get("Resources", [])]
+        if found.get("totalResults") != 1 or names != [name]:
+            return f"lookup {name}: found {names} (totalResults {found.get('totalResults')})"
+        return None
+
+    return send
+
+
+# --- the targets ----------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    name: str
+    base_url: str
+    prefix: str
+    headers: dict[str, str]
+    bulk_load: Callable[[int, int], None]
+    note: str = ""
+    #: Run before each lookup phase (PostgreSQL: ANALYZE, as autovacuum would in time).
+    settle: Callable[[], None] = lambda: None
+
+
+@contextmanager
+def rolecall_target(name: str, url: str, n_teams: int) -> Iterator[Target]:
+    from sqlalchemy.orm import Session
+
+    from rolecall.db.engine import make_engine
+    from rolecall.db.migrate import upgrade
+    from rolecall.orgs.bootstrap import initialize
+    from rolecall.teams.models import Team
+
+    upgrade(url)
+    engine = make_engine(url)
+    with Session(engine) as session:
+        boot = initialize(session, org_name="bench", admin_email="admin@bench.example")
+        org_id = boot.org.id
+        key = boot.api_key
+        teams = [Team(org_id=org_id, name=f"t{i}", name_key=f"t{i}") for i in range(n_teams)]
+        session.add_all(teams)
+        session.flush()
+        team_ids = [t.id for t in teams]
+        session.commit()
+    engine.dispose()
+    port = free_port()
+    server = start_server(url, port)
+    token = base64.b64encode(f"admin:{key}".encode()).decode()
+    try:
+        yield Target(
+            name=name,
+            base_url=f"http://127.0.0.1:{port}",
+            prefix="/scim",
+            headers={"Authorization": f"Basic {token}"},
+            bulk_load=lambda start, count: rolecall_bulk_load(url, org_id, team_ids, start, count),
+            settle=(lambda: analyze(url)) if url.startswith("postgresql") else lambda: None,
+            note=(
+                "ANALYZE before each lookup phase (fresh tables have no statistics yet)"
+                if url.startswith("postgresql")
+                else ""
+            ),
+        )
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def analyze(url: str) -> None:
+    import psycopg
+
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+
+
+def rolecall_bulk_load(url: str, org_id: str, team_ids: list[str], start: int, count: int) -> None:
+    """Insert users as rows, in batches, the way a SCIM create leaves them: the user (its
+    userName is a valid username, so it is the username), its personal entity, its org
+    membership with the externalId; and, as in a company, a membership of one of the teams
+    (none with ``--teams 0``)."""
+    from sqlalchemy import insert
+    from sqlalchemy.orm import Session
+
+    from rolecall.db.engine import make_engine
+    from rolecall.orgs.models import OrgMembership
+    from rolecall.teams.models import Team, TeamMembership
+    from rolecall.users.models import User
+
+    engine = make_engine(url)
+    batch = 5_000
+    with Session(engine) as session:
+        for first in range(start, start + count, batch):
+            users, teams, memberships, joined = [], [], [], []
+            for i in range(first, min(first + batch, start + count)):
+                body = user_body(i)
+                user_id = str(uuid.uuid4())
+                name = str(body["userName"])
+                email = f"{name}@bench.example"
+                users.append(
+                    {
+                        "id": user_id,
+                        "email": email,
+                        "email_key": email,
+                        "username": name,
+                        "username_key": name.lower(),
+                        "full_name": body["displayName"],
+                        "given_name": "Bench",
+                        "family_name": f"User{i}",
+                    }
+                )
+                teams.append(
+                    {
+                        "id": str(uuid.uuid4()),
+                        "org_id": org_id,
+                        "name": name,
+                        "name_key": name.lower(),
+                        "kind": "personal",
+                        "personal_owner_id": user_id,
+                    }
+                )
+                memberships.append(
+                    {
+                        "id": str(uuid.uuid4()),
+                        "org_id": org_id,
+                        "user_id": user_id,
+                        "external_id": body["externalId"],
+                    }
+                )
+                if team_ids:
+                    joined.append(
+                        {
+                            "id": str(uuid.uuid4()),
+                            "team_id": team_ids[i % len(team_ids)],
+                            "user_id": user_id,
+                        }
+                    )
+            session.execute(insert(User), users)
+            session.execute(insert(Team), teams)
+            session.execute(insert(OrgMembership).values(role="member"), memberships)
+            if joined:
+                session.execute(insert(TeamMembership).values(role="member"), joined)
+        session.commit()
+    engine.dispose()
+
+
+@contextmanager
+def reference_target() -> Iterator[Target]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve-reference", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base_url}/v2/ServiceProviderConfig", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError("scim2-server did not start")
+        time.sleep(0.1)
+
+    def bulk_load(start: int, count: int) -> None:
+        response = httpx.post(
+            f"{base_url}/_bench/preload", json={"start": start, "count": count}, timeout=900
+        )
+        response.raise_for_status()
+
+    try:
+        yield Target(
+            name="scim2-server (reference)",
+            base_url=base_url,
+            prefix="/v2",
+            headers={},
+            bulk_load=bulk_load,
+            note="bulk users created in its process through its storage",
+        )
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def serve_reference(port: int) -> None:
+    """The reference server: scim2-server's ASGI application over its in-memory storage, under
+    uvicorn, plus ``POST /_bench/preload`` that creates users straight through the storage."""
+    import uvicorn
+    from scim2_server.applications.asgi import ASGIApplication
+    from scim2_server.memory import AsyncInMemoryStorage, InMemoryStorage
+    from scim2_server.utils import load_default_provider
+
+    provider = load_default_provider()
+    storage = InMemoryStorage()
+    scim = ASGIApplication(AsyncInMemoryStorage(storage), provider)
+    user_type = next(rt for rt in provider.resource_types if rt.name == "User")
+    user_model = provider.model_for_endpoint("/Users")
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] == "http" and scope["path"] == "/_bench/preload":
+            body = b""
+            while True:
+                message = await receive()
+                body += message.get("body", b"")
+                if not message.get("more_body"):
+                    break
+            job = json.loads(body)
+            for i in range(job["start"], job["start"] + job["count"]):
+                storage.create(user_type, user_model.model_validate(user_body(i)))
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await scim(scope, receive, send)
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    target: Target
+    creates: list[Phase]
+    lookups_small: Phase
+    lookups_large: Phase
+    bulk_seconds: float
+
+    @property
+    def create_rate(self) -> float:
+        count = sum(p.count for p in self.creates)
+        return count / sum(p.seconds for p in self.creates)
+
+    def failures(self) -> list[str]:
+        phases = [*self.creates, self.lookups_small, self.lookups_large]
+        return [f for p in phases for f in p.failures]
+
+
+def bench(targets: list[Target], args: argparse.Namespace) -> list[Result]:
+    """Run each phase on every target in turn (not target after target), so that the load
+    other work puts on the machine falls on all of them alike."""
+
+    def phase(target: Target, label: str, jobs: list[Job]) -> Phase:
+        result = run_phase(label, target.base_url, target.headers, jobs, args.concurrency)
+        print(
+            f"  {target.name}: {label}: {result.count} in {result.seconds:.1f}s "
+            f"({result.rate:.0f}/s, p50 {result.pct(0.5):.1f} ms, p99 {result.pct(0.99):.1f} ms)"
+            + (f", {len(result.failures)} failures" if result.failures else "")
+            + f"; {machine_load()}",
+            flush=True,
+        )
+        return result
+
+    first = min(FIRST, args.users)
+    total = args.users + args.bulk
+    rng = random.Random(args.seed)
+    small_names = [rng.randrange(first) for _ in range(args.lookups)]
+    large_names = [rng.randrange(total) for _ in range(args.lookups)]
+    creates: dict[str, list[Phase]] = {t.name: [] for t in targets}
+    small: dict[str, Phase] = {}
+    large: dict[str, Phase] = {}
+    bulk: dict[str, float] = {}
+    for t in targets:
+        jobs = [create_job(t.prefix, i) for i in range(first)]
+        creates[t.name].append(phase(t, f"create 1..{first}", jobs))
+    for t in targets:
+        t.settle()
+        small[t.name] = phase(t, "lookups at 1,000", [lookup_job(t.prefix, i) for i in small_names])
+    for t in targets:
+        jobs = [create_job(t.prefix, i) for i in range(first, args.users)]
+        creates[t.name].append(phase(t, f"create {first + 1}..{args.users}", jobs))
+    for t in targets:
+        started = time.perf_counter()
+        t.bulk_load(args.users, args.bulk)
+        bulk[t.name] = time.perf_counter() - started
+        print(f"  {t.name}: bulk-loaded {args.bulk} users in {bulk[t.name]:.1f}s", flush=True)
+    for t in targets:
+        t.settle()
+        jobs = [lookup_job(t.prefix, i) for i in large_names]
+        large[t.name] = phase(t, f"lookups at {total:,}", jobs)
+    return [Result(t, creates[t.name], small[t.name], large[t.name], bulk[t.name]) for t in targets]
+
+
+def machine_load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
+
+
+def print_table(results: list[Result], args: argparse.Namespace) -> None:
+    total = args.users + args.bulk
+    print(
+        f"\n{args.users:,} creates through SCIM, {args.lookups:,} userName-eq lookups per size, "
+        f"concurrency {args.concurrency}"
+    )
+    header = (
+        f"{'target':28} {'creates/s':>10} {'create p50':>11} {'create p99':>11} "
+        f"{'lookup p50 @1k':>15} {'p99 @1k':>9} {f'p50 @{total // 1000}k':>10} "
+        f"{f'p99 @{total // 1000}k':>10} {'p99 ratio':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        latencies = [x for p in r.creates for x in p.latencies_ms]
+        merged = Phase("creates", len(latencies), 1, latencies)
+        ratio = r.lookups_large.pct(0.99) / r.lookups_small.pct(0.99)
+        print(
+            f"{r.target.name:28} {r.create_rate:10.0f} {merged.pct(0.5):9.1f}ms "
+            f"{merged.pct(0.99):9.1f}ms {r.lookups_small.pct(0.5):13.2f}ms "
+            f"{r.lookups_small.pct(0.99):7.2f}ms {r.lookups_large.pct(0.5):8.2f}ms "
+            f"{r.lookups_large.pct(0.99):8.2f}ms {ratio:9.2f}x"
+        )
+    reference = next((r for r in results if "reference" in r.target.name), None)
+    for r in results:
+        if r is reference:
+            continue
+        ratio = r.lookups_large.pct(0.99) / r.lookups_small.pct(0.99)
+        line = f"{r.target.name}: lookup p99 {total // 1000}k/1k = {ratio:.2f}x (goal <= 1.5x)"
+        if reference:
+            speedup = r.create_rate / reference.create_rate
+            line += f"; creates {speedup:.2f}x the reference's (goal >= 2x)"
+        print(line)
+    for r in results:
+        if r.target.note:
+            print(f"{r.target.name}: {r.target.note}")
+        failures = r.failures()
+        if failures:
+            print(f"{r.target.name}: {len(failures)} failed requests, first: {failures[0]}")
+    print(f"machine: {machine_load()} (at the end of the run)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--users", type=int, default=10_000, help="creates through SCIM")
+    parser.add_argument("--bulk", type=int, default=90_000, help="users inserted in bulk after")
+    parser.add_argument("--lookups", type=int, default=2_000, help="lookups per size")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--targets",
+        default="rolecall-sqlite,reference",
+        help="comma-separated: rolecall-sqlite, rolecall-postgres, reference",
+    )
+    parser.add_argument(
+        "--teams", type=int, default=100, help="rolecall: teams the bulk users join, one each"
+    )
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--serve-reference", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_reference:
+        serve_reference(args.serve_reference)
+        return
+    if args.users < FIRST:
+        parser.error(f"--users must be at least {FIRST}")
+    print(f"machine at start: {machine_load()}", flush=True)
+    with ExitStack() as stack:
+        targets = []
+        for name in args.targets.split(","):
+            if name == "reference":
+                targets.append(stack.enter_context(reference_target()))
+            elif name == "rolecall-sqlite":
+                workdir = Path(tempfile.mkdtemp(prefix="rolecall-scim-bench-"))
+                stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+                url = f"sqlite:///{workdir / 'bench.db'}"
+                targets.append(
+                    stack.enter_context(rolecall_target("rolecall (SQLite)", url, args.teams))
+                )
+            elif name == "rolecall-postgres":
+                from tests.pgserver import PostgresServer
+
+                pg = PostgresServer().start()
+                stack.callback(pg.stop)
+                url = pg.create_database("bench")
+                targets.append(
+                    stack.enter_context(rolecall_target("rolecall (PostgreSQL)", url, args.teams))
+                )
+            else:
+                parser.error(f"unknown target {name!r}")
+        results = bench(targets, args)
+    print_table(results, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,316 @@
+"""SCIM ``/Groups`` = teams, over ``teams.service`` (RFC 7644 §3; the seeds map groups to teams).
+
+A group's ``displayName`` becomes the team's name when it is a valid entity name; otherwise the
+team is named after it (``Data Science`` -> ``Data-Science``) and the display name is kept
+beside. Members are users; they join with the ``member`` role, adding a member twice is a
+no-op, and removing one that is not there is too. Deleting a team is refused, as the seeds say.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scim2_models.path import AttrPath, CompareOperator, Comparison, LogicalExpr, ValuePath
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from rolecall.identity.principal import Principal
+from rolecall.orgs.models import Organization, OrgMembership
+from rolecall.scim import mapping
+from rolecall.scim.errors import (
+    INVALID_PATH,
+    INVALID_VALUE,
+    MUTABILITY,
+    NO_TARGET,
+    ScimError,
+    bad_request,
+)
+from rolecall.scim.filters import to_sql
+from rolecall.scim.mapping import GROUP_URN
+from rolecall.scim.messages import (
+    Operation,
+    Page,
+    get,
+    list_response,
+    operations,
+    parse_path,
+    require_object,
+    split_urn,
+    text,
+)
+from rolecall.teams import service as teams
+from rolecall.teams.models import Team
+from rolecall.users.naming import ENTITY_NAME_RE
+
+MAX_ID_LENGTH = 64
+DELETE_REFUSED = (
+    "deleting teams is not supported through SCIM, since there is additional data linked to "
+    "teams: delete the team from the app to confirm you want everything deleted"
+)
+
+
+def list_groups(
+    session: Session,
+    *,
+    actor: Principal,
+    org: Organization,
+    base: str,
+    filter_text: str | None,
+    window: Page,
+    with_members: bool = True,
+) -> dict[str, Any]:
+    where: ColumnElement[bool] | None = None
+    if filter_text:
+        where = to_sql(filter_text, mapping.GROUP_ATTRS, GROUP_URN)
+    found, total = teams.search_teams(
+        session, actor=actor, org=org, where=where, offset=window.offset, limit=window.limit
+    )
+    return list_response(_resources(session, found, base, with_members), total, window.start_index)
+
+
+def _resources(
+    session: Session, found: list[Team], base: str, with_members: bool
+) -> list[dict[str, Any]]:
+    members = teams.user_members(session, team_ids=[t.id for t in found]) if with_members else {}
+    return [mapping.group_resource(t, members.get(t.id, []), base) for t in found]
+
+
+def _require(session: Session, actor: Principal, org: Organization, group_id: str) -> Team:
+    if len(group_id) > MAX_ID_LENGTH or "\x00" in group_id:
+        raise ScimError(404, "no such group in this organization")
+    found, _ = teams.search_teams(session, actor=actor, org=org, where=Team.id == group_id, limit=1)
+    if not found:
+        raise ScimError(404, f"no group {group_id[:64]!r} in this organization")
+    return found[0]
+
+
+def get_group(
+    session: Session,
+    *,
+    actor: Principal,
+    org: Organization,
+    base: str,
+    group_id: str,
+    with_members: bool = True,
+) -> dict[str, Any]:
+    team = _require(session, actor, org, group_id)
+    return _resources(session, [team], base, with_members)[0]
+
+
+def create_group(
+    session: Session, *, actor: Principal, org: Organization, base: str, body: Any
+) -> dict[str, Any]:
+    """POST /Groups: a new team with its members. A display name some group already has (or
+    that names an existing team or user) is a 409 ``uniqueness``."""
+    body = require_object(body)
+    display_name = text(get(body, "displayName"), "displayName", required=True)
+    assert display_name is not None
+    _check_display_name_free(session, org, display_name, None)
+    team = teams.create_team(
+        session,
+        actor=actor,
+        org=org,
+        name=_team_name(display_name),
+        display_name=display_name,
+        external_id=text(get(body, "externalId"), "externalId"),
+    )
+    _add_members(session, actor, org, team, _member_ids(get(body, "members")))
+    return get_group(session, actor=actor, org=org, base=base, group_id=team.id)
+
+
+def replace_group(
+    session: Session, *, actor: Principal, org: Organization, base: str, group_id: str, body: Any
+) -> dict[str, Any]:
+    """PUT /Groups/{id}: display name, external id and the exact set of user members."""
+    team = _require(session, actor, org, group_id)
+    body = require_object(body)
+    display_name = text(get(body, "displayName"), "displayName", required=True)
+    assert display_name is not None
+    _rename(session, actor, org, team, display_name)
+    external_id = text(get(body, "externalId"), "externalId")
+    if external_id != team.external_id:
+        teams.update_team(session, actor=actor, org=org, team=team, external_id=external_id)
+    _set_members(session, actor, org, team, _member_ids(get(body, "members")))
+    return get_group(session, actor=actor, org=org, base=base, group_id=team.id)
+
+
+def patch_group(
+    session: Session, *, actor: Principal, org: Organization, base: str, group_id: str, body: Any
+) -> dict[str, Any]:
+    """PATCH /Groups/{id} (RFC 7644 §3.5.2): members added and removed (by value list or by
+    ``members[value eq "id"]``), renamed, external id set."""
+    ops = operations(body)
+    team = _require(session, actor, org, group_id)
+    for op in ops:
+        _apply(session, actor, org, team, op)
+    return get_group(session, actor=actor, org=org, base=base, group_id=team.id)
+
+
+def delete_group(session: Session, *, actor: Principal, org: Organization, group_id: str) -> None:
+    """DELETE /Groups/{id}: refused (the seeds: teams are deleted in the app)."""
+    _require(session, actor, org, group_id)
+    raise bad_request(MUTABILITY, DELETE_REFUSED)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _team_name(display_name: str) -> str:
+    if ENTITY_NAME_RE.fullmatch(display_name):
+        return display_name
+    return teams.name_for_display_name(display_name)
+
+
+def _check_display_name_free(
+    session: Session, org: Organization, display_name: str, team_id: str | None
+) -> None:
+    query = select(Team.id).where(
+        Team.org_id == org.id,
+        Team.kind == teams.TEAM,
+        teams.display_name_matches(display_name.lower()),
+    )
+    if team_id is not None:
+        query = query.where(Team.id != team_id)
+    if session.scalar(query.limit(1)) is not None:
+        raise ScimError(409, f"a group named {display_name[:64]!r} exists", "uniqueness")
+
+
+def _rename(
+    session: Session, actor: Principal, org: Organization, team: Team, display_name: str
+) -> None:
+    if display_name == teams.display_name_of(team):
+        return
+    _check_display_name_free(session, org, display_name, team.id)
+    name = _team_name(display_name)
+    teams.update_team(
+        session, actor=actor, org=org, team=team, name=name, display_name=display_name
+    )
+
+
+def _member_ids(value: Any) -> list[str]:
+    """User ids from a ``members`` value: a list of ``{"value": id}`` (or one such object)."""
+    if value is None:
+        return []
+    entries = value if isinstance(value, list) else [value]
+    ids = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise bad_request(INVALID_VALUE, "members holds objects with a value (a user id)")
+        member = text(get(entry, "value"), "members.value", required=True)
+        assert member is not None
+        ids.append(member.strip())
+    return ids
+
+
+def _org_user_ids(session: Session, org: Organization, ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    query = select(OrgMembership.user_id).where(
+        OrgMembership.org_id == org.id, OrgMembership.user_id.in_(ids)
+    )
+    return set(session.scalars(query))
+
+
+def _add_members(
+    session: Session, actor: Principal, org: Organization, team: Team, ids: list[str]
+) -> None:
+    wanted = list(dict.fromkeys(i for i in ids if len(i) <= MAX_ID_LENGTH and "\x00" not in i))
+    unknown = set(ids) - _org_user_ids(session, org, wanted)
+    if unknown:
+        listed = ", ".join(sorted(u[:64] for u in unknown)[:5])
+        raise bad_request(INVALID_VALUE, f"no user with id {listed} in this organization")
+    present = teams.member_user_ids(session, team=team, user_ids=wanted)
+    for user_id in wanted:
+        if user_id not in present:  # re-adding a member is a no-op
+            teams.add_member(
+                session, actor=actor, org=org, team=team, user=user_id, deactivated_ok=True
+            )
+
+
+def _remove_members(
+    session: Session, actor: Principal, org: Organization, team: Team, ids: list[str]
+) -> None:
+    present = teams.member_user_ids(session, team=team, user_ids=ids)
+    for user_id in dict.fromkeys(ids):
+        if user_id in present:  # removing a non-member is a no-op
+            teams.remove_member(session, actor=actor, org=org, team=team, member=user_id)
+
+
+def _set_members(
+    session: Session, actor: Principal, org: Organization, team: Team, ids: list[str]
+) -> None:
+    current = [user.id for user in teams.user_members(session, team_ids=[team.id])[team.id]]
+    _remove_members(session, actor, org, team, [i for i in current if i not in set(ids)])
+    _add_members(session, actor, org, team, ids)
+
+
+def _apply(
+    session: Session, actor: Principal, org: Organization, team: Team, op: Operation
+) -> None:
+    if op.path is None:
+        if op.op == "remove":
+            raise bad_request(NO_TARGET, "remove needs a path")
+        if not isinstance(op.value, dict):
+            raise bad_request(INVALID_VALUE, "an operation without a path needs an object value")
+        for key, value in op.value.items():
+            if isinstance(key, str) and key.lower() not in ("id", "schemas", "meta"):
+                _apply(session, actor, org, team, Operation(op.op, key, value))
+        return
+    node = parse_path(op.path)
+    if isinstance(node, ValuePath):
+        core, attr, _ = split_urn(node.attr_path, GROUP_URN)
+        if core and attr == "members" and op.op == "remove" and node.sub_attr is None:
+            _remove_members(session, actor, org, team, _selected_ids(node))
+            return
+        raise bad_request(INVALID_PATH, f"unsupported path {op.path[:64]!r}")
+    if not isinstance(node, AttrPath):
+        raise bad_request(INVALID_PATH, f"unsupported path {op.path[:64]!r}")
+    core, attr, sub = split_urn(node, GROUP_URN)
+    if not core:
+        return
+    if attr == "members" and sub is None:
+        if op.op == "add":
+            _add_members(session, actor, org, team, _member_ids(op.value))
+        elif op.op == "remove":
+            ids = _member_ids(op.value) if op.value is not None else None
+            if ids is None:  # no value: every user member goes (RFC 7644 §3.5.2.2)
+                ids = [u.id for u in teams.user_members(session, team_ids=[team.id])[team.id]]
+            _remove_members(session, actor, org, team, ids)
+        else:
+            _set_members(session, actor, org, team, _member_ids(op.value))
+    elif attr == "displayname" and sub is None:
+        if op.op == "remove":
+            raise bad_request(MUTABILITY, "displayName is required and cannot be removed")
+        display_name = text(op.value, "displayName", required=True)
+        assert display_name is not None
+        _rename(session, actor, org, team, display_name)
+    elif attr == "externalid" and sub is None:
+        value = None if op.op == "remove" else text(op.value, "externalId")
+        teams.update_team(session, actor=actor, org=org, team=team, external_id=value)
+    elif attr == "id":
+        if op.value != team.id:
+            raise bad_request(MUTABILITY, "id is read-only")
+    else:
+        raise bad_request(INVALID_PATH, f"unsupported attribute {op.path[:64]!r}")
+
+
+def _selected_ids(node: ValuePath) -> list[str]:
+    """The ids a ``members[value eq "a" or value eq "b"]`` selection names."""
+    found: list[str] = []
+
+    def walk(expr: Any) -> None:
+        if isinstance(expr, LogicalExpr) and expr.op.value == "or":
+            for term in expr.terms:
+                walk(term)
+        elif (
+            isinstance(expr, Comparison)
+            and expr.attr_path.attr.lower() == "value"
+            and expr.op is CompareOperator.eq
+            and isinstance(expr.value, str)
+        ):
+            found.append(expr.value)
+        else:
+            raise bad_request(INVALID_PATH, 'select members with value eq "<user id>"')
+
+    walk(node.val_filter)
+    return found

@@ -1,0 +1,313 @@
+"""SCIM /Groups = teams: create with members, get, list, PATCH members and name, PUT, DELETE."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from rolecall.audit.models import AuditEvent
+from rolecall.teams.models import Team, TeamMembership
+from tests import factories
+from tests.scim.conftest import GROUP_URN, assert_scim_error, new_user, patch
+
+GROUPS = "/scim/v2/Groups"
+
+
+def user_id(scim, name: str) -> str:
+    response = scim.post("/scim/v2/Users", json=new_user(f"{name}@example.com"))
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def members_of(scim, group_id: str) -> set[str]:
+    return {m["value"] for m in scim.get(f"{GROUPS}/{group_id}").json()["members"]}
+
+
+def create_group(scim, display_name: str = "Data Science", members=()) -> dict:
+    response = scim.post(
+        GROUPS,
+        json={
+            "schemas": [GROUP_URN],
+            "displayName": display_name,
+            "members": [{"value": m} for m in members],
+        },
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_create_group_makes_a_team_with_its_members(scim, db):
+    alice, bob = user_id(scim, "alice"), user_id(scim, "bob")
+
+    response = scim.post(
+        GROUPS,
+        json={
+            "schemas": [GROUP_URN],
+            "displayName": "Data Science",
+            "externalId": "okta-g1",
+            "members": [{"value": alice}, {"value": bob, "display": "bob"}],
+        },
+    )
+
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["displayName"] == "Data Science" and body["externalId"] == "okta-g1"
+    assert {m["value"] for m in body["members"]} == {alice, bob}
+    assert response.headers["Location"] == body["meta"]["location"]
+    team = db.get(Team, body["id"])
+    assert team.kind == "team" and team.name == "Data-Science"
+    roles = set(db.scalars(select(TeamMembership.role).where(TeamMembership.team_id == team.id)))
+    assert roles == {"member"}
+    db.expire_all()
+    actions = [
+        e.action for e in db.scalars(select(AuditEvent).where(AuditEvent.object_id == team.id))
+    ]
+    assert "team.create" in actions and actions.count("team.member.add") == 2
+    surfaces = set(db.scalars(select(AuditEvent.surface).where(AuditEvent.object_id == team.id)))
+    assert surfaces == {"scim"}
+
+
+def test_a_valid_display_name_is_the_team_name(scim, db):
+    body = create_group(scim, "ml-research")
+    assert db.get(Team, body["id"]).name == "ml-research"
+
+
+def test_duplicate_display_name_is_409_uniqueness(scim):
+    create_group(scim, "Data Science")
+    assert_scim_error(scim.post(GROUPS, json={"displayName": "data science"}), 409, "uniqueness")
+
+
+def test_display_name_taken_by_a_user_is_409(scim, db, org):
+    factories.user(db, org.org, username="research")
+    assert_scim_error(scim.post(GROUPS, json={"displayName": "research"}), 409, "uniqueness")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"schemas": [GROUP_URN]},
+        {"displayName": ""},
+        {"displayName": 5},
+        {"displayName": "g", "members": [{"value": "no-such-user"}]},
+        {"displayName": "g", "members": ["x"]},
+    ],
+)
+def test_bad_group_bodies_are_invalid_value_and_create_nothing(scim, db, org, body):
+    before = db.scalar(select(Team.id).where(Team.kind == "team", Team.org_id == org.org.id))
+
+    assert_scim_error(scim.post(GROUPS, json=body), 400, "invalidValue")
+    db.expire_all()
+    after = db.scalar(select(Team.id).where(Team.kind == "team", Team.org_id == org.org.id))
+    assert after == before
+
+
+def test_list_and_filter_groups(scim, db, org):
+    alice = user_id(scim, "alice")
+    one = create_group(scim, "Data Science", [alice])
+    create_group(scim, "Platform")
+    factories.team(db, org.org, name="plain-team")
+
+    by_name = scim.get(GROUPS, params={"filter": 'displayName eq "data science"'}).json()
+    by_member = scim.get(
+        GROUPS, params={"filter": f'members[value eq "{alice}"]', "excludedAttributes": "members"}
+    ).json()
+    by_both = scim.get(
+        GROUPS, params={"filter": f'id eq "{one["id"]}" and members[value eq "{alice}"]'}
+    ).json()
+    plain = scim.get(GROUPS, params={"filter": 'displayName eq "plain-team"'}).json()
+    none = scim.get(GROUPS, params={"filter": 'displayName eq "nothing"'}).json()
+    everything = scim.get(GROUPS).json()
+
+    assert [g["id"] for g in by_name["Resources"]] == [one["id"]]
+    assert [g["id"] for g in by_member["Resources"]] == [one["id"]]
+    assert "members" not in by_member["Resources"][0]
+    assert by_both["totalResults"] == 1
+    assert plain["totalResults"] == 1
+    assert none == {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": 0,
+        "startIndex": 1,
+        "itemsPerPage": 0,
+        "Resources": [],
+    }
+    assert everything["totalResults"] == 3
+    # Personal entities are no groups.
+    assert all(g["displayName"] != org.admin.username for g in everything["Resources"])
+
+
+def test_get_unknown_group_is_404(scim):
+    assert_scim_error(scim.get(f"{GROUPS}/nope"), 404)
+
+
+def test_patch_add_members_and_readding_is_a_noop(scim, db):
+    alice, bob = user_id(scim, "alice"), user_id(scim, "bob")
+    group = create_group(scim, "g1", [alice])
+
+    response = scim.patch(
+        f"{GROUPS}/{group['id']}",
+        json=patch(
+            {"op": "Add", "path": "members", "value": [{"value": alice}, {"value": bob}]},
+            {"op": "add", "path": "members", "value": [{"value": bob}]},
+        ),
+    )
+
+    assert response.status_code == 200, response.text
+    assert {m["value"] for m in response.json()["members"]} == {alice, bob}
+    rows = db.scalars(select(TeamMembership).where(TeamMembership.team_id == group["id"])).all()
+    assert len(rows) == 2
+
+
+def test_patch_remove_member_by_value_filter(scim):
+    alice, bob = user_id(scim, "alice"), user_id(scim, "bob")
+    group = create_group(scim, "g1", [alice, bob])
+
+    response = scim.patch(
+        f"{GROUPS}/{group['id']}",
+        json=patch({"op": "remove", "path": f'members[value eq "{alice}"]'}),
+    )
+
+    assert response.status_code == 200
+    assert members_of(scim, group["id"]) == {bob}
+
+
+def test_patch_remove_members_by_value_list_removes_only_those(scim):
+    alice, bob, carol = user_id(scim, "alice"), user_id(scim, "bob"), user_id(scim, "carol")
+    group = create_group(scim, "g1", [alice, bob, carol])
+
+    response = scim.patch(
+        f"{GROUPS}/{group['id']}",
+        json=patch(
+            {
+                "op": "Remove",
+                "path": "members",
+                "value": [{"value": alice}, {"value": carol}, {"value": "not-a-member"}],
+            }
+        ),
+    )
+
+    assert response.status_code == 200, response.text
+    assert members_of(scim, group["id"]) == {bob}
+
+
+def test_patch_remove_all_members_without_value(scim):
+    alice = user_id(scim, "alice")
+    group = create_group(scim, "g1", [alice])
+
+    scim.patch(f"{GROUPS}/{group['id']}", json=patch({"op": "remove", "path": "members"}))
+
+    assert members_of(scim, group["id"]) == set()
+
+
+def test_patch_replace_members_sets_exactly_those(scim):
+    alice, bob = user_id(scim, "alice"), user_id(scim, "bob")
+    group = create_group(scim, "g1", [alice])
+
+    scim.patch(
+        f"{GROUPS}/{group['id']}",
+        json=patch({"op": "replace", "path": "members", "value": [{"value": bob}]}),
+    )
+
+    assert members_of(scim, group["id"]) == {bob}
+
+
+def test_patch_rename_by_path_and_pathless(scim, db):
+    group = create_group(scim, "g1")
+
+    by_path = scim.patch(
+        f"{GROUPS}/{group['id']}",
+        json=patch({"op": "replace", "path": "displayName", "value": "Machine Learning"}),
+    )
+    pathless = scim.patch(
+        f"{GROUPS}/{group['id']}",
+        json=patch({"op": "Replace", "value": {"id": group["id"], "displayName": "ml-team"}}),
+    )
+
+    assert by_path.json()["displayName"] == "Machine Learning"
+    assert pathless.json()["displayName"] == "ml-team"
+    db.expire_all()
+    assert db.get(Team, group["id"]).name == "ml-team"
+
+
+@pytest.mark.parametrize(
+    ("operation", "scim_type"),
+    [
+        ({"op": "remove"}, "noTarget"),
+        ({"op": "remove", "path": "displayName"}, "mutability"),
+        ({"op": "replace", "path": "nosuch", "value": "x"}, "invalidPath"),
+        ({"op": "remove", "path": 'members[display eq "x"]'}, "invalidPath"),
+        ({"op": "add", "path": "members", "value": [{"value": "ghost"}]}, "invalidValue"),
+        ({"op": "add", "path": "members[", "value": []}, "invalidPath"),
+        ({"op": "bogus", "path": "members", "value": []}, "invalidSyntax"),
+    ],
+)
+def test_bad_group_patches(scim, operation, scim_type):
+    alice = user_id(scim, "alice")
+    group = create_group(scim, "g1", [alice])
+
+    response = scim.patch(
+        f"{GROUPS}/{group['id']}",
+        json=patch({"op": "remove", "path": "members", "value": [{"value": alice}]}, operation),
+    )
+
+    assert_scim_error(response, 400, scim_type)
+    assert members_of(scim, group["id"]) == {alice}
+
+
+def test_put_replaces_name_and_members(scim):
+    alice, bob = user_id(scim, "alice"), user_id(scim, "bob")
+    group = create_group(scim, "g1", [alice])
+    body = dict(group, displayName="g2", members=[{"value": bob}], externalId="e1")
+
+    response = scim.put(f"{GROUPS}/{group['id']}", json=body)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["displayName"] == "g2" and response.json()["externalId"] == "e1"
+    assert members_of(scim, group["id"]) == {bob}
+
+
+def test_service_accounts_stay_when_members_are_replaced(scim, db, org):
+    group = create_group(scim, "g1")
+    team = db.get(Team, group["id"])
+    account = factories.service_account(db, org.org, team)
+
+    scim.put(f"{GROUPS}/{group['id']}", json={"displayName": "g1", "members": []})
+
+    db.expire_all()
+    rows = db.scalars(select(TeamMembership).where(TeamMembership.team_id == team.id)).all()
+    assert [r.service_account_id for r in rows] == [account.id]
+
+
+def test_delete_group_is_refused_and_the_team_stays(scim, db):
+    group = create_group(scim, "g1")
+
+    body = assert_scim_error(scim.delete(f"{GROUPS}/{group['id']}"), 400, "mutability")
+
+    assert "delete the team from the app" in body["detail"]
+    db.expire_all()
+    assert db.get(Team, group["id"]) is not None
+
+
+def test_user_shows_its_groups(scim):
+    alice = user_id(scim, "alice")
+    group = create_group(scim, "Data Science", [alice])
+
+    user = scim.get(f"/scim/v2/Users/{alice}").json()
+
+    assert user["groups"] == [
+        {
+            "value": group["id"],
+            "display": "Data Science",
+            "$ref": f"http://testserver:80/scim/v2/Groups/{group['id']}",
+            "type": "direct",
+        }
+    ]
+    assert user["teamRoles"] == [{"teamName": "Data-Science", "roleName": "member"}]
+
+
+def test_a_deactivated_user_can_be_a_member(scim):
+    alice = user_id(scim, "alice")
+    scim.patch(f"/scim/v2/Users/{alice}", json=patch({"op": "replace", "value": {"active": False}}))
+
+    group = create_group(scim, "g1", [alice])
+
+    assert {m["value"] for m in group["members"]} == {alice}
