@@ -42,7 +42,6 @@ from rolecall.users.models import User
 from rolecall.web.deps import (
     ORG_HEADER,
     Context,
-    SessionDep,
     SettingsDep,
     TransactionalRoute,
     _authenticated,
@@ -112,10 +111,8 @@ class ScimContext(Context):
         return self._request.query_params.get(name)
 
 
-async def get_scim_context(
-    request: Request, response: Response, session: SessionDep, settings: SettingsDep
-) -> ScimContext:
-    return ScimContext(session, settings, request, response, anonymous_ok=False)
+async def get_scim_context(request: Request, response: Response) -> ScimContext:
+    return ScimContext(request.app.state.settings, request, response, anonymous_ok=False)
 
 
 async def read_body(request: Request) -> Any:
