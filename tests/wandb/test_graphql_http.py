@@ -207,3 +207,39 @@ def test_without_a_secret_key_service_account_keys_stay_hidden(make_client, db, 
     assert "errors" not in response.json()
     members = post(client, TEAM, {"name": "ml"}, org.admin_headers).json()["data"]["entity"]
     assert [(m["name"], m["apiKey"]) for m in members["members"]] == [("ci-bot", None)]
+
+
+def test_a_service_accounts_request_names_its_human(client, db, org):
+    team = factories.team(db, org.org, name="ml")
+    alice = factories.user(db, org.org, username="alice")
+    factories.member(db, team, alice)
+    account = factories.service_account(db, org.org, team, name="bot")
+    key = factories.api_key(db, account)
+    named = {**factories.headers(key), "X-Wandb-Username": "alice", "X-Wandb-User-Email": ""}
+    response = post(client, VIEWER, headers=named, operation_name="Viewer")
+    viewer = response.json()["data"]["viewer"]
+    assert (viewer["id"], viewer["username"], viewer["entity"]) == (account.id, "bot", "ml")
+    assert viewer["teams"] == {"edges": [{"node": {"name": "ml"}}]}
+    assert response.headers["X-Rolecall-Attribution"].startswith("allow")
+    unset = {**factories.headers(key), "X-Wandb-Username": "", "X-Wandb-User-Email": ""}
+    response = post(client, VIEWER, headers=unset, operation_name="Viewer")
+    assert "X-Rolecall-Attribution" not in response.headers
+
+
+def test_a_member_removal_refused_by_the_policy_keeps_the_member(client, db, org):
+    team = factories.team(db, org.org, name="ml")
+    bob = factories.user(db, org.org, username="bob")
+    mallory = factories.user(db, org.org, username="mallory")
+    factories.member(db, team, bob)
+    factories.member(db, team, mallory)
+    remove = """mutation DeleteInvite($id: String, $entity: String) {
+      result: deleteInvite(input: {id: $id, entityName: $entity}) { success }
+    }"""
+    headers = factories.headers(factories.api_key(db, mallory))
+    response = post(client, remove, {"id": bob.id, "entity": "ml"}, headers)
+    assert error_codes(response) == ["permission_denied"]
+    assert "team:manage_members" in response.json()["errors"][0]["message"]
+    members = post(client, TEAM, {"name": "ml"}, org.admin_headers).json()["data"]["entity"]
+    assert [m["name"] for m in members["members"]] == ["bob", "mallory"]
+    response = post(client, remove, {"id": bob.id, "entity": None}, org.admin_headers)
+    assert error_codes(response) == ["invalid_input"]

@@ -160,6 +160,8 @@ def _run(ctx: ContextDep, graphql_request: GraphQLRequest) -> ExecutionResult | 
     operation_id="graphql-execute",
     summary="GraphQL for the wandb SDK",
     response_class=JSONResponse,
+    # Not part of the REST API's OpenAPI document: the GraphQL schema describes it.
+    include_in_schema=False,
 )
 def graphql(request: Request, response: Response, body: RequestDep, ctx: ContextDep) -> Response:
     """Run one GraphQL document (the wandb SDK's user and team administration)."""
