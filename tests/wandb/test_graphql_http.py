@@ -148,6 +148,7 @@ def test_variables_that_do_not_fit_are_400(client, org):
     response = post(client, CREATE_USER, {"email": None}, org.admin_headers)
     assert response.status_code == 400
     assert "email" in response.json()["errors"][0]["message"]
+    assert error_codes(response) == ["graphql_error"]
 
 
 def test_bad_arguments_are_graphql_errors_not_500(client, org):
@@ -243,3 +244,33 @@ def test_a_member_removal_refused_by_the_policy_keeps_the_member(client, db, org
     assert [m["name"] for m in members["members"]] == ["bob", "mallory"]
     response = post(client, remove, {"id": bob.id, "entity": None}, org.admin_headers)
     assert error_codes(response) == ["invalid_input"]
+
+
+SEARCH = """query SearchUsers($query: String) {
+  users(query: $query) { edges { node { id username apiKeys { edges { node { id name } } } } } }
+}"""
+DELETE_KEY = """mutation DeleteApiKey($id: String!) {
+  result: deleteApiKey(input: {id: $id}) { success }
+}"""
+
+
+def test_other_users_keys_are_listed_and_revoked_by_org_admins_only(client, db, org):
+    bob = factories.user(db, org.org, username="bob")
+    mallory = factories.user(db, org.org, username="mallory")
+    bob_key = factories.api_key(db, bob)
+    mallory_headers = factories.headers(factories.api_key(db, mallory))
+
+    seen = post(client, SEARCH, {"query": "bob"}, mallory_headers).json()["data"]
+    assert seen["users"]["edges"][0]["node"]["apiKeys"] is None
+    listed = post(client, SEARCH, {"query": "bob"}, org.admin_headers).json()["data"]
+    [key] = [edge["node"] for edge in listed["users"]["edges"][0]["node"]["apiKeys"]["edges"]]
+    assert bob_key.startswith(key["name"]) and len(key["name"]) < 16  # a hint, not the secret
+
+    refused = post(client, DELETE_KEY, {"id": key["id"]}, mallory_headers)
+    assert error_codes(refused) == ["permission_denied"]
+    assert post(client, VIEWER, headers=factories.headers(bob_key)).status_code == 200
+    done = post(client, DELETE_KEY, {"id": key["id"]}, org.admin_headers)
+    assert done.json() == {"data": {"result": {"success": True}}}
+    assert post(client, VIEWER, headers=factories.headers(bob_key)).status_code == 401
+    again = post(client, DELETE_KEY, {"id": key["id"]}, org.admin_headers)
+    assert error_codes(again) == ["not_found"]

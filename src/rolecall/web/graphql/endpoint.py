@@ -120,6 +120,8 @@ def _format(error: GraphQLError) -> dict[str, Any]:
         log.error("unexpected error %s in GraphQL %s: %r", request_id, error.path, original)
         formatted["message"] = f"internal error (request id {request_id})"
         formatted["extensions"] = {"code": "internal"}
+    else:
+        formatted.setdefault("extensions", {"code": "graphql_error"})
     return formatted
 
 
@@ -163,7 +165,7 @@ def _run(ctx: ContextDep, graphql_request: GraphQLRequest) -> ExecutionResult | 
     # Not part of the REST API's OpenAPI document: the GraphQL schema describes it.
     include_in_schema=False,
 )
-def graphql(request: Request, response: Response, body: RequestDep, ctx: ContextDep) -> Response:
+def graphql(response: Response, body: RequestDep, ctx: ContextDep) -> Response:
     """Run one GraphQL document (the wandb SDK's user and team administration)."""
     if isinstance(body, JSONResponse):
         return body

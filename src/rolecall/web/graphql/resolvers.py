@@ -89,7 +89,7 @@ def resolve_users(
     if needle:
         # wandb's ``api.user(q)`` takes the first edge: an exact username or email goes first.
         exact = users.get_user(ctx.session, actor=ctx.actor, org=ctx.org, ref=needle)
-        if exact is not None and exact.user.id != needle:
+        if exact is not None:
             found = [exact, *(m for m in found if m.user.id != exact.user.id)][:limit]
     return Connection.of([UserNode.of_user(m.user, m.membership) for m in found])
 
