@@ -274,3 +274,17 @@ def test_other_users_keys_are_listed_and_revoked_by_org_admins_only(client, db, 
     assert post(client, VIEWER, headers=factories.headers(bob_key)).status_code == 401
     again = post(client, DELETE_KEY, {"id": key["id"]}, org.admin_headers)
     assert error_codes(again) == ["not_found"]
+
+
+def test_a_scoped_key_sees_itself_but_not_its_key_list(client, db, org):
+    from rolecall.authz.permissions import Permission
+
+    user = factories.user(db, org.org, username="runner")
+    key = factories.api_key(db, user, scopes=(Permission.RUN_CREATE,))
+    query = "query GetViewer { viewer { id username apiKeys { edges { node { id } } } } }"
+    response = post(client, query, headers=factories.headers(key))
+    assert response.json() == {
+        "data": {"viewer": {"id": user.id, "username": "runner", "apiKeys": None}}
+    }
+    own = post(client, query, headers=factories.headers(factories.api_key(db, user)))
+    assert len(own.json()["data"]["viewer"]["apiKeys"]["edges"]) == 2

@@ -277,11 +277,11 @@ def revoke_own_key(session: Session, *, actor: Principal, org: Organization, key
 def visible_user_keys(
     session: Session, *, actor: Principal, org: Organization, user_id: str
 ) -> list[ApiKey] | None:
-    """A user's unrevoked keys (no secrets) for the user itself or an org admin (those with
-    ``org:manage_users``); ``None`` for anyone else (checked without raising)."""
-    if actor.user_id == user_id:
-        return list_own_keys(session, actor=actor, org=org)
-    if not authz.check(session, actor, Permission.ORG_MANAGE_USERS, org).allowed:
+    """A user's unrevoked keys (no secrets) for the user itself (with ``org:read``, as
+    ``list_own_keys``) or an org admin (``org:manage_users``); ``None`` for anyone else, or for
+    a key scoped to other permissions (checked without raising)."""
+    needed = Permission.ORG_READ if actor.user_id == user_id else Permission.ORG_MANAGE_USERS
+    if not authz.check(session, actor, needed, org).allowed:
         return None
     if not session.scalar(
         select(OrgMembership.id).where(
