@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,6 +56,24 @@ class Settings(BaseSettings):
     #: Seconds an access token from ``POST /oidc/token`` lives. More than 300: the wandb SDK
     #: treats a token expiring within five minutes as expired and exchanges before every request.
     access_token_lifetime: int = Field(default=3600, gt=300, le=7 * 24 * 3600)
+    #: Server secret (at least 32 characters). With it, service-account keys created through
+    #: the GraphQL surface can be shown again to those who manage the account, which is the
+    #: only way the wandb SDK receives them (``members[].apiKey``).
+    secret_key: SecretStr | None = None
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("ROLECALL_SECRET_KEY must be at least 32 characters")
+        return value
+
+    @property
+    def secret_key_bytes(self) -> bytes | None:
+        """The secret key as bytes, or ``None`` when it is not set."""
+        return self.secret_key.get_secret_value().encode("utf-8") if self.secret_key else None
 
     @field_validator("public_url")
     @classmethod

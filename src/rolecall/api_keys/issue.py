@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from rolecall.api_keys.models import ApiKey
 from rolecall.authz.permissions import Permission
-from rolecall.identity.secrets import API_KEY_PREFIX, digest, hint, new_secret
+from rolecall.db.base import new_id
+from rolecall.identity.secrets import API_KEY_PREFIX, derived_secret, digest, hint, new_secret
 
 
 def issue_key(
@@ -20,10 +21,17 @@ def issue_key(
     description: str | None = None,
     scopes: Iterable[Permission] | None = None,
     expires_at: datetime | None = None,
+    derive_with: bytes | None = None,
 ) -> tuple[ApiKey, str]:
-    """Create a key row and return it with the secret (shown once, never stored)."""
-    secret = new_secret(API_KEY_PREFIX)
+    """Create a key row and return it with the secret (shown once, never stored).
+
+    ``derive_with`` (the server's secret key): the secret is derived from it and the key's id
+    (``identity.secrets.derived_secret``), so the server can show it again to those allowed.
+    """
+    key_id = new_id()
+    secret = derived_secret(derive_with, key_id) if derive_with else new_secret(API_KEY_PREFIX)
     key = ApiKey(
+        id=key_id,
         digest=digest(secret),
         hint=hint(secret),
         user_id=user_id,

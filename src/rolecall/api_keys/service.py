@@ -27,7 +27,7 @@ from rolecall.audit.service import record
 from rolecall.authz.permissions import Permission, parse_permission
 from rolecall.errors import InvalidInput, NotFound, PermissionDenied
 from rolecall.identity.principal import Principal
-from rolecall.orgs.models import Organization
+from rolecall.orgs.models import Organization, OrgMembership
 
 #: Longest lifetime a key may be given: ten years of 365 days, in seconds.
 MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
@@ -268,6 +268,57 @@ def revoke_own_key(session: Session, *, actor: Principal, org: Organization, key
     key = get_key(session, key_id=key_id, user_id=_own_user_id(actor))
     if key is None:
         raise NotFound(f"you have no API key {key_id!r}", field="key_id")
+    revoke_key(session, actor=actor, org_id=org.id, key=key)
+
+
+# --- a user's keys, by the user or an org admin (the wandb SDK's surface) -----------------------
+
+
+def visible_user_keys(
+    session: Session, *, actor: Principal, org: Organization, user_id: str
+) -> list[ApiKey] | None:
+    """A user's unrevoked keys (no secrets) for the user itself (with ``org:read``, as
+    ``list_own_keys``) or an org admin (``org:manage_users``); ``None`` for anyone else, or for
+    a key scoped to other permissions (checked without raising)."""
+    needed = Permission.ORG_READ if actor.user_id == user_id else Permission.ORG_MANAGE_USERS
+    if not authz.check(session, actor, needed, org).allowed:
+        return None
+    if not session.scalar(
+        select(OrgMembership.id).where(
+            OrgMembership.org_id == org.id, OrgMembership.user_id == user_id
+        )
+    ):
+        return None
+    return list_keys(session, user_id=user_id)
+
+
+def revoke_user_key(session: Session, *, actor: Principal, org: Organization, key_id: str) -> None:
+    """Revoke a user's key: the caller's own, or (org admins) one of an org member's.
+
+    Raises ``PermissionDenied`` (another user's key without ``org:manage_users``, or a service
+    account caller); ``NotFound`` for a key that is unknown, revoked or not of this org's users.
+    """
+    authz.require(session, actor, Permission.ORG_READ, org)
+    own = get_key(session, key_id=key_id, user_id=_own_user_id(actor))
+    if own is not None:
+        revoke_key(session, actor=actor, org_id=org.id, key=own)
+        return
+    authz.require(session, actor, Permission.ORG_MANAGE_USERS, org)
+    key = (
+        session.scalar(
+            select(ApiKey)
+            .join(OrgMembership, OrgMembership.user_id == ApiKey.user_id)
+            .where(
+                ApiKey.id == key_id,
+                ApiKey.revoked_at.is_(None),
+                OrgMembership.org_id == org.id,
+            )
+        )
+        if key_id and len(key_id) <= 64 and "\x00" not in key_id
+        else None
+    )
+    if key is None:
+        raise NotFound(f"no API key {key_id!r} of a user of this organization", field="id")
     revoke_key(session, actor=actor, org_id=org.id, key=key)
 
 

@@ -23,6 +23,7 @@ from rolecall.authz.permissions import Permission, parse_permission
 from rolecall.authz.roles import TeamRole
 from rolecall.errors import Conflict, InvalidInput, NotFound
 from rolecall.identity.principal import Principal
+from rolecall.identity.secrets import derived_secret, digest, same_digest
 from rolecall.orgs.models import Organization
 from rolecall.service_accounts.models import ServiceAccount
 from rolecall.teams.models import Team, TeamMembership
@@ -141,8 +142,12 @@ def create_service_account(
     kind: str = BUILTIN,
     description: str = "",
     subject: str | None = None,
+    derive_key_with: bytes | None = None,
 ) -> AccountView:
     """Create an account; a built-in one gets an API key, returned once in the view.
+
+    ``derive_key_with`` (the server's secret key): the first key is derived from it, so
+    ``revealable_keys`` can show it again to those who manage the account.
 
     Org-scoped: ``team`` is its default team, org admins only. Team-scoped: ``team`` is its
     parent team, where it joins with the ``service`` role.
@@ -192,7 +197,10 @@ def create_service_account(
     secret = None
     if kind == BUILTIN:
         _, secret = issue_key(
-            session, service_account_id=account.id, description="created with the account"
+            session,
+            service_account_id=account.id,
+            description="created with the account",
+            derive_with=derive_key_with,
         )
     after = {"name": name, "scope": scope, "team": team_row.name, "kind": kind, "subject": subject}
     _audit(session, actor, "service_account.create", account, after=after)
@@ -353,3 +361,42 @@ def revoke_key(
     before = {"key_id": key.id, "hint": key.hint}
     _audit(session, actor, "service_account.api_key.revoke", account, before=before)
     session.flush()
+
+
+def revealable_keys(
+    session: Session, *, actor: Principal, team: Team, server_key: bytes | None
+) -> dict[str, str]:
+    """The API keys of ``team``'s live built-in accounts that can be shown again, by account id.
+
+    Only for those who manage the team's service accounts (``team:manage_service_accounts``,
+    checked without raising: others get ``{}``), and only for keys derived from
+    ``server_key`` (created with ``derive_key_with``). Each key shown is audited.
+    """
+    if server_key is None:
+        return {}
+    if not authz.check(session, actor, Permission.TEAM_MANAGE_SERVICE_ACCOUNTS, team).allowed:
+        return {}
+    rows = session.execute(
+        select(ServiceAccount, ApiKey)
+        .join(ApiKey, ApiKey.service_account_id == ServiceAccount.id)
+        .where(
+            ServiceAccount.team_id == team.id,
+            ServiceAccount.scope == TEAM_SCOPE,
+            ServiceAccount.deleted_at.is_(None),
+            ApiKey.revoked_at.is_(None),
+        )
+        .order_by(ApiKey.created_at, ApiKey.id)
+    ).all()
+    now = datetime.now(UTC)
+    shown: dict[str, str] = {}
+    for account, key in rows:
+        if account.id in shown or (key.expires_at is not None and key.expires_at <= now):
+            continue
+        secret = derived_secret(server_key, key.id)
+        if not same_digest(digest(secret), key.digest):
+            continue  # a random key (REST, CLI): shown once at creation, never again
+        shown[account.id] = secret
+        after = {"key_id": key.id, "hint": key.hint}
+        _audit(session, actor, "service_account.api_key.reveal", account, after=after)
+    session.flush()
+    return shown
