@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything the tests need (PostgreSQL included) and run the whole suite:
-# lint, import contracts, then the tests on SQLite and the API, CLI and policy tests on PostgreSQL.
+# lint, import contracts, then the tests on SQLite and again on PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,13 @@ if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   as_root rm -f /usr/sbin/policy-rc.d
 fi
 
+# The OIDC provider the identity tests run against is node's oidc-provider (needs node >= 20).
+if ! command -v npm >/dev/null 2>&1; then
+  echo "error: node >= 20 with npm is needed for the identity-provider tests" >&2
+  exit 1
+fi
+(cd tests/idp/oidc_provider && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
@@ -29,4 +36,4 @@ echo "== lint"
 echo "== tests on SQLite"
 .venv/bin/pytest -q -n 2 -p no:cacheprovider --db sqlite "$@"
 echo "== tests on PostgreSQL"
-.venv/bin/pytest -q -n 2 -p no:cacheprovider --db postgres tests/api tests/unit tests/cli tests/sdk tests/wandb tests/migrations "$@"
+.venv/bin/pytest -q -n 2 -p no:cacheprovider --db postgres tests/api tests/unit tests/cli tests/sdk tests/wandb tests/scim tests/idp tests/migrations "$@"
