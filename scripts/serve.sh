@@ -15,6 +15,16 @@ PORT=${ROLECALL_PORT:-8080}
 ORG=${ROLECALL_ORG:-my-org}
 ADMIN_EMAIL=${ROLECALL_ADMIN_EMAIL:-admin@example.com}
 
+# A server secret of its own (kept beside the database), so service-account keys created through
+# the wandb SDK can be shown to those who manage them; an environment value wins.
+if [ -z "${ROLECALL_SECRET_KEY:-}" ]; then
+  if [ ! -f .rolecall-secret-key ]; then
+    (umask 077 && .venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(48))' > .rolecall-secret-key)
+  fi
+  ROLECALL_SECRET_KEY=$(cat .rolecall-secret-key)
+  export ROLECALL_SECRET_KEY
+fi
+
 if [ ! -f .rolecall-admin.txt ]; then
   PASSWORD=$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(15))')
   KEY=$(.venv/bin/rolecall init --org "$ORG" --admin-email "$ADMIN_EMAIL" \
