@@ -414,11 +414,10 @@ def test_a_key_use_is_recorded_when_due_even_with_a_warm_cache(
 # --- PostgreSQL: a lost listener means no cache, never a stale answer --------------------------
 
 
+@pytest.mark.postgres_only
 def test_without_its_listener_the_cache_is_bypassed(
     server, statements, world, arrange, backend, monkeypatch
 ):
-    if backend != "postgres":
-        pytest.skip("SQLite has no listener")
     feed = server.app.state.change_feed
     monkeypatch.setattr(changes, "RECONNECT_DELAY", 2.0)
     url = f"/api/v1/projects/{world['path']}"

@@ -30,7 +30,7 @@ SECRET = "test-secret"
 @pytest.fixture(scope="module")
 def op() -> Iterator[str]:
     if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are needed for the oidc-provider tests")
+        pytest.fail("node (>= 20) and npm are needed for the oidc-provider tests")
     if not (HERE / "node_modules" / "oidc-provider" / "package.json").exists():
         subprocess.run(
             ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
