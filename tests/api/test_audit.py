@@ -236,3 +236,19 @@ def test_an_org_viewer_or_team_admin_may_not_read_the_audit_log(client, db, org)
             response = client.get(path, headers=headers)
             assert response.status_code == 403
             assert response.json()["error"]["rule"] == "org.member"
+
+
+def test_a_nul_character_in_a_filter_is_bad_input_never_a_500(client, org, events, backend):
+    # PostgreSQL cannot hold or compare text with a NUL character; SQLite can (and finds none).
+    response = client.get(
+        "/api/v1/audit", params={"action": "\x00"}, headers=factories.headers(org.admin_key)
+    )
+
+    if backend == "postgres":
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "invalid_input"
+        assert "NUL" in response.json()["error"]["message"]
+    else:
+        assert response.status_code == 200
+        assert response.json()["items"] == []
+    assert "SELECT" not in response.text

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rolecall.errors import (
@@ -19,7 +20,7 @@ from rolecall.errors import (
     PermissionDenied,
     RolecallError,
 )
-from rolecall.scim.errors import INVALID_SYNTAX, ScimError, from_domain
+from rolecall.scim.errors import INVALID_SYNTAX, INVALID_VALUE, ScimError, from_domain
 from rolecall.web import metrics
 
 log = logging.getLogger("rolecall.web")
@@ -127,6 +128,17 @@ def install(app: FastAPI) -> None:
             return scim_error_response(ScimError(exc.status_code, str(exc.detail)))
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(DataError)
+    async def _unstorable_value(request: Request, exc: DataError) -> JSONResponse:
+        # A value the database refuses to hold or compare (PostgreSQL: a NUL character in
+        # text, an integer out of range): bad input, and the request's transaction is rolled
+        # back. The statement and its parameters stay out of the answer and the log.
+        log.info("refused an unstorable value on %s %s", request.method, request.url.path)
+        message = "a value cannot be stored (for example, text holding a NUL character)"
+        if _is_scim(request):
+            return scim_error_response(ScimError(400, message, INVALID_VALUE))
+        return error_response(422, "invalid_input", message)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
