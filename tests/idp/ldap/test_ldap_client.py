@@ -1,0 +1,232 @@
+"""The LDAP client (``rolecall.sso.ldap``) against a real slapd: binds, search, TLS, groups."""
+
+from __future__ import annotations
+
+import pytest
+
+from rolecall.sso.config import LdapConfig
+from rolecall.sso.ldap import LdapError, authenticate, run_test
+from tests.idp.ldap.conftest import GROUPS, SERVICE_DN, Slapd, settings_values, user_dn
+
+
+def config(server: Slapd, **overrides: object) -> LdapConfig:
+    return LdapConfig(**settings_values(server, **overrides))
+
+
+def refused(cfg: LdapConfig, email: str, password: str) -> LdapError:
+    with pytest.raises(LdapError) as caught:
+        authenticate(cfg, email=email, password=password)
+    return caught.value
+
+
+def test_right_password_signs_in_with_the_directorys_identity(slapd: Slapd) -> None:
+    user = authenticate(config(slapd), email="alice@example.org", password="alice-pw")
+    assert user.dn == user_dn("alice")
+    assert user.email == "alice@example.org"
+    assert user.full_name == "Alice Anders"
+
+
+def test_wrong_password_is_refused(slapd: Slapd) -> None:
+    error = refused(config(slapd), "alice@example.org", "bob-pw")
+    assert (error.step, error.code) == ("password", "ldap_wrong_password")
+    assert error.is_credentials
+    assert "bob-pw" not in error.detail
+
+
+def test_empty_password_is_refused_before_any_connection_or_bind(slapd: Slapd) -> None:
+    before = slapd.counters()
+    error = refused(config(slapd), "alice@example.org", "")
+    after = slapd.counters()
+    assert error.code == "ldap_empty_password"
+    # Reading the counters costs one connection and one bind; the sign-in attempt cost none.
+    assert after["binds"] - before["binds"] == 1
+    assert after["connections"] - before["connections"] == 1
+
+
+def test_a_sign_in_costs_two_binds_service_then_user(slapd: Slapd) -> None:
+    """The counting check the empty-password test relies on does see sign-in binds."""
+    before = slapd.counters()
+    authenticate(config(slapd), email="bob@example.org", password="bob-pw")
+    after = slapd.counters()
+    assert after["binds"] - before["binds"] == 1 + 2
+
+
+def test_unknown_email_is_refused(slapd: Slapd) -> None:
+    error = refused(config(slapd), "nobody@example.org", "x-pw")
+    assert (error.step, error.code) == ("search", "ldap_user_not_found")
+    assert error.is_credentials
+
+
+def test_an_entry_without_mail_cannot_sign_in(slapd: Slapd) -> None:
+    # dave has no mail attribute: no address finds him, whatever the password.
+    for email in ("dave@example.org", "dave"):
+        assert refused(config(slapd), email, "dave-pw").code == "ldap_user_not_found"
+
+
+def test_filter_metacharacters_are_escaped(slapd: Slapd) -> None:
+    # Unescaped, "*" would match every entry with a mail and ")(" would rewrite the filter.
+    for email in ("*", "*)(uid=alice", "alice@example.org)(|(mail=*"):
+        assert refused(config(slapd), email, "alice-pw").code == "ldap_user_not_found"
+
+
+def test_mixed_case_email_is_matched_by_the_server(slapd: Slapd) -> None:
+    user = authenticate(config(slapd), email="eve.smith@example.org", password="eve-pw")
+    assert user.dn == user_dn("eve")
+    assert user.email == "Eve.Smith@Example.ORG"  # the directory's spelling
+
+
+def test_several_entries_with_the_address_are_refused(slapd: Slapd) -> None:
+    slapd.modify(f"dn: {user_dn('carol')}\nchangetype: modify\nadd: mail\nmail: bob@example.org\n")
+    try:
+        error = refused(config(slapd), "bob@example.org", "bob-pw")
+    finally:
+        slapd.modify(
+            f"dn: {user_dn('carol')}\nchangetype: modify\ndelete: mail\nmail: bob@example.org\n"
+        )
+    assert error.code == "ldap_user_ambiguous"
+
+
+# --- groups --------------------------------------------------------------------------------
+
+
+def test_gid_number_resolves_to_the_group_entrys_cn(slapd: Slapd) -> None:
+    cfg = config(slapd, attributes={"email": "mail", "group": "gidNumber"})
+    user = authenticate(cfg, email="bob@example.org", password="bob-pw")
+    assert user.groups == ("researchers",)
+    assert user.raw_groups == ("5002",)
+
+
+def test_dn_valued_group_attribute_gives_the_first_rdn(slapd: Slapd) -> None:
+    cfg = config(slapd, attributes={"email": "mail", "group": "memberOf"})
+    user = authenticate(cfg, email="alice@example.org", password="alice-pw")
+    assert sorted(user.groups) == ["admins", "ml-engineers"]
+
+
+def test_without_a_group_attribute_membership_entries_decide(slapd: Slapd) -> None:
+    user = authenticate(config(slapd), email="alice@example.org", password="alice-pw")
+    assert sorted(user.groups) == ["admins", "ml-engineers"]
+
+
+def test_allow_list_admits_a_member(slapd: Slapd) -> None:
+    cfg = config(slapd, group_allow_list=("ml-engineers", "researchers"))
+    assert authenticate(cfg, email="bob@example.org", password="bob-pw").groups == ("researchers",)
+
+
+def test_allow_list_accepts_the_raw_gid_number_too(slapd: Slapd) -> None:
+    cfg = config(
+        slapd, attributes={"email": "mail", "group": "gidNumber"}, group_allow_list=("5003",)
+    )
+    assert authenticate(cfg, email="carol@example.org", password="carol-pw").groups == (
+        "contractors",
+    )
+
+
+def test_allow_list_refuses_others_with_a_clear_message(slapd: Slapd) -> None:
+    cfg = config(slapd, group_allow_list=("ml-engineers",))
+    error = refused(cfg, "carol@example.org", "carol-pw")
+    assert (error.step, error.code) == ("groups", "ldap_group_not_allowed")
+    assert "not in an allowed LDAP group" in error.detail
+
+
+def test_allow_list_is_checked_only_after_the_password(slapd: Slapd) -> None:
+    cfg = config(slapd, group_allow_list=("ml-engineers",))
+    assert refused(cfg, "carol@example.org", "wrong").code == "ldap_wrong_password"
+
+
+# --- binds and TLS ---------------------------------------------------------------------------
+
+
+def test_anonymous_bind_where_the_directory_allows_it(slapd_anon: Slapd) -> None:
+    cfg = config(slapd_anon, bind_dn=None, bind_pw=None)
+    assert authenticate(cfg, email="bob@example.org", password="bob-pw").dn == user_dn("bob")
+
+
+def test_anonymous_bind_refused_by_a_strict_directory(slapd: Slapd) -> None:
+    error = refused(config(slapd, bind_dn=None, bind_pw=None), "bob@example.org", "bob-pw")
+    assert (error.step, error.code) == ("bind", "ldap_bind_failed")
+    assert "anonymous" in error.detail
+
+
+def test_wrong_service_password(slapd: Slapd) -> None:
+    error = refused(config(slapd, bind_pw="not-it"), "bob@example.org", "bob-pw")
+    assert (error.step, error.code) == ("bind", "ldap_bind_failed")
+    assert SERVICE_DN in error.detail and "not-it" not in error.detail
+
+
+def test_ldaps_with_the_ca_file(slapd: Slapd) -> None:
+    cfg = config(slapd, address=slapd.ldaps_url, tls_enable=True)
+    assert authenticate(cfg, email="bob@example.org", password="bob-pw").dn == user_dn("bob")
+
+
+def test_start_tls_with_the_ca_file(slapd: Slapd) -> None:
+    cfg = config(slapd, tls_enable=True)
+    assert authenticate(cfg, email="bob@example.org", password="bob-pw").dn == user_dn("bob")
+
+
+@pytest.mark.parametrize("tls", ["ldaps", "starttls"])
+def test_a_certificate_from_another_ca_fails_tls(slapd: Slapd, slapd_anon: Slapd, tls: str) -> None:
+    address = slapd.ldaps_url if tls == "ldaps" else slapd.url
+    cfg = config(slapd, address=address, tls_enable=True, ca_file=slapd_anon.ca_file)
+    error = refused(cfg, "bob@example.org", "bob-pw")
+    assert (error.step, error.code) == ("tls", "ldap_tls_failed")
+    assert "not trusted" in error.detail
+
+
+def test_ldaps_against_the_plain_port_fails_tls(slapd: Slapd) -> None:
+    address = f"ldaps://127.0.0.1:{slapd.port}"
+    error = refused(config(slapd, address=address), "bob@example.org", "bob-pw")
+    assert (error.step, error.code) == ("tls", "ldap_tls_failed")
+
+
+def test_unreachable_directory(slapd: Slapd, unreachable_url: str) -> None:
+    error = refused(config(slapd, address=unreachable_url), "bob@example.org", "bob-pw")
+    assert (error.step, error.code) == ("connect", "ldap_unreachable")
+    assert "connection refused" in error.detail
+
+
+def test_base_dn_that_does_not_exist(slapd: Slapd) -> None:
+    error = refused(config(slapd, base_dn="dc=nowhere,dc=org"), "bob@example.org", "bob-pw")
+    assert error.code == "ldap_base_dn_not_found"
+
+
+# --- the settings test -------------------------------------------------------------------------
+
+
+def steps(cfg: LdapConfig, **kwargs: str) -> list[tuple[str, bool]]:
+    return [(s.step, s.ok) for s in run_test(cfg, **kwargs)]
+
+
+def test_settings_test_walks_every_step(slapd: Slapd) -> None:
+    result = run_test(
+        config(slapd, tls_enable=True, attributes={"email": "mail", "group": "gidNumber"}),
+        email="alice@example.org",
+        password="alice-pw",
+    )
+    assert [(s.step, s.ok) for s in result] == [
+        ("connect", True),
+        ("tls", True),
+        ("bind", True),
+        ("base_dn", True),
+        ("attributes", True),
+        ("search", True),
+        ("groups", True),
+        ("password", True),
+    ]
+    assert "ml-engineers" in result[6].detail
+
+
+def test_settings_test_names_the_failing_step(slapd: Slapd, unreachable_url: str) -> None:
+    assert steps(config(slapd, address=unreachable_url)) == [("connect", False)]
+    assert steps(config(slapd, bind_dn=None, bind_pw=None))[-1] == ("bind", False)
+    assert steps(config(slapd, base_dn=f"ou=nothing,{GROUPS}"))[-1] == ("base_dn", False)
+    missing = run_test(config(slapd, attributes={"email": "emailAddress"}))
+    assert (missing[-1].step, missing[-1].ok) == ("attributes", False)
+    assert "emailAddress" in missing[-1].detail
+    assert steps(config(slapd), email="dave@example.org")[-1] == ("search", False)
+    assert steps(config(slapd), email="bob@example.org", password="x")[-1] == ("password", False)
+
+
+def test_settings_test_of_a_bad_address(slapd: Slapd) -> None:
+    result = run_test(config(slapd, address="http://127.0.0.1/"))
+    assert [(s.step, s.ok) for s in result] == [("connect", False)]
+    assert "ldap://" in result[0].detail
