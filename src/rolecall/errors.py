@@ -43,6 +43,13 @@ class AuthenticationFailed(RolecallError):
     code = "authentication_failed"
 
 
+class Unavailable(RolecallError):
+    """Something the request depends on outside rolecall (a directory, an identity provider)
+    cannot be used right now; trying again later, or another way in, may work."""
+
+    code = "unavailable"
+
+
 class PermissionDenied(RolecallError):
     """Raised with the policy decision whose trace names the rule that denied."""
 

@@ -546,49 +546,6 @@ def authenticate(config: LdapConfig, *, email: str, password: str) -> DirectoryU
     return user
 
 
-@dataclass(frozen=True)
-class Step:
-    """One line of a settings test: which step, whether it passed, what happened."""
-
-    step: str
-    ok: bool
-    detail: str
-
-
-def run_test(
-    config: LdapConfig, *, email: str | None = None, password: str | None = None
-) -> list[Step]:
-    """Try the settings step by step, stopping at the first failure.
-
-    Steps: connect, tls, bind, base_dn, attributes; with ``email``: search and groups (with the
-    allow-list's verdict); with ``password`` as well: password. Nothing here raises: a failure
-    is the last, failed step.
-    """
-    steps: list[Step] = []
-
-    def passed(name: str, detail: str) -> None:
-        steps.append(Step(name, True, detail))
-
-    try:
-        with Directory(config) as directory:
-            passed("connect", directory.connect())
-            passed("tls", directory.secure())
-            passed("bind", directory.bind_service())
-            passed("base_dn", directory.check_base_dn())
-            passed("attributes", directory.check_attributes())
-            if email:
-                entry = directory.find_user(email)
-                passed("search", f"found {entry['dn']}")
-                user = directory.directory_user(entry, email)
-                verdict = directory.check_allowed(user)
-                passed("groups", f"groups: {', '.join(user.groups) or 'none'}; {verdict}")
-                if password:
-                    passed("password", directory.check_password(entry["dn"], password))
-    except LdapError as exc:
-        steps.append(Step(exc.step, False, exc.detail))
-    return steps
-
-
 # --- small readers -------------------------------------------------------------------------
 
 

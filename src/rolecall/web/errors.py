@@ -19,6 +19,7 @@ from rolecall.errors import (
     NotFound,
     PermissionDenied,
     RolecallError,
+    Unavailable,
 )
 from rolecall.scim.errors import INVALID_SYNTAX, INVALID_VALUE, ScimError, from_domain
 from rolecall.web import metrics
@@ -31,6 +32,7 @@ STATUS = {
     InvalidInput: 422,
     AuthenticationFailed: 401,
     PermissionDenied: 403,
+    Unavailable: 503,
 }
 
 
@@ -58,6 +60,15 @@ ERROR_RESPONSES = {
         409: "Conflicts with the current state",
         422: "Invalid input",
     }.items()
+}
+
+
+#: For the routes that talk to a directory or identity provider (declared on those routes only).
+UNAVAILABLE_RESPONSE = {
+    503: {
+        "model": ErrorBody,
+        "description": "A directory or identity provider rolecall depends on cannot be used now",
+    }
 }
 
 

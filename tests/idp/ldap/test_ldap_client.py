@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rolecall.sso.config import LdapConfig
-from rolecall.sso.ldap import LdapError, authenticate, run_test
+from rolecall.sso.ldap import LdapError, authenticate
+from rolecall.sso.ldap_check import run_checks
 from tests.idp.ldap.conftest import GROUPS, SERVICE_DN, Slapd, settings_values, user_dn
 
 
@@ -189,15 +190,15 @@ def test_base_dn_that_does_not_exist(slapd: Slapd) -> None:
     assert error.code == "ldap_base_dn_not_found"
 
 
-# --- the settings test -------------------------------------------------------------------------
+# --- the settings test (run_checks) ----------------------------------------------------------
 
 
 def steps(cfg: LdapConfig, **kwargs: str) -> list[tuple[str, bool]]:
-    return [(s.step, s.ok) for s in run_test(cfg, **kwargs)]
+    return [(s.step, s.ok) for s in run_checks(cfg, **kwargs)]
 
 
 def test_settings_test_walks_every_step(slapd: Slapd) -> None:
-    result = run_test(
+    result = run_checks(
         config(slapd, tls_enable=True, attributes={"email": "mail", "group": "gidNumber"}),
         email="alice@example.org",
         password="alice-pw",
@@ -219,7 +220,7 @@ def test_settings_test_names_the_failing_step(slapd: Slapd, unreachable_url: str
     assert steps(config(slapd, address=unreachable_url)) == [("connect", False)]
     assert steps(config(slapd, bind_dn=None, bind_pw=None))[-1] == ("bind", False)
     assert steps(config(slapd, base_dn=f"ou=nothing,{GROUPS}"))[-1] == ("base_dn", False)
-    missing = run_test(config(slapd, attributes={"email": "emailAddress"}))
+    missing = run_checks(config(slapd, attributes={"email": "emailAddress"}))
     assert (missing[-1].step, missing[-1].ok) == ("attributes", False)
     assert "emailAddress" in missing[-1].detail
     assert steps(config(slapd), email="dave@example.org")[-1] == ("search", False)
@@ -227,6 +228,6 @@ def test_settings_test_names_the_failing_step(slapd: Slapd, unreachable_url: str
 
 
 def test_settings_test_of_a_bad_address(slapd: Slapd) -> None:
-    result = run_test(config(slapd, address="http://127.0.0.1/"))
+    result = run_checks(config(slapd, address="http://127.0.0.1/"))
     assert [(s.step, s.ok) for s in result] == [("connect", False)]
     assert "ldap://" in result[0].detail

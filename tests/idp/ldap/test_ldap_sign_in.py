@@ -1,0 +1,298 @@
+"""``POST /api/v1/auth/login`` through a real slapd: LDAP sign-in, provisioning, group sync,
+the allow-list, an unreachable directory and the local admin's way in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rolecall.audit.models import AuditEvent
+from rolecall.errors import AuthenticationFailed
+from rolecall.orgs.models import OrgMembership
+from rolecall.sso.sign_in import sign_in_with_email_password
+from rolecall.teams.models import Team, TeamMembership
+from rolecall.users.models import User
+from tests import factories
+from tests.idp.ldap.conftest import BASE, GROUPS, SERVICE_DN, SERVICE_PW, Slapd, user_dn
+
+LOGIN = "/api/v1/auth/login"
+ADMIN_PASSWORD = "correct horse battery"  # tests.factories.bootstrap
+
+
+def ldap_env(server: Slapd, **overrides: Any) -> dict[str, Any]:
+    """Settings as the LOCAL_LDAP_* variables would set them (so they win over stored ones)."""
+    values: dict[str, Any] = {
+        "ldap_address": server.url,
+        "ldap_base_dn": BASE,
+        "ldap_bind_dn": SERVICE_DN,
+        "ldap_bind_pw": SecretStr(SERVICE_PW),
+        "ldap_attributes": "email=mail,group=gidNumber",
+        "ldap_ca_file": server.ca_file,
+        "ldap_login": True,
+    }
+    values.update(overrides)
+    return values
+
+
+@pytest.fixture
+def ldap_client(make_client: Callable[..., TestClient], slapd: Slapd, org):  # type: ignore[no-untyped-def]
+    """A client of a server whose LDAP login uses ``slapd`` (with changes given as kwargs)."""
+
+    def make(server: Slapd | None = None, **overrides: Any) -> TestClient:
+        return make_client(**ldap_env(server or slapd, **overrides))
+
+    return make
+
+
+def login(client: TestClient, email: str, password: str) -> Any:
+    return client.post(LOGIN, json={"email": email, "password": password})
+
+
+def error(response: Any) -> dict[str, Any]:
+    return dict(response.json()["error"])
+
+
+def user_named(db: Session, email: str) -> User | None:
+    db.expire_all()
+    return db.scalar(select(User).where(User.email_key == email.lower()))
+
+
+def team_names(db: Session, user: User) -> list[str]:
+    db.expire_all()
+    query = (
+        select(Team.name)
+        .join(TeamMembership, TeamMembership.team_id == Team.id)
+        .where(TeamMembership.user_id == user.id, Team.kind == "team")
+    )
+    return sorted(db.scalars(query))
+
+
+def events(db: Session, action: str) -> list[AuditEvent]:
+    db.expire_all()
+    query = select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.seq)
+    return list(db.scalars(query))
+
+
+# --- sign-in -------------------------------------------------------------------------------------
+
+
+def test_right_password_provisions_a_member_and_opens_a_session(ldap_client, db, org) -> None:
+    client = ldap_client()
+    response = login(client, "alice@example.org", "alice-pw")
+    assert response.status_code == 200, response.text
+    assert response.json()["user"]["email"] == "alice@example.org"
+    viewer = client.get("/api/v1/viewer")
+    assert viewer.status_code == 200 and "alice@example.org" in viewer.text
+    user = user_named(db, "alice@example.org")
+    assert user is not None and user.password_hash is None
+    assert user.full_name == "Alice Anders"
+    membership = db.scalar(
+        select(OrgMembership).where(
+            OrgMembership.user_id == user.id, OrgMembership.org_id == org.org.id
+        )
+    )
+    assert membership is not None and membership.role == "member" and membership.active
+    (event,) = events(db, "auth.login")
+    assert event.after["method"] == "ldap" and event.object_id == user.id
+
+
+@pytest.mark.parametrize(
+    ("email", "password"),
+    [
+        ("alice@example.org", "wrong-pw"),  # wrong password
+        ("nobody@example.org", "alice-pw"),  # unknown email
+        ("dave@example.org", "dave-pw"),  # dave's entry has no mail attribute
+    ],
+)
+def test_refusals_share_one_message(ldap_client, db, email: str, password: str) -> None:
+    response = login(ldap_client(), email, password)
+    assert response.status_code == 401, response.text
+    assert error(response) == {"code": "sign_in_failed", "message": "wrong email or password"}
+    assert user_named(db, email) is None
+    (failure,) = events(db, "auth.login_failed")  # kept although the request failed
+    assert "LDAP" in failure.detail and password not in failure.detail
+
+
+def test_empty_password_never_reaches_the_directory(
+    ldap_client, slapd: Slapd, db, org, settings
+) -> None:
+    client = ldap_client()
+    before = slapd.counters()
+    assert login(client, "alice@example.org", "").status_code == 422  # refused by the schema
+    with pytest.raises(AuthenticationFailed) as caught:  # and by the service itself
+        sign_in_with_email_password(
+            db, org=org.org, email="alice@example.org", password="",
+            settings=settings.model_copy(update=ldap_env(slapd)),
+        )  # fmt: skip
+    after = slapd.counters()
+    assert caught.value.code == "sign_in_failed"
+    # Reading the counters costs one connection and one bind; neither refusal cost any.
+    assert (after["connections"] - before["connections"], after["binds"] - before["binds"]) == (
+        1,
+        1,
+    )
+
+
+def test_mixed_case_email_is_one_user(ldap_client, db) -> None:
+    client = ldap_client()
+    first = login(client, "eve.smith@example.org", "eve-pw")
+    again = login(client, "EVE.SMITH@EXAMPLE.ORG", "eve-pw")
+    assert first.status_code == again.status_code == 200, first.text
+    assert first.json()["user"]["id"] == again.json()["user"]["id"]
+    assert first.json()["user"]["email"].lower() == "eve.smith@example.org"
+
+
+def test_anonymous_bind(ldap_client, slapd_anon: Slapd) -> None:
+    client = ldap_client(slapd_anon, ldap_bind_dn=None, ldap_bind_pw=None)
+    assert login(client, "bob@example.org", "bob-pw").status_code == 200
+
+
+def test_anonymous_bind_refused_by_a_strict_directory(ldap_client, slapd: Slapd) -> None:
+    response = login(ldap_client(ldap_bind_dn=None, ldap_bind_pw=None), "bob@example.org", "bob-pw")
+    assert response.status_code == 503
+    assert error(response)["code"] == "ldap_bind_failed"
+
+
+@pytest.mark.parametrize("tls", ["ldaps", "starttls"])
+def test_tls(ldap_client, slapd: Slapd, tls: str) -> None:
+    address = slapd.ldaps_url if tls == "ldaps" else slapd.url
+    client = ldap_client(ldap_address=address, ldap_tls_enable=True)
+    assert login(client, "bob@example.org", "bob-pw").status_code == 200
+
+
+def test_tls_with_the_wrong_ca_is_a_clear_503(ldap_client, slapd: Slapd, slapd_anon: Slapd) -> None:
+    client = ldap_client(ldap_address=slapd.ldaps_url, ldap_ca_file=slapd_anon.ca_file)
+    response = login(client, "bob@example.org", "bob-pw")
+    assert response.status_code == 503
+    assert error(response)["code"] == "ldap_tls_failed"
+
+
+def test_allow_list_admits_a_member_and_refuses_others(ldap_client, db) -> None:
+    client = ldap_client(ldap_group_allow_list="researchers,ml-engineers")
+    assert login(client, "bob@example.org", "bob-pw").status_code == 200
+    refused = login(client, "carol@example.org", "carol-pw")
+    assert refused.status_code == 401
+    assert error(refused)["code"] == "ldap_group_not_allowed"
+    assert "not in an allowed LDAP group" in error(refused)["message"]
+    assert user_named(db, "carol@example.org") is None
+
+
+def test_ldap_login_false_leaves_sign_in_local(ldap_client, db, org) -> None:
+    client = ldap_client(ldap_login=False)
+    assert error(login(client, "bob@example.org", "bob-pw"))["code"] == "sign_in_failed"
+    assert user_named(db, "bob@example.org") is None
+    assert login(client, org.admin.email, ADMIN_PASSWORD).status_code == 200
+    # ...and the settings are still testable.
+    check = client.post("/api/v1/sso/ldap/test", json={}, headers=org.admin_headers)
+    assert check.status_code == 200 and check.json()["ok"] is True, check.text
+
+
+# --- provisioning -------------------------------------------------------------------------------
+
+
+def test_provisioning_off_admits_only_existing_users(ldap_client, db, org) -> None:
+    client = ldap_client(disable_sso_provisioning=True)
+    refused = login(client, "bob@example.org", "bob-pw")
+    assert refused.status_code == 401
+    assert error(refused)["code"] == "sso_provisioning_disabled"
+    assert user_named(db, "bob@example.org") is None
+    factories.user(db, org.org, username="carol", email="carol@example.org")
+    assert login(client, "carol@example.org", "carol-pw").status_code == 200
+
+
+def test_deactivated_user_is_refused(ldap_client, db, org) -> None:
+    factories.user(db, org.org, username="bob", email="bob@example.org", active=False)
+    response = login(ldap_client(), "bob@example.org", "bob-pw")
+    assert response.status_code == 401
+    assert error(response)["code"] == "user_deactivated"
+
+
+MOVE_BOB = f"""dn: {user_dn("bob")}
+changetype: modify
+replace: gidNumber
+gidNumber: {{to_gid}}
+
+dn: cn={{from_group}},{GROUPS}
+changetype: modify
+delete: member
+member: {user_dn("bob")}
+-
+delete: memberUid
+memberUid: bob
+
+dn: cn={{to_group}},{GROUPS}
+changetype: modify
+add: member
+member: {user_dn("bob")}
+-
+add: memberUid
+memberUid: bob
+"""
+
+
+def move_bob(slapd: Slapd, from_group: str, to_group: str, to_gid: int) -> None:
+    slapd.modify(MOVE_BOB.format(from_group=from_group, to_group=to_group, to_gid=to_gid))
+
+
+@pytest.mark.parametrize("attributes", ["email=mail,group=gidNumber", "email=mail"])
+def test_group_sync_follows_a_change_in_the_directory(
+    ldap_client, slapd: Slapd, db, org, attributes: str
+) -> None:
+    for name in ("researchers", "ml-engineers", "contractors"):
+        factories.team(db, org.org, name=name)
+    client = ldap_client(ldap_group_sync=True, ldap_attributes=attributes)
+    assert login(client, "bob@example.org", "bob-pw").status_code == 200
+    bob = user_named(db, "bob@example.org")
+    assert bob is not None and team_names(db, bob) == ["researchers"]
+    move_bob(slapd, "researchers", "ml-engineers", 5001)
+    try:
+        assert login(client, "bob@example.org", "bob-pw").status_code == 200
+        assert team_names(db, bob) == ["ml-engineers"]
+    finally:
+        move_bob(slapd, "ml-engineers", "researchers", 5002)
+    last = events(db, "auth.login")[-1]
+    assert "ml-engineers" in last.detail and "researchers" in last.detail
+
+
+def test_without_group_sync_memberships_stay(ldap_client, db, org) -> None:
+    team = factories.team(db, org.org, name="contractors")
+    bob = factories.user(db, org.org, username="bob", email="bob@example.org")
+    factories.member(db, team, bob)
+    assert login(ldap_client(), "bob@example.org", "bob-pw").status_code == 200
+    assert team_names(db, bob) == ["contractors"]
+
+
+# --- the directory down, LOCAL_RESTORE ------------------------------------------------------
+
+
+def test_unreachable_directory_is_a_clear_503_and_the_local_admin_still_gets_in(
+    ldap_client, unreachable_url: str, db, org
+) -> None:
+    client = ldap_client(ldap_address=unreachable_url)
+    response = login(client, "bob@example.org", "bob-pw")
+    assert response.status_code == 503
+    assert error(response)["code"] == "ldap_unreachable"
+    assert "cannot be reached" in error(response)["message"]
+    assert login(client, org.admin.email, ADMIN_PASSWORD).status_code == 200
+    (failure,) = events(db, "auth.login_failed")
+    assert "connection refused" in failure.detail
+
+
+def test_local_restore_turns_ldap_sign_in_off(ldap_client, db, org) -> None:
+    client = ldap_client(local_restore=True)
+    assert error(login(client, "bob@example.org", "bob-pw"))["code"] == "sign_in_failed"
+    assert user_named(db, "bob@example.org") is None
+    assert login(client, org.admin.email, ADMIN_PASSWORD).status_code == 200
+
+
+def test_a_local_password_wins_over_the_directory(ldap_client, db, org) -> None:
+    """The bootstrap admin signs in locally even when the directory has its address."""
+    client = ldap_client()
+    assert login(client, org.admin.email, ADMIN_PASSWORD).status_code == 200
+    assert events(db, "auth.login")[-1].after["method"] == "password"
