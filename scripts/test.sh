@@ -16,6 +16,17 @@ if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   as_root rm -f /usr/sbin/policy-rc.d
 fi
 
+# The LDAP tests start their own throwaway OpenLDAP servers (tests/idp/slapd/start.sh): install
+# the package without a system instance (no service start, no default directory).
+if [ ! -x /usr/sbin/slapd ] || ! command -v ldapadd >/dev/null 2>&1; then
+  echo "== installing OpenLDAP (slapd, ldap-utils)"
+  as_root apt-get update -qq
+  as_root sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
+  echo "slapd slapd/no_configuration boolean true" | as_root debconf-set-selections
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slapd ldap-utils >/dev/null
+  as_root rm -f /usr/sbin/policy-rc.d
+fi
+
 # The OIDC provider the identity tests run against is node's oidc-provider (needs node >= 20).
 if ! command -v npm >/dev/null 2>&1; then
   echo "error: node >= 20 with npm is needed for the identity-provider tests" >&2
