@@ -11,6 +11,7 @@ from rolecall.web.api.v1 import (
     roles,
     runs,
     service_accounts,
+    sso,
     sso_ldap,
     teams,
     users,
@@ -33,5 +34,6 @@ ROUTERS = [
     runs.router,
     audit.router,
     federation.router,
+    sso.router,
     sso_ldap.router,
 ]
