@@ -40,12 +40,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rolecall.sso.ldap")
 
-#: Seconds to wait for the TCP connection, and then for each answer of the directory.
+#: Seconds (whole: ldap3 packs them as integers) to wait for the TCP connection, and then for
+#: each answer of the directory.
 CONNECT_TIMEOUT = 4
 RECEIVE_TIMEOUT = 5
 #: Entries a search may return: two are enough to tell "exactly one" from "several".
 USER_SIZE_LIMIT = 2
-GROUP_SIZE_LIMIT = 500
+GROUP_SIZE_LIMIT = 1000
 DEFAULT_PORTS = {"ldap": 389, "ldaps": 636}
 #: Object classes a user entry must have (inetOrgPerson, AD's user: both derive from person).
 USER_FILTER = "(objectClass=person)"
@@ -63,6 +64,7 @@ INAPPROPRIATE_AUTHENTICATION = 48
 NO_SUCH_OBJECT = 32
 UNWILLING_TO_PERFORM = 53
 CONFIDENTIALITY_REQUIRED = 13
+SIZE_LIMIT_EXCEEDED = 4
 
 
 class LdapError(Exception):
@@ -231,7 +233,7 @@ class Directory:
             raise LdapError(
                 "base_dn", "ldap_invalid_settings", f"the base DN {self.base_dn!r} is not a DN"
             ) from None
-        except LDAPException as exc:
+        except Exception as exc:  # ldap3 raises more than LDAPException
             raise _lost("base_dn", exc) from None
         code = conn.result.get("result")
         if code == NO_SUCH_OBJECT:
@@ -380,7 +382,7 @@ class Directory:
             raise LdapError(
                 "connect", "ldap_unreachable", f"cannot reach {where}: {_socket_reason(text)}"
             ) from None
-        except (OSError, KeyError, ValueError) as exc:  # ldap3 lets some socket errors through
+        except Exception as exc:  # ldap3 lets some socket errors through as other types
             raise LdapError(
                 "connect", "ldap_unreachable", f"cannot reach {where}: {type(exc).__name__}"
             ) from None
@@ -396,7 +398,7 @@ class Directory:
             raise LdapError(
                 "tls", "ldap_tls_failed", f"StartTLS with {where} failed: {_tls_reason(str(exc))}"
             ) from None
-        except LDAPException as exc:
+        except Exception as exc:  # ldap3 raises more than LDAPException
             raise LdapError(
                 "tls", "ldap_tls_failed", f"StartTLS with {where} failed: {exc}"
             ) from None
@@ -417,7 +419,7 @@ class Directory:
             conn.password = password
         try:
             ok = conn.bind()
-        except LDAPException as exc:
+        except Exception as exc:  # ldap3 raises more than LDAPException
             raise _lost("bind" if service else "password", exc) from None
         if ok:
             return
@@ -449,23 +451,29 @@ class Directory:
 
     def _search(
         self, step: str, search_filter: str, *, attributes: list[str], size_limit: int,
-        base: str | None = None,
+        complete: bool = False,
     ) -> list[dict[str, Any]]:  # fmt: skip
+        """Entries under the base DN; ``complete``: a result cut short by a size limit (ours
+        or the server's) is an error, not a partial answer (team sync would act on it)."""
         assert self._service is not None
         conn = self._service
         try:
             conn.search(
-                base or self.base_dn,
+                self.base_dn,
                 search_filter,
                 search_scope=SUBTREE,
                 attributes=attributes,
                 size_limit=size_limit,
             )
-        except LDAPException as exc:
+        except Exception as exc:  # ldap3 raises more than LDAPException
             raise _lost(step, exc) from None
         code = conn.result.get("result")
-        # 4: sizeLimitExceeded still returns the entries found so far.
-        if code not in (0, 4):
+        if code == SIZE_LIMIT_EXCEEDED and complete:
+            raise LdapError(
+                step, "ldap_search_failed", f"more than {size_limit} entries match {search_filter}"
+            )
+        # sizeLimitExceeded still returns the entries found so far.
+        if code not in (0, SIZE_LIMIT_EXCEEDED):
             if code == NO_SUCH_OBJECT:
                 raise LdapError(
                     step, "ldap_base_dn_not_found", f"the base DN {self.base_dn} does not exist"
@@ -500,6 +508,7 @@ class Directory:
             f"(&{GROUP_FILTER}(|{wanted}))",
             attributes=["cn", "gidNumber"],
             size_limit=GROUP_SIZE_LIMIT,
+            complete=True,
         )
         names: list[str] = []
         found: set[str] = set()
@@ -520,6 +529,7 @@ class Directory:
             f"(&{GROUP_FILTER}(|{clauses}))",
             attributes=["cn"],
             size_limit=GROUP_SIZE_LIMIT,
+            complete=True,
         )
         return _unique(cn for group in entries for cn in _values(group["attributes"], "cn")[:1])
 
@@ -612,7 +622,7 @@ def _tls_reason(text: str) -> str:
     return "handshake failed"
 
 
-def _lost(step: str, exc: LDAPException) -> LdapError:
+def _lost(step: str, exc: Exception) -> LdapError:
     return LdapError(
         step, "ldap_unreachable", f"the directory stopped answering ({type(exc).__name__})"
     )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
 import pytest
 
+from rolecall.sso import ldap
 from rolecall.sso.config import LdapConfig
 from rolecall.sso.ldap import LdapError, authenticate
 from rolecall.sso.ldap_check import run_checks
@@ -231,3 +235,26 @@ def test_settings_test_of_a_bad_address(slapd: Slapd) -> None:
     result = run_checks(config(slapd, address="http://127.0.0.1/"))
     assert [(s.step, s.ok) for s in result] == [("connect", False)]
     assert "ldap://" in result[0].detail
+
+
+# --- limits -------------------------------------------------------------------------------------
+
+
+def test_a_cut_short_group_list_is_an_error_not_a_partial_answer(slapd: Slapd, monkeypatch) -> None:
+    # Team sync acts on the list: half a list would remove the user from teams it is in.
+    monkeypatch.setattr(ldap, "GROUP_SIZE_LIMIT", 1)
+    error = refused(config(slapd), "alice@example.org", "alice-pw")  # alice is in two groups
+    assert (error.step, error.code) == ("groups", "ldap_search_failed")
+
+
+def test_a_directory_that_never_answers_times_out(slapd: Slapd, monkeypatch) -> None:
+    monkeypatch.setattr(ldap, "RECEIVE_TIMEOUT", 1)  # whole seconds (ldap3)
+    with socket.socket() as silent:  # the kernel accepts connections; nobody answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        address = f"ldap://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        error = refused(config(slapd, address=address), "bob@example.org", "bob-pw")
+    assert time.monotonic() - started < 5
+    assert (error.step, error.code) == ("bind", "ldap_unreachable")
+    assert "stopped answering" in error.detail
