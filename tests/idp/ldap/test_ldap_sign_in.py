@@ -3,6 +3,7 @@ the allow-list, an unreachable directory and the local admin's way in."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -296,3 +297,30 @@ def test_a_local_password_wins_over_the_directory(ldap_client, db, org) -> None:
     client = ldap_client()
     assert login(client, org.admin.email, ADMIN_PASSWORD).status_code == 200
     assert events(db, "auth.login")[-1].after["method"] == "password"
+
+
+# --- the console's form uses the same service ----------------------------------------------
+
+
+def submit_form(client: TestClient, email: str, password: str) -> Any:
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert page.status_code == 200 and token, page.text
+    data = {"email": email, "password": password, "csrf_token": token.group(1), "return_to": "/"}
+    return client.post("/login", data=data, follow_redirects=False)
+
+
+def test_the_console_form_signs_in_through_ldap(ldap_client) -> None:
+    client = ldap_client()
+    response = submit_form(client, "bob@example.org", "bob-pw")
+    assert response.status_code == 303, response.text
+    assert client.get("/api/v1/viewer").json()["email"] == "bob@example.org"
+    refused = submit_form(ldap_client(), "carol@example.org", "wrong")
+    assert refused.status_code == 401
+    assert re.search(r'id="error"[^>]*>wrong email or password<', refused.text)
+
+
+def test_the_console_form_says_when_the_directory_is_down(ldap_client, unreachable_url) -> None:
+    response = submit_form(ldap_client(ldap_address=unreachable_url), "bob@example.org", "bob-pw")
+    assert response.status_code == 503
+    assert re.search(r'id="error"[^>]*>the LDAP directory cannot be reached', response.text)

@@ -27,10 +27,12 @@ from rolecall.identity.secrets import same_digest
 from rolecall.orgs.models import Organization
 from rolecall.settings import Settings
 from rolecall.sso.config import ldap_config, oidc_config
+from rolecall.sso.sign_in import sign_in_with_email_password
 from rolecall.users.models import User
 from rolecall.web.cookies import set_session_cookie
 from rolecall.web.deps import SESSION_COOKIE, SessionDep, SettingsDep, TransactionalRoute
 from rolecall.web.deps import sign_in_org as find_sign_in_org
+from rolecall.web.errors import status_for
 from rolecall.web.forms import read_form, single
 
 router = APIRouter(route_class=TransactionalRoute, include_in_schema=False)
@@ -90,8 +92,9 @@ def login_submit(
         error = "the sign-in form expired; please try again"
         return _login_page(db, request, settings, status=400, error=error, email=email)
     try:
-        signed = sessions.sign_in_with_password(
+        signed = sign_in_with_email_password(
             db,
+            org=_sign_in_org(db, request, settings),
             email=email,
             password=single(form, "password"),
             settings=settings,
@@ -99,7 +102,8 @@ def login_submit(
         )
     except RolecallError as exc:
         db.commit()  # keep the auth.login_failed audit event
-        return _login_page(db, request, settings, status=401, error=exc.message, email=email)
+        status = status_for(exc)
+        return _login_page(db, request, settings, status=status, error=exc.message, email=email)
     response = RedirectResponse(safe_return_to(single(form, "return_to")), 303)
     set_session_cookie(response, signed, settings)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
@@ -139,11 +143,7 @@ def _login_page(
     error: str | None = None,
     email: str = "",
 ) -> Response:
-    org_name = request.query_params.get("org")
-    try:
-        org: Organization | None = find_sign_in_org(db, settings, org_name)
-    except RolecallError:
-        org = None
+    org = _sign_in_org(db, request, settings)
     return_to = safe_return_to(request.query_params.get("return_to"))
     token = secrets.token_urlsafe(32)
     context: dict[str, Any] = {
@@ -169,6 +169,14 @@ def _login_page(
         secure=settings.base_url.startswith("https"),
     )
     return response
+
+
+def _sign_in_org(db: Session, request: Request, settings: Settings) -> Organization | None:
+    """The organization the form signs in to (``?org=`` in multi-org mode), if any."""
+    try:
+        return find_sign_in_org(db, settings, request.query_params.get("org"))
+    except RolecallError:
+        return None
 
 
 def _sso_link(org: Organization | None, settings: Settings, return_to: str) -> str | None:
