@@ -31,9 +31,28 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ldap3 import ANONYMOUS, BASE, NONE, SIMPLE, SUBTREE, Connection, Server, Tls
-from ldap3.core.exceptions import LDAPException, LDAPInvalidDnError, LDAPStartTLSError
+from ldap3.core.exceptions import (
+    LDAPException,
+    LDAPInvalidDnError,
+    LDAPSSLConfigurationError,
+    LDAPStartTLSError,
+)
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
+
+from rolecall.sso.ldap_errors import (
+    CONFIDENTIALITY_REQUIRED,
+    INAPPROPRIATE_AUTHENTICATION,
+    INVALID_CREDENTIALS,
+    NO_SUCH_OBJECT,
+    SIZE_LIMIT_EXCEEDED,
+    UNWILLING_TO_PERFORM,
+    LdapError,
+    lost,
+    result_error,
+    socket_reason,
+    tls_reason,
+)
 
 if TYPE_CHECKING:
     from rolecall.sso.config import LdapConfig
@@ -57,40 +76,6 @@ GROUP_FILTER = (
 )
 #: Attributes naming a person after the mapped ``name`` one, first found wins.
 NAME_ATTRIBUTES = ("displayName", "cn")
-
-# LDAP result codes (RFC 4511 §4.1.9) the messages below tell apart.
-INVALID_CREDENTIALS = 49
-INAPPROPRIATE_AUTHENTICATION = 48
-NO_SUCH_OBJECT = 32
-UNWILLING_TO_PERFORM = 53
-CONFIDENTIALITY_REQUIRED = 13
-SIZE_LIMIT_EXCEEDED = 4
-
-
-class LdapError(Exception):
-    """A step of talking to the directory failed.
-
-    ``step`` is one of connect, tls, bind, base_dn, attributes, search, password, groups;
-    ``code`` is stable (``ldap_unreachable``, ``ldap_tls_failed``, ``ldap_bind_failed``,
-    ``ldap_base_dn_not_found``, ``ldap_attribute_missing``, ``ldap_search_failed``,
-    ``ldap_user_not_found``, ``ldap_user_ambiguous``, ``ldap_wrong_password``,
-    ``ldap_empty_password``, ``ldap_group_not_allowed``, ``ldap_invalid_settings``).
-    """
-
-    def __init__(self, step: str, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.step = step
-        self.code = code
-        self.detail = detail
-
-    #: Codes that mean "these credentials do not sign in" rather than "the directory is broken".
-    CREDENTIAL_CODES = frozenset(
-        {"ldap_user_not_found", "ldap_user_ambiguous", "ldap_wrong_password", "ldap_empty_password"}
-    )
-
-    @property
-    def is_credentials(self) -> bool:
-        return self.code in self.CREDENTIAL_CODES
 
 
 @dataclass(frozen=True)
@@ -122,10 +107,6 @@ class Endpoint:
     port: int
     ldaps: bool
     start_tls: bool
-
-    @property
-    def tls_mode(self) -> str:
-        return "LDAPS" if self.ldaps else "StartTLS" if self.start_tls else "none"
 
 
 def parse_address(address: str | None, *, tls_enable: bool) -> Endpoint:
@@ -234,7 +215,7 @@ class Directory:
                 "base_dn", "ldap_invalid_settings", f"the base DN {self.base_dn!r} is not a DN"
             ) from None
         except Exception as exc:  # ldap3 raises more than LDAPException
-            raise _lost("base_dn", exc) from None
+            raise lost("base_dn", exc) from None
         code = conn.result.get("result")
         if code == NO_SUCH_OBJECT:
             raise LdapError(
@@ -243,7 +224,7 @@ class Directory:
                 f"the base DN {self.base_dn} does not exist (or the bind cannot see it)",
             )
         if code != 0:
-            raise _result_error("base_dn", "ldap_search_failed", "reading the base DN", conn)
+            raise result_error("base_dn", "ldap_search_failed", "reading the base DN", conn)
         if not conn.entries:
             raise LdapError(
                 "base_dn",
@@ -353,7 +334,13 @@ class Directory:
         endpoint = self.endpoint
         tls = None
         if endpoint.ldaps or endpoint.start_tls:
-            tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=self.config.ca_file or None)
+            ca_file = self.config.ca_file or None
+            try:
+                tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file)
+            except LDAPSSLConfigurationError:
+                raise LdapError(
+                    "tls", "ldap_tls_failed", f"the CA file {ca_file} is missing or unreadable"
+                ) from None
         server = Server(
             endpoint.host,
             port=endpoint.port,
@@ -377,10 +364,12 @@ class Directory:
             text = str(exc)
             if endpoint.ldaps and ("ssl" in text.lower() or "certificate" in text.lower()):
                 raise LdapError(
-                    "tls", "ldap_tls_failed", f"TLS with {where} failed: {_tls_reason(text)}"
+                    "tls", "ldap_tls_failed", f"TLS with {where} failed: {tls_reason(text)}"
                 ) from None
             raise LdapError(
-                "connect", "ldap_unreachable", f"cannot reach {where}: {_socket_reason(text)}"
+                "connect",
+                "ldap_unreachable",
+                f"cannot reach {where}: {socket_reason(text, CONNECT_TIMEOUT)}",
             ) from None
         except Exception as exc:  # ldap3 lets some socket errors through as other types
             raise LdapError(
@@ -396,7 +385,7 @@ class Directory:
             done = conn.start_tls(read_server_info=False)
         except LDAPStartTLSError as exc:
             raise LdapError(
-                "tls", "ldap_tls_failed", f"StartTLS with {where} failed: {_tls_reason(str(exc))}"
+                "tls", "ldap_tls_failed", f"StartTLS with {where} failed: {tls_reason(str(exc))}"
             ) from None
         except Exception as exc:  # ldap3 raises more than LDAPException
             raise LdapError(
@@ -420,14 +409,14 @@ class Directory:
         try:
             ok = conn.bind()
         except Exception as exc:  # ldap3 raises more than LDAPException
-            raise _lost("bind" if service else "password", exc) from None
+            raise lost("bind" if service else "password", exc) from None
         if ok:
             return
         code = conn.result.get("result")
         if not service:
             if code in (INVALID_CREDENTIALS, INAPPROPRIATE_AUTHENTICATION, UNWILLING_TO_PERFORM):
                 raise LdapError("password", "ldap_wrong_password", f"wrong password for {dn}")
-            raise _result_error("password", "ldap_search_failed", f"binding as {dn}", conn)
+            raise result_error("password", "ldap_search_failed", f"binding as {dn}", conn)
         if not dn and code in (INAPPROPRIATE_AUTHENTICATION, UNWILLING_TO_PERFORM):
             raise LdapError(
                 "bind",
@@ -447,7 +436,7 @@ class Directory:
                 "ldap_bind_failed",
                 "the directory requires TLS before binding; use ldaps:// or LOCAL_LDAP_TLS_ENABLE",
             )
-        raise _result_error("bind", "ldap_bind_failed", "the service bind", conn)
+        raise result_error("bind", "ldap_bind_failed", "the service bind", conn)
 
     def _search(
         self, step: str, search_filter: str, *, attributes: list[str], size_limit: int,
@@ -466,7 +455,7 @@ class Directory:
                 size_limit=size_limit,
             )
         except Exception as exc:  # ldap3 raises more than LDAPException
-            raise _lost(step, exc) from None
+            raise lost(step, exc) from None
         code = conn.result.get("result")
         if code == SIZE_LIMIT_EXCEEDED and complete:
             raise LdapError(
@@ -478,7 +467,7 @@ class Directory:
                 raise LdapError(
                     step, "ldap_base_dn_not_found", f"the base DN {self.base_dn} does not exist"
                 )
-            raise _result_error(step, "ldap_search_failed", "the search", conn)
+            raise result_error(step, "ldap_search_failed", "the search", conn)
         return [r for r in conn.response or () if r.get("type") == "searchResEntry"]
 
     def _groups(self, entry: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -592,47 +581,3 @@ def _unique(names: Iterable[str]) -> tuple[str, ...]:
     for name in names:
         seen.setdefault(name.lower(), name)
     return tuple(seen.values())
-
-
-def _socket_reason(text: str) -> str:
-    lowered = text.lower()
-    if "refused" in lowered:
-        return "connection refused"
-    if "timed out" in lowered or "timeout" in lowered:
-        return f"no answer within {CONNECT_TIMEOUT} s"
-    if "name or service not known" in lowered or "nodename" in lowered:
-        return "unknown host name"
-    if "unreachable" in lowered:
-        return "network unreachable"
-    return "connection failed"
-
-
-def _tls_reason(text: str) -> str:
-    lowered = text.lower()
-    if "certificate verify failed" in lowered:
-        detail = text.split("certificate verify failed:", 1)[-1].split("(_ssl", 1)[0].strip()
-        reason = detail or "verify failed"
-        return f"the server's certificate is not trusted ({reason}); check ROLECALL_LDAP_CA_FILE"
-    if "hostname" in lowered or "doesn't match" in lowered or "not match" in lowered:
-        return "the certificate does not name this host"
-    if "eof" in lowered or "wrong version" in lowered or "unexpected" in lowered:
-        return "the server does not speak TLS on this port"
-    if "no such file" in lowered or "errno 2" in lowered:
-        return "the CA file cannot be read"
-    return "handshake failed"
-
-
-def _lost(step: str, exc: Exception) -> LdapError:
-    return LdapError(
-        step, "ldap_unreachable", f"the directory stopped answering ({type(exc).__name__})"
-    )
-
-
-def _result_error(step: str, code: str, what: str, conn: Connection) -> LdapError:
-    result = conn.result or {}
-    return LdapError(
-        step,
-        code,
-        f"{what} failed: {result.get('description') or 'error'} "
-        f"(LDAP result {result.get('result')}) {result.get('message') or ''}".strip(),
-    )

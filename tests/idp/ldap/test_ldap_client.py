@@ -177,6 +177,18 @@ def test_a_certificate_from_another_ca_fails_tls(slapd: Slapd, slapd_anon: Slapd
     assert "not trusted" in error.detail
 
 
+@pytest.mark.parametrize("tls", ["ldaps", "starttls"])
+def test_an_unusable_ca_file_fails_tls(slapd: Slapd, tmp_path, tls: str) -> None:
+    address = slapd.ldaps_url if tls == "ldaps" else slapd.url
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    for ca_file, says in ((tmp_path / "missing.pem", "missing"), (garbage, "certificate")):
+        cfg = config(slapd, address=address, tls_enable=True, ca_file=str(ca_file))
+        error = refused(cfg, "bob@example.org", "bob-pw")
+        assert (error.step, error.code) == ("tls", "ldap_tls_failed"), error.detail
+        assert says in error.detail
+
+
 def test_ldaps_against_the_plain_port_fails_tls(slapd: Slapd) -> None:
     address = f"ldaps://127.0.0.1:{slapd.port}"
     error = refused(config(slapd, address=address), "bob@example.org", "bob-pw")
