@@ -160,6 +160,8 @@ class Directory:
         self.endpoint = parse_address(config.address, tls_enable=config.tls_enable)
         self.base_dn = (config.base_dn or "").strip()
         self._service: Connection | None = None
+        #: Whether a TCP connection was made (also when TLS then failed).
+        self.reached = False
         self._opened: list[Connection] = []
 
     def __enter__(self) -> Directory:
@@ -363,6 +365,7 @@ class Directory:
         except LDAPException as exc:
             text = str(exc)
             if endpoint.ldaps and ("ssl" in text.lower() or "certificate" in text.lower()):
+                self.reached = True  # TCP worked; the handshake did not
                 raise LdapError(
                     "tls", "ldap_tls_failed", f"TLS with {where} failed: {tls_reason(text)}"
                 ) from None
@@ -375,6 +378,7 @@ class Directory:
             raise LdapError(
                 "connect", "ldap_unreachable", f"cannot reach {where}: {type(exc).__name__}"
             ) from None
+        self.reached = True
         self._opened.append(conn)
         return conn
 

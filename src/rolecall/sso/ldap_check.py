@@ -54,6 +54,7 @@ def run_checks(
     def passed(name: str, detail: str) -> None:
         steps.append(CheckStep(name, True, detail))
 
+    directory: Directory | None = None
     try:
         with Directory(config) as directory:
             passed("connect", directory.connect())
@@ -70,6 +71,9 @@ def run_checks(
                 if password:
                     passed("password", directory.check_password(entry["dn"], password))
     except LdapError as exc:
+        if exc.step == "tls" and not steps and directory is not None and directory.reached:
+            endpoint = directory.endpoint
+            passed("connect", f"connected to {endpoint.host}:{endpoint.port}")  # LDAPS: TCP only
         steps.append(CheckStep(exc.step, False, exc.detail))
     return steps
 

@@ -324,3 +324,14 @@ def test_the_console_form_says_when_the_directory_is_down(ldap_client, unreachab
     response = submit_form(ldap_client(ldap_address=unreachable_url), "bob@example.org", "bob-pw")
     assert response.status_code == 503
     assert re.search(r'id="error"[^>]*>the LDAP directory cannot be reached', response.text)
+
+
+def test_multi_org_mode_uses_the_named_orgs_ldap(ldap_client, db, org) -> None:
+    client = ldap_client(mode="multi")
+    # Without ?org= no organization's directory applies: local passwords only.
+    assert error(login(client, "bob@example.org", "bob-pw"))["code"] == "sign_in_failed"
+    response = client.post(
+        LOGIN, params={"org": org.org.name}, json={"email": "bob@example.org", "password": "bob-pw"}
+    )
+    assert response.status_code == 200, response.text
+    assert login(client, org.admin.email, ADMIN_PASSWORD).status_code == 200
