@@ -143,7 +143,12 @@ def test_only_org_admins_may_test(client, db, org) -> None:
     body = response.json()["error"]
     assert body["code"] == "permission_denied"
     assert "org:manage_auth" in body["message"]
-    assert body["rule"] and body["trace"]
+    assert body["rule"] == "org.member"  # a member: org:manage_auth is not granted
+    assert body["trace"][-1] == {
+        "rule": "result",
+        "outcome": "deny",
+        "detail": "org:manage_auth not granted",
+    }
 
 
 def test_each_test_is_audited_without_the_password(client, db, org) -> None:
