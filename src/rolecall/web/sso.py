@@ -1,0 +1,143 @@
+"""Browser routes of single sign-on: ``/oidc/login``, ``/oidc/callback``, ``/logout``, and the
+clear refusal of SAML.
+
+Adapters over ``rolecall.sso.oidc``. They answer browsers, so an error is a small page (HTML
+when the browser asks for it, else JSON ``{"error": {...}}``) with the reason and what the
+identity provider said (``oauth_error``, ``oauth_error_description``), never a 500: an
+unreachable provider is a 503 ``idp_unavailable`` and local password sign-in is untouched.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Annotated
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from rolecall.errors import RolecallError
+from rolecall.sso import oidc
+from rolecall.web.cookies import clear_session_cookie, set_session_cookie
+from rolecall.web.deps import (
+    SESSION_COOKIE,
+    JwksDep,
+    SessionDep,
+    SettingsDep,
+    TransactionalRoute,
+    sign_in_org,
+)
+from rolecall.web.errors import status_for
+
+router = APIRouter(route_class=TransactionalRoute, tags=["sso"], include_in_schema=False)
+
+#: Statuses that differ from the REST mapping of the error classes.
+STATUS_BY_CODE = {
+    "idp_unavailable": 503,
+    "sso_disabled": 403,
+    "oidc_not_configured": 404,
+    "saml_not_supported": 404,
+}
+#: Largest form body read on the callback (an ID token is a few KB).
+MAX_BODY = 64 * 1024
+NO_STORE = {"Cache-Control": "no-store"}
+SAML_MESSAGE = "SAML is not supported; use OIDC or LDAP"
+
+
+def error_page(request: Request, error: RolecallError) -> Response:
+    """The error as a page a person can read, or as JSON for a program."""
+    status = STATUS_BY_CODE.get(error.code) or status_for(error)
+    body = error.as_dict()
+    if "text/html" not in request.headers.get("accept", ""):
+        return JSONResponse({"error": body}, status_code=status, headers=NO_STORE)
+    said = ""
+    if "oauth_error" in body:
+        said = f"<p>The identity provider said: <code id='oauth-error'>{escape(body['oauth_error'])}</code>"
+        if "oauth_error_description" in body:
+            said += f" <span id='oauth-description'>{escape(body['oauth_error_description'])}</span>"
+        said += "</p>"
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Sign-in failed - rolecall"
+        f"</title></head><body><h1>Sign-in failed</h1><p id='error' data-code='{escape(error.code)}'>"
+        f"{escape(error.message)}</p>{said}<p><a href='/login'>Back to sign-in</a></p></body></html>"
+    )
+    return HTMLResponse(page, status_code=status, headers=NO_STORE)
+
+
+async def callback_params(request: Request) -> dict[str, str] | RolecallError:
+    """The authorization response: the query (code flow) or the form (``form_post``).
+
+    RFC 6749 §3.1: a parameter sent twice makes the response unusable.
+    """
+    if request.method == "POST":
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return oidc.OidcFailed("the sign-in response is too large", code="invalid_response")
+        pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+    else:
+        pairs = list(request.query_params.multi_items())
+    params = dict(pairs)
+    if len(params) != len(pairs):
+        return oidc.OidcFailed(
+            "the sign-in response repeats a parameter", code="invalid_response"
+        )
+    return params
+
+
+CallbackParams = Annotated[dict[str, str] | RolecallError, Depends(callback_params)]
+
+
+@router.get("/oidc/login")
+def oidc_login(
+    request: Request,
+    db: SessionDep,
+    settings: SettingsDep,
+    keys: JwksDep,
+    org: str | None = None,
+    return_to: str | None = None,
+    login_hint: str | None = None,
+) -> Response:
+    """Start signing in at the organization's identity provider."""
+    try:
+        target = sign_in_org(db, settings, org)
+        url = oidc.start_sign_in(
+            db, org=target, settings=settings, keys=keys, return_to=return_to, login_hint=login_hint
+        )
+    except RolecallError as exc:
+        return error_page(request, exc)
+    return RedirectResponse(url, status_code=302, headers=NO_STORE)
+
+
+@router.api_route("/oidc/callback", methods=["GET", "POST"])
+def oidc_callback(
+    request: Request, params: CallbackParams, db: SessionDep, settings: SettingsDep, keys: JwksDep
+) -> Response:
+    """Finish signing in: check the provider's answer, open the session, go back."""
+    try:
+        if isinstance(params, RolecallError):
+            raise params
+        done = oidc.complete_sign_in(db, params=params, settings=settings, keys=keys)
+    except RolecallError as exc:
+        db.commit()  # the used login state and the audited failure stay
+        return error_page(request, exc)
+    response = RedirectResponse(done.return_to, status_code=303, headers=NO_STORE)
+    set_session_cookie(response, done.sign_in, settings)
+    return response
+
+
+@router.api_route("/logout", methods=["GET", "POST"])
+def logout(request: Request, db: SessionDep, settings: SettingsDep, keys: JwksDep) -> Response:
+    """End the browser's session, then sign out at the identity provider when it offers it."""
+    target = oidc.sign_out_browser(
+        db, cookie=request.cookies.get(SESSION_COOKIE), settings=settings, keys=keys
+    )
+    response = RedirectResponse(target, status_code=303, headers=NO_STORE)
+    clear_session_cookie(response)
+    return response
+
+
+@router.api_route("/saml", methods=["GET", "POST"])
+@router.api_route("/saml/{anything:path}", methods=["GET", "POST"])
+def saml(request: Request) -> Response:
+    """SAML: a clear refusal (rolecall signs in with OIDC or LDAP only)."""
+    return error_page(request, RolecallError(SAML_MESSAGE, code="saml_not_supported"))
