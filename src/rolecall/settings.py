@@ -49,6 +49,60 @@ class Settings(BaseSettings):
     disable_admin_team_access: bool = Field(
         default=False, validation_alias=AliasChoices("GORILLA_DISABLE_ADMIN_TEAM_ACCESS")
     )
+    # --- single sign-on (seed names). Each OIDC/LDAP value may also be stored on the
+    # organization through the API; a variable set here wins (``rolecall.sso.config``).
+    oidc_issuer: str | None = Field(default=None, validation_alias=AliasChoices("OIDC_ISSUER"))
+    oidc_client_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("OIDC_CLIENT_ID")
+    )
+    oidc_auth_method: str = Field(
+        default="pkce", validation_alias=AliasChoices("OIDC_AUTH_METHOD")
+    )
+    oidc_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OIDC_SECRET")
+    )
+    oidc_custom_scopes: str | None = Field(
+        default=None, validation_alias=AliasChoices("GORILLA_OIDC_CUSTOM_SCOPES")
+    )
+    ldap_address: str | None = Field(
+        default=None, validation_alias=AliasChoices("LOCAL_LDAP_ADDRESS")
+    )
+    ldap_base_dn: str | None = Field(
+        default=None, validation_alias=AliasChoices("LOCAL_LDAP_BASE_DN")
+    )
+    ldap_bind_dn: str | None = Field(
+        default=None, validation_alias=AliasChoices("LOCAL_LDAP_BIND_DN")
+    )
+    ldap_bind_pw: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("LOCAL_LDAP_BIND_PW")
+    )
+    ldap_attributes: str | None = Field(
+        default=None, validation_alias=AliasChoices("LOCAL_LDAP_ATTRIBUTES")
+    )
+    ldap_tls_enable: bool = Field(
+        default=False, validation_alias=AliasChoices("LOCAL_LDAP_TLS_ENABLE")
+    )
+    #: A CA bundle (PEM file) that verifies the directory's certificate; default: the system's.
+    ldap_ca_file: str | None = Field(
+        default=None, validation_alias=AliasChoices("ROLECALL_LDAP_CA_FILE")
+    )
+    ldap_group_allow_list: str | None = Field(
+        default=None, validation_alias=AliasChoices("LOCAL_LDAP_GROUP_ALLOW_LIST")
+    )
+    ldap_login: bool = Field(default=False, validation_alias=AliasChoices("LOCAL_LDAP_LOGIN"))
+    disable_sso_provisioning: bool = Field(
+        default=False, validation_alias=AliasChoices("DISABLE_SSO_PROVISIONING")
+    )
+    use_identifier_claims: bool = Field(
+        default=False, validation_alias=AliasChoices("GORILLA_USE_IDENTIFIER_CLAIMS")
+    )
+    enable_sso_group_claims: bool = Field(
+        default=False, validation_alias=AliasChoices("GORILLA_ENABLE_SSO_GROUP_CLAIMS")
+    )
+    ldap_group_sync: bool = Field(
+        default=False, validation_alias=AliasChoices("GORILLA_LDAP_GROUP_SYNC")
+    )
+
     #: Identity federation: any ``aud`` is accepted (honoured in single-org mode only).
     skip_audience_validation: bool = Field(
         default=False, validation_alias=AliasChoices("SKIP_AUDIENCE_VALIDATION")
@@ -74,6 +128,22 @@ class Settings(BaseSettings):
     def secret_key_bytes(self) -> bytes | None:
         """The secret key as bytes, or ``None`` when it is not set."""
         return self.secret_key.get_secret_value().encode("utf-8") if self.secret_key else None
+
+    @field_validator("oidc_auth_method")
+    @classmethod
+    def _known_auth_method(cls, value: str) -> str:
+        value = (value or "pkce").strip().lower()
+        if value not in ("pkce", "implicit"):
+            raise ValueError("OIDC_AUTH_METHOD must be 'pkce' or 'implicit'")
+        return value
+
+    @field_validator(
+        "oidc_issuer", "oidc_client_id", "oidc_custom_scopes", "ldap_address", "ldap_base_dn",
+        "ldap_bind_dn", "ldap_attributes", "ldap_ca_file", "ldap_group_allow_list",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
 
     @field_validator("public_url")
     @classmethod

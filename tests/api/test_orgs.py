@@ -30,6 +30,10 @@ def test_admin_reads_the_org_with_its_settings(client, org):
         "disable_personal_entity": False,
         "disable_admin_team_access": False,
         "session_length_hours": 720,
+        "disable_sso_provisioning": False,
+        "use_identifier_claims": False,
+        "enable_sso_group_claims": False,
+        "ldap_group_sync": False,
         "local_restore": False,
     }
     # LOCAL_RESTORE is an operator's recovery switch: only ever from the environment.

@@ -10,6 +10,7 @@ from rolecall.projects.models import Project, ProjectMembership
 from rolecall.roles.models import CustomRole
 from rolecall.runs.models import Run
 from rolecall.service_accounts.models import ServiceAccount
+from rolecall.sso.models import SsoLoginState
 from rolecall.teams.models import Team, TeamMembership
 from rolecall.users.models import User
 
@@ -27,6 +28,7 @@ __all__ = [
     "ProjectMembership",
     "Run",
     "ServiceAccount",
+    "SsoLoginState",
     "Team",
     "TeamMembership",
     "User",

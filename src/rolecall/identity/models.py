@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rolecall.db.base import Base, CreatedMixin, IdMixin
@@ -20,6 +20,8 @@ class BrowserSession(IdMixin, CreatedMixin, Base):
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
     #: How the user signed in: password, ldap, oidc.
     method: Mapped[str] = mapped_column(String(16), default="password")
+    #: OIDC sign-ins: the ID token, sent back as ``id_token_hint`` when signing out at the IdP.
+    id_token: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class AccessToken(IdMixin, CreatedMixin, Base):

@@ -60,17 +60,44 @@ def sign_in_with_password(
     active organization membership.
     """
     now = now or datetime.now(UTC)
-    user = _user_by_email(session, email)
+    user = user_by_email(session, email)
     # verify_password spends a hash's time even without a user, so timing does not tell either.
     if not verify_password(user.password_hash if user else None, password):
         reason = "unknown email" if user is None else "wrong password"
         _record_failure(session, user=user, email=email, reason=reason, surface=surface)
         raise AuthenticationFailed(SIGN_IN_FAILED, code="sign_in_failed")
     assert user is not None  # a password verified, so there was a user
-    org_id = _home_org_id(session, user.id)
+    org_id = home_org_id(session, user.id)
     if org_id is None:
         _record_failure(session, user=user, email=email, reason="deactivated", surface=surface)
         raise AuthenticationFailed("this user is deactivated", code="user_deactivated")
+    return open_session(
+        session,
+        user=user,
+        org_id=org_id,
+        method="password",
+        settings=settings,
+        surface=surface,
+        now=now,
+    )
+
+
+def open_session(
+    session: Session,
+    *,
+    user: User,
+    org_id: str,
+    method: str,
+    settings: Settings,
+    surface: str = "api",
+    now: datetime | None = None,
+    id_token: str | None = None,
+    detail: str | None = None,
+) -> SignIn:
+    """Open a browser session for a user who proved who it is (password, LDAP or OIDC), and
+    record ``auth.login``. The caller has checked that the user is an active member of
+    ``org_id``; ``id_token`` (OIDC) is kept to sign out at the identity provider later."""
+    now = now or datetime.now(UTC)
     hours = effective_settings(session.get(Organization, org_id), settings).session_length_hours
     lifetime = timedelta(hours=hours)
     cookie_secret = new_secret(SESSION_PREFIX)
@@ -80,7 +107,8 @@ def sign_in_with_password(
         csrf_token=csrf_token,
         user_id=user.id,
         expires_at=now + lifetime,
-        method="password",
+        method=method,
+        id_token=id_token,
     )
     session.add(browser_session)
     session.flush()
@@ -100,7 +128,9 @@ def sign_in_with_password(
         object_type="user",
         object_id=user.id,
         object_name=user.email,
-        after={"method": "password", "expires_at": browser_session.expires_at.isoformat()},
+        org_id=org_id,
+        after={"method": method, "expires_at": browser_session.expires_at.isoformat()},
+        detail=detail,
     )
     session.flush()
     return SignIn(browser_session, cookie_secret, csrf_token, lifetime)
@@ -117,7 +147,7 @@ def sign_out(session: Session, *, actor: Principal, now: datetime | None = None)
     if browser_session is None or browser_session.revoked_at is not None:
         return False
     revoke_session(session, browser_session, now=now)
-    org_id = actor.org_id or _home_org_id(session, browser_session.user_id)
+    org_id = actor.org_id or home_org_id(session, browser_session.user_id)
     record(
         session,
         actor=actor,
@@ -150,7 +180,7 @@ def revoke_user_sessions(session: Session, *, user_id: str, now: datetime | None
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def _user_by_email(session: Session, email: str) -> User | None:
+def user_by_email(session: Session, email: str) -> User | None:
     key = email.strip().lower()
     # PostgreSQL refuses NUL in text; such an address cannot belong to anyone anyway.
     if not key or len(key) > MAX_EMAIL_LENGTH or "\x00" in key:
@@ -158,7 +188,7 @@ def _user_by_email(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(User.email_key == key))
 
 
-def _home_org_id(session: Session, user_id: str) -> str | None:
+def home_org_id(session: Session, user_id: str) -> str | None:
     """The first organization (by joining order) where the user is an active member."""
     return session.scalar(
         select(OrgMembership.org_id)
@@ -187,8 +217,38 @@ def _audit_org_id(session: Session, user: User | None) -> str | None:
     return org_ids[0] if len(org_ids) == 1 else None
 
 
+def record_sign_in_failure(
+    session: Session,
+    *,
+    user: User | None,
+    email: str,
+    reason: str,
+    surface: str,
+    method: str = "password",
+    org_id: str | None = None,
+) -> None:
+    """Record ``auth.login_failed`` (never the password). The caller must commit it even
+    though it answers with an error."""
+    _record_failure(
+        session,
+        user=user,
+        email=email,
+        reason=reason,
+        surface=surface,
+        method=method,
+        org_id=org_id,
+    )
+
+
 def _record_failure(
-    session: Session, *, user: User | None, email: str, reason: str, surface: str
+    session: Session,
+    *,
+    user: User | None,
+    email: str,
+    reason: str,
+    surface: str,
+    method: str = "password",
+    org_id: str | None = None,
 ) -> None:
     attempted = email.strip()[:MAX_EMAIL_LENGTH].replace("\x00", "")
     record(
@@ -198,7 +258,7 @@ def _record_failure(
         object_type="user",
         object_id=user.id if user else None,
         object_name=user.email if user else attempted,
-        org_id=_audit_org_id(session, user),
-        detail=f"password sign-in failed for {attempted!r}: {reason}",
+        org_id=org_id or _audit_org_id(session, user),
+        detail=f"{method} sign-in failed for {attempted!r}: {reason}",
     )
     session.flush()

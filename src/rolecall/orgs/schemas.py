@@ -28,6 +28,18 @@ class OrgSettingsUpdate(BaseModel):
     session_length_hours: int | None = Field(
         default=None, ge=1, le=87600, description="SESSION_LENGTH wins when set"
     )
+    disable_sso_provisioning: bool | None = Field(
+        default=None, description="DISABLE_SSO_PROVISIONING wins when set"
+    )
+    use_identifier_claims: bool | None = Field(
+        default=None, description="GORILLA_USE_IDENTIFIER_CLAIMS wins when set"
+    )
+    enable_sso_group_claims: bool | None = Field(
+        default=None, description="GORILLA_ENABLE_SSO_GROUP_CLAIMS wins when set"
+    )
+    ldap_group_sync: bool | None = Field(
+        default=None, description="GORILLA_LDAP_GROUP_SYNC wins when set"
+    )
 
 
 class OrgUpdate(BaseModel):

@@ -19,6 +19,10 @@ STORABLE: dict[str, str] = {
     "disable_personal_entity": "GORILLA_DISABLE_PERSONAL_ENTITY",
     "disable_admin_team_access": "GORILLA_DISABLE_ADMIN_TEAM_ACCESS",
     "session_length_hours": "SESSION_LENGTH",
+    "disable_sso_provisioning": "DISABLE_SSO_PROVISIONING",
+    "use_identifier_claims": "GORILLA_USE_IDENTIFIER_CLAIMS",
+    "enable_sso_group_claims": "GORILLA_ENABLE_SSO_GROUP_CLAIMS",
+    "ldap_group_sync": "GORILLA_LDAP_GROUP_SYNC",
 }
 #: Shown beside the stored ones, never stored.
 ENVIRONMENT_ONLY: tuple[str, ...] = ("local_restore",)
@@ -42,6 +46,22 @@ class EffectiveSettings:
     @property
     def session_length_hours(self) -> int:
         return int(self.values["session_length_hours"])
+
+    @property
+    def disable_sso_provisioning(self) -> bool:
+        return bool(self.values["disable_sso_provisioning"])
+
+    @property
+    def use_identifier_claims(self) -> bool:
+        return bool(self.values["use_identifier_claims"])
+
+    @property
+    def enable_sso_group_claims(self) -> bool:
+        return bool(self.values["enable_sso_group_claims"])
+
+    @property
+    def ldap_group_sync(self) -> bool:
+        return bool(self.values["ldap_group_sync"])
 
 
 def effective_settings(org: Organization | None, settings: Settings) -> EffectiveSettings:

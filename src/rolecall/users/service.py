@@ -446,6 +446,36 @@ def update_user(
     return member
 
 
+def rename_user(
+    session: Session, *, actor: Principal, org: Organization, ref: str, username: str
+) -> OrgUser:
+    """Give a user a new username; its personal entity (and so its personal projects' paths)
+    follows. Used when the identity provider decides usernames (GORILLA_USE_IDENTIFIER_CLAIMS).
+
+    Raises ``PermissionDenied`` without ``org:manage_users``; ``NotFound``; ``InvalidInput`` for
+    a bad username; ``Conflict`` when another user or a team has the name.
+    """
+    authz.require(session, actor, Permission.ORG_MANAGE_USERS, org)
+    user, _membership = member = _require_member(session, org, ref)
+    check_username(username)
+    if username == user.username:
+        return member
+    if username.lower() != user.username_key:
+        _check_name_free(session, username)
+    before = {"username": user.username}
+    personal = session.scalar(select(Team).where(Team.personal_owner_id == user.id))
+    user.username, user.username_key = username, username.lower()
+    if personal is not None:
+        personal.name, personal.name_key = username, username.lower()
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict("that username was taken at the same moment; retry") from exc
+    _record(session, actor, org, user, "user.update", before, {"username": username})
+    return member
+
+
 def set_user_active(
     session: Session, *, actor: Principal, org: Organization, ref: str, active: bool
 ) -> OrgUser:

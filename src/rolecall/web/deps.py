@@ -297,22 +297,10 @@ def _org_for(
     caller's only org.
     """
     if settings.mode is OrgMode.SINGLE:
-        org = session.scalar(select(Organization).order_by(Organization.created_at).limit(1))
-        if org is None:
-            raise NotFound("no organization yet: run `rolecall init`")
-        return org
+        return _only_org(session)
     name = request.headers.get(ORG_HEADER) or request.query_params.get("org")
     if name:
-        # PostgreSQL refuses NUL in text, and no organization has such a name.
-        usable = len(name) <= 128 and name.isprintable()
-        org = (
-            session.scalar(select(Organization).where(Organization.name_key == name.lower()))
-            if usable
-            else None
-        )
-        if org is None:
-            raise NotFound(f"no organization {name[:64]!r}", field=ORG_HEADER)
-        return org
+        return _org_named(session, name, ORG_HEADER)
     if principal.org_id:
         org = session.get(Organization, principal.org_id)
         if org is not None:
@@ -329,6 +317,39 @@ def _org_for(
         if len(orgs) == 1:
             return orgs[0]
     raise InvalidInput(f"name the organization with the {ORG_HEADER} header", field=ORG_HEADER)
+
+
+def sign_in_org(session: Session, settings: Settings, org_name: str | None) -> Organization:
+    """The organization an unauthenticated sign-in (SSO, LDAP) is for: single mode, the one
+    org; multi mode, the one ``org_name`` names (``?org=``).
+
+    Raises ``NotFound`` (no such org, or none yet), ``InvalidInput`` (multi mode, no name).
+    """
+    if settings.mode is OrgMode.SINGLE:
+        return _only_org(session)
+    if org_name:
+        return _org_named(session, org_name, "org")
+    raise InvalidInput("name the organization to sign in to with ?org=", field="org")
+
+
+def _only_org(session: Session) -> Organization:
+    org = session.scalar(select(Organization).order_by(Organization.created_at).limit(1))
+    if org is None:
+        raise NotFound("no organization yet: run `rolecall init`")
+    return org
+
+
+def _org_named(session: Session, name: str, field: str) -> Organization:
+    # PostgreSQL refuses NUL in text, and no organization has such a name.
+    usable = len(name) <= 128 and name.isprintable()
+    org = (
+        session.scalar(select(Organization).where(Organization.name_key == name.lower()))
+        if usable
+        else None
+    )
+    if org is None:
+        raise NotFound(f"no organization {name[:64]!r}", field=field)
+    return org
 
 
 class Context:

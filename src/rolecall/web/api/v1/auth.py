@@ -6,11 +6,11 @@ from fastapi import Response
 
 from rolecall.errors import AuthenticationFailed
 from rolecall.identity import sessions
-from rolecall.settings import Settings
 from rolecall.users import service as users_service
 from rolecall.users.schemas import SignInRead, SignInRequest, UserRead
 from rolecall.web.api.v1._router import make_router
-from rolecall.web.deps import SESSION_COOKIE, PrincipalDep, SessionDep, SettingsDep
+from rolecall.web.cookies import clear_session_cookie, set_session_cookie
+from rolecall.web.deps import PrincipalDep, SessionDep, SettingsDep
 
 router = make_router("auth")
 
@@ -28,7 +28,7 @@ def login(
         # Keep the auth.login_failed audit event: an error response rolls the transaction back.
         db.commit()
         raise
-    _set_session_cookie(response, signed, settings)
+    set_session_cookie(response, signed, settings)
     user = users_service.signed_in_user(db, user_id=signed.browser_session.user_id)
     return SignInRead(user=UserRead.of(user), csrf_token=signed.csrf_token)
 
@@ -37,17 +37,4 @@ def login(
 def logout(principal: PrincipalDep, db: SessionDep, response: Response) -> None:
     """End the browser session (the cookie and CSRF token stop working) and clear the cookie."""
     sessions.sign_out(db, actor=principal)
-    response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="lax")
-
-
-def _set_session_cookie(response: Response, signed: sessions.SignIn, settings: Settings) -> None:
-    """HttpOnly (scripts cannot read it), SameSite=Lax (not sent on cross-site posts), Secure
-    behind an https public URL, and no longer lived than the session itself."""
-    response.set_cookie(
-        SESSION_COOKIE,
-        signed.cookie_secret,
-        max_age=int(signed.lifetime.total_seconds()),
-        httponly=True,
-        samesite="lax",
-        secure=settings.base_url.startswith("https"),
-    )
+    clear_session_cookie(response)
