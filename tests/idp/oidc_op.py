@@ -65,6 +65,19 @@ def running_provider(**env: str) -> Iterator[str]:
         process.wait(timeout=10)
 
 
+class AppTransport(httpx.BaseTransport):
+    """Sends requests to an app under test through its ``TestClient`` (whose own transport
+    answers with a stream a plain ``httpx.Client`` does not take)."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.inner = client._transport  # type: ignore[attr-defined]
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        content = b"".join(response.stream)  # type: ignore[union-attr]
+        return httpx.Response(response.status_code, headers=response.headers, content=content)
+
+
 class AutoForm(html.parser.HTMLParser):
     """The form of a page that submits itself (``response_mode=form_post``, the provider's
     logout confirmation): what a browser's script would post."""
@@ -94,25 +107,32 @@ def walk(
     agent: httpx.Client,
     response: httpx.Response,
     *,
-    stop_at: str | None = None,
-    forms: bool = True,
+    until: str,
+    deliver: bool = True,
     prompts: list[str] | None = None,
 ) -> httpx.Response:
-    """Follow redirects (and self-submitting forms when ``forms``) from ``response`` until an
-    answer that is neither, or one for a URL starting with ``stop_at``. The provider's
-    interaction steps (``x-test-prompt``: login, consent) are appended to ``prompts``."""
+    """Follow redirects and self-submitting forms from ``response`` as a browser does, up to
+    the answer of a URL starting with ``until``; with ``deliver=False``, up to the response that
+    would send the browser there (a redirect, or a form to post), without going.
+
+    The provider's interaction steps (``x-test-prompt``: login, consent) go to ``prompts``.
+    """
     for _ in range(20):
         url = str(response.request.url)
         if prompts is not None and "x-test-prompt" in response.headers:
             prompts.append(response.headers["x-test-prompt"])
-        if stop_at and url.startswith(stop_at):
+        if url.startswith(until):
             return response
+        form = None if response.is_redirect else AutoForm.of(response)
         if response.is_redirect:
-            response = agent.get(urljoin(url, response.headers["location"]))
-        elif forms and (form := AutoForm.of(response)) is not None:
-            response = agent.post(urljoin(url, form.action or url), data=form.fields)
+            target = urljoin(url, response.headers["location"])
+        elif form is not None:
+            target = urljoin(url, form.action or url)
         else:
             return response
+        if not deliver and target.startswith(until):
+            return response
+        response = agent.post(target, data=form.fields) if form else agent.get(target)
     raise AssertionError("too many redirects")
 
 

@@ -24,7 +24,15 @@ from rolecall.identity.models import BrowserSession
 from rolecall.teams.models import Team, TeamMembership
 from rolecall.users.models import User
 from tests import factories
-from tests.idp.oidc_op import SECRET, AutoForm, free_port, query_of, running_provider, walk
+from tests.idp.oidc_op import (
+    SECRET,
+    AppTransport,
+    AutoForm,
+    free_port,
+    query_of,
+    running_provider,
+    walk,
+)
 
 RP = "http://127.0.0.1:8080"
 CALLBACK = f"{RP}/oidc/callback"
@@ -46,14 +54,15 @@ class Rp:
     issuer: str
 
     def start(self, **params: str) -> httpx.Response:
-        """``/oidc/login`` up to the provider's answer for the callback (not yet delivered)."""
+        """``/oidc/login`` up to the provider's answer for the callback, not yet delivered: a
+        redirect (code flow) or a page posting a form (form_post)."""
         first = self.agent.get(f"{RP}/oidc/login", params=params)
-        return walk(self.agent, first, stop_at=CALLBACK, forms=False)
+        return walk(self.agent, first, until=CALLBACK, deliver=False)
 
     def sign_in(self, prompts: list[str] | None = None, **params: str) -> httpx.Response:
         """The whole dance; returns rolecall's callback answer (or the error on the way)."""
         first = self.agent.get(f"{RP}/oidc/login", params=params)
-        return walk(self.agent, first, stop_at=CALLBACK, prompts=prompts)
+        return walk(self.agent, first, until=CALLBACK, prompts=prompts)
 
     def viewer(self) -> httpx.Response:
         return self.agent.get(f"{RP}/api/v1/viewer")
@@ -71,7 +80,7 @@ def make_rp(make_client, org, sso_op) -> Iterator[Callable[..., Rp]]:  # type: i
             **overrides,
         }
         client = make_client(**settings)
-        agent = httpx.Client(mounts={RP: client._transport}, timeout=10)  # type: ignore[attr-defined]
+        agent = httpx.Client(mounts={RP: AppTransport(client)}, timeout=10)
         agents.append(agent)
         return Rp(client, agent, issuer or sso_op)
 
@@ -107,7 +116,7 @@ def test_code_flow_with_pkce_provisions_the_user_and_the_cookie_names_it(make_rp
     assert asked["response_type"] == "code" and asked["code_challenge_method"] == "S256"
     assert asked["scope"] == "openid profile email"
     assert asked["redirect_uri"] == CALLBACK and asked["client_id"] == "rolecall-pkce"
-    answer = walk(rp.agent, login, stop_at=CALLBACK)
+    answer = walk(rp.agent, login, until=CALLBACK)
     assert "code" in query_of(str(answer.request.url))
     signed_in(answer)
     viewer = rp.viewer()
@@ -144,7 +153,7 @@ def test_implicit_flow_with_form_post(make_rp, db):
     assert form is not None and form.action == CALLBACK and "id_token" in form.fields
     answer = rp.agent.post(form.action, data=form.fields)
     signed_in(answer, to="/acme/projects")
-    assert rp.viewer().json()["email"] == "bob@example.org"
+    assert rp.viewer().json()["email"].lower() == "bob@example.org"
 
 
 def test_an_existing_user_matched_by_email_case_insensitively(make_rp, db, org):
@@ -158,7 +167,9 @@ def test_an_existing_user_matched_by_email_case_insensitively(make_rp, db, org):
 def test_custom_scopes_are_asked_for(make_rp):
     rp = make_rp(oidc_custom_scopes="groups offline_access,groups")
     login = rp.agent.get(f"{RP}/oidc/login")
-    assert query_of(login.headers["location"])["scope"] == "openid profile email groups offline_access"
+    assert (
+        query_of(login.headers["location"])["scope"] == "openid profile email groups offline_access"
+    )
 
 
 # --- provisioning -------------------------------------------------------------------------------
@@ -205,7 +216,8 @@ def test_group_claims_decide_team_memberships(make_rp, db, org):
     detail = events(db, "auth.login")[-1].detail
     assert "added: ml-engineers" in detail and "removed: old-team" in detail
     assert "admins" in detail  # a group that is no team: ignored, and said so
-    assert events(db, "team.member_remove") or events(db, "team.remove_member")
+    changes = {e.action for e in events(db, "team.member.add") + events(db, "team.member.remove")}
+    assert changes == {"team.member.add", "team.member.remove"}
 
 
 def test_without_group_claims_memberships_stay(make_rp, db, org):
@@ -247,9 +259,8 @@ def test_an_identity_without_email_is_refused(make_rp):
 
 def test_a_replayed_state_is_refused(make_rp):
     rp = make_rp()
-    answer = rp.start(login_hint="alice@example.org")
-    callback = str(answer.request.url)
-    signed_in(answer)
+    callback = rp.start(login_hint="alice@example.org").headers["location"]
+    signed_in(rp.agent.get(callback))
     replayed = rp.agent.get(callback)
     assert replayed.status_code == 401
     assert error_of(replayed)["code"] == "invalid_state"
@@ -267,8 +278,7 @@ def test_an_unknown_or_missing_state_is_refused(make_rp):
 def test_a_wrong_or_missing_iss_parameter_is_refused(make_rp, sso_op):
     rp = make_rp()
     for iss in ("http://127.0.0.1:1", None):
-        answer = rp.start(login_hint="alice@example.org")
-        params = query_of(str(answer.request.url))
+        params = query_of(rp.start(login_hint="alice@example.org").headers["location"])
         assert params["iss"] == sso_op  # RFC 9207: the provider says who it is
         if iss is None:
             del params["iss"]
@@ -356,7 +366,11 @@ def test_an_unreachable_provider_is_a_clear_503_and_passwords_still_work(make_rp
 
 def test_return_to_stays_on_this_site(make_rp):
     rp = make_rp()
-    for asked, expected in (("/acme/ml", "/acme/ml"), ("//evil.example/x", "/"), ("https://evil.example", "/")):
+    for asked, expected in (
+        ("/acme/ml", "/acme/ml"),
+        ("//evil.example/x", "/"),
+        ("https://evil.example", "/"),
+    ):
         signed_in(rp.sign_in(login_hint="alice@example.org", return_to=asked), to=expected)
 
 
@@ -393,7 +407,7 @@ def test_logout_revokes_the_session_and_signs_out_at_the_provider(make_rp, db, s
     assert rp.viewer().status_code == 401
     assert events(db, "auth.logout")
     # The provider ends its own session and sends the browser back to the host root.
-    home = walk(rp.agent, rp.agent.get(target), stop_at=f"{RP}/")
+    home = walk(rp.agent, rp.agent.get(target), until=f"{RP}/")
     assert str(home.request.url) == f"{RP}/"
     # Signed out at the provider too: the next sign-in asks for a login again.
     prompts: list[str] = []

@@ -13,7 +13,9 @@ The cache is safe to lose (DESIGN.md): each process keeps its own.
 
 from __future__ import annotations
 
+import functools
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -79,6 +81,18 @@ def check_issuer_url(url: str) -> str | None:
     return None
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The TLS settings of every call to an issuer, made once: building them reads the CA
+    bundle, which costs more than a loopback request."""
+    return httpx.create_ssl_context()
+
+
+def http_client() -> httpx.Client:
+    """A client for one exchange with an issuer: ``TIMEOUT``, certificates verified."""
+    return httpx.Client(timeout=TIMEOUT, verify=tls_context())
+
+
 def fetch_json(url: str) -> dict[str, Any]:
     """GET ``url`` and decode a JSON object; at most ``MAX_DOCUMENT_BYTES``, ``TIMEOUT`` each.
 
@@ -89,7 +103,9 @@ def fetch_json(url: str) -> dict[str, Any]:
         raise FetchFailed(f"{url}: {problem}")
     try:
         with (
-            httpx.Client(timeout=TIMEOUT, follow_redirects=True, max_redirects=3) as client,
+            httpx.Client(
+                timeout=TIMEOUT, follow_redirects=True, max_redirects=3, verify=tls_context()
+            ) as client,
             client.stream("GET", url, headers={"Accept": "application/json"}) as response,
         ):
             if response.status_code != 200:

@@ -45,15 +45,15 @@ from rolecall.errors import AuthenticationFailed, RolecallError
 from rolecall.federation.jwks import (
     ASYMMETRIC_ALGORITHMS,
     MAX_DOCUMENT_BYTES,
-    TIMEOUT,
     FetchFailed,
     JwksCache,
     UnknownKey,
     check_issuer_url,
+    http_client,
 )
 from rolecall.federation.jwt_bearer import MalformedAssertion, parse
 from rolecall.identity.authenticate import authenticate_session
-from rolecall.identity.sessions import SignIn, sign_out
+from rolecall.identity.sessions import SignIn, record_sign_in_failure, sign_out
 from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.orgs.settings import effective_settings
 from rolecall.settings import Settings
@@ -313,15 +313,51 @@ def complete_sign_in(
     ``AuthenticationFailed`` of provisioning, or ``IdpUnavailable``.
     """
     now = now or datetime.now(UTC)
-    row = _claim_state(session, params.get("state"), now)
-    org = session.get(Organization, row.org_id)
-    if org is None:
-        raise OidcFailed("the organization of this sign-in is gone", code="invalid_state")
-    config = oidc_config(org, settings)
-    _require_configured(config, settings)
-    metadata = _metadata(keys, config)
-    _check_iss_parameter(params, metadata)
-    _use_state(session, row, now)
+    row: SsoLoginState | None = None
+    try:
+        row = _claim_state(session, params.get("state"), now)
+        org = session.get(Organization, row.org_id)
+        if org is None:
+            raise OidcFailed("the organization of this sign-in is gone", code="invalid_state")
+        config = oidc_config(org, settings)
+        _require_configured(config, settings)
+        metadata = _metadata(keys, config)
+        _check_iss_parameter(params, metadata)
+        _use_state(session, row, now)
+        claims, id_token = _verified_claims(params, row, config, metadata, settings, keys, now)
+        identity = _identity(claims, org, settings)
+    except (OidcFailed, IdpUnavailable) as exc:
+        record_sign_in_failure(
+            session,
+            user=None,
+            email="",
+            reason=exc.message,
+            surface="oidc",
+            method="oidc",
+            org_id=row.org_id if row is not None else None,
+        )
+        raise
+    signed = sign_in_external(
+        session,
+        org=org,
+        identity=identity,
+        settings=settings,
+        now=now,
+        id_token=id_token,
+    )
+    return Completed(signed, row.return_to or "/")
+
+
+def _verified_claims(
+    params: dict[str, str],
+    row: SsoLoginState,
+    config: OidcConfig,
+    metadata: dict[str, Any],
+    settings: Settings,
+    keys: JwksCache,
+    now: datetime,
+) -> tuple[dict[str, Any], str]:
+    """The checked ID token's claims (with userinfo's for what the token lacks) and the token."""
     if "error" in params:
         error = params["error"][:200]
         description = params.get("error_description", "")[:500] or None
@@ -332,12 +368,12 @@ def complete_sign_in(
             oauth_error=error,
             oauth_description=description,
         )
-    userinfo_token: str | None = None
+    access_token: str | None = None
     if config.auth_method == "pkce":
         tokens = _exchange_code(params.get("code"), row.code_verifier, config, metadata, settings)
         id_token = tokens.get("id_token")
         access = tokens.get("access_token")
-        userinfo_token = access if isinstance(access, str) else None
+        access_token = access if isinstance(access, str) else None
     else:
         id_token = params.get("id_token")
     if not isinstance(id_token, str) or not id_token:
@@ -350,13 +386,9 @@ def complete_sign_in(
         keys=keys,
         now=now.timestamp(),
     )
-    if "email" not in claims and userinfo_token is not None:
-        claims = {**_userinfo(userinfo_token, metadata, claims["sub"]), **claims}
-    identity = _identity(claims, org, settings)
-    signed = sign_in_external(
-        session, org=org, identity=identity, settings=settings, now=now, id_token=id_token
-    )
-    return Completed(signed, row.return_to or "/")
+    if "email" not in claims and access_token is not None:
+        claims = {**_userinfo(access_token, metadata, claims["sub"]), **claims}
+    return claims, id_token
 
 
 def _identity(claims: dict[str, Any], org: Organization, settings: Settings) -> ExternalIdentity:
@@ -433,7 +465,11 @@ def _exchange_code(
     if not code or len(code) > MAX_PARAMETER:
         raise OidcFailed("the sign-in response has no authorization code", code="invalid_response")
     endpoint = _endpoint(metadata, "token_endpoint")
-    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri(settings)}
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri(settings),
+    }
     if verifier:
         form["code_verifier"] = verifier
     auth: tuple[str, str] | None = None
@@ -447,7 +483,7 @@ def _exchange_code(
         if method == "client_secret_post":
             form["client_secret"] = config.secret or ""
     try:
-        with httpx.Client(timeout=TIMEOUT) as client:
+        with http_client() as client:
             response = client.post(
                 endpoint, data=form, auth=auth, headers={"Accept": "application/json"}
             )
@@ -456,7 +492,9 @@ def _exchange_code(
             f"the identity provider's token endpoint cannot be reached: {type(exc).__name__}"
         ) from exc
     if response.status_code >= 500:
-        raise IdpUnavailable(f"the identity provider's token endpoint answered {response.status_code}")
+        raise IdpUnavailable(
+            f"the identity provider's token endpoint answered {response.status_code}"
+        )
     body = _read_json(response, "token endpoint")
     if response.status_code != 200:
         error = str(body.get("error", "error"))[:200]
@@ -477,7 +515,7 @@ def _userinfo(access_token: str, metadata: dict[str, Any], subject: str) -> dict
     if not isinstance(endpoint, str) or check_issuer_url(endpoint.split("?")[0]) is not None:
         return {}
     try:
-        with httpx.Client(timeout=TIMEOUT) as client:
+        with http_client() as client:
             response = client.get(endpoint, headers={"Authorization": f"Bearer {access_token}"})
     except httpx.HTTPError as exc:
         raise IdpUnavailable(

@@ -52,14 +52,18 @@ def error_page(request: Request, error: RolecallError) -> Response:
         return JSONResponse({"error": body}, status_code=status, headers=NO_STORE)
     said = ""
     if "oauth_error" in body:
-        said = f"<p>The identity provider said: <code id='oauth-error'>{escape(body['oauth_error'])}</code>"
+        said = f"<code id='oauth-error'>{escape(body['oauth_error'])}</code>"
         if "oauth_error_description" in body:
-            said += f" <span id='oauth-description'>{escape(body['oauth_error_description'])}</span>"
-        said += "</p>"
+            said += (
+                f" <span id='oauth-description'>{escape(body['oauth_error_description'])}</span>"
+            )
+        said = f"<p>The identity provider said: {said}</p>"
+    code = escape(error.code)
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>Sign-in failed - rolecall"
-        f"</title></head><body><h1>Sign-in failed</h1><p id='error' data-code='{escape(error.code)}'>"
-        f"{escape(error.message)}</p>{said}<p><a href='/login'>Back to sign-in</a></p></body></html>"
+        "</title></head><body><h1>Sign-in failed</h1>"
+        f"<p id='error' data-code='{code}'>{escape(error.message)}</p>{said}"
+        "<p><a href='/login'>Back to sign-in</a></p></body></html>"
     )
     return HTMLResponse(page, status_code=status, headers=NO_STORE)
 
@@ -78,9 +82,7 @@ async def callback_params(request: Request) -> dict[str, str] | RolecallError:
         pairs = list(request.query_params.multi_items())
     params = dict(pairs)
     if len(params) != len(pairs):
-        return oidc.OidcFailed(
-            "the sign-in response repeats a parameter", code="invalid_response"
-        )
+        return oidc.OidcFailed("the sign-in response repeats a parameter", code="invalid_response")
     return params
 
 

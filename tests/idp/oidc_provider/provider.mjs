@@ -128,9 +128,11 @@ const provider = new Provider(ISSUER, {
     clientCredentials: { enabled: true },
     rpInitiatedLogout: {
       enabled: true,
-      // Sign the user out without asking (a form that submits itself).
+      // Sign the user out of the provider without asking: the confirmation form, answered
+      // "yes", submits itself.
       logoutSource: async (ctx, form) => {
-        ctx.body = `<!doctype html><html><body>${form}
+        const yes = form.replace('</form>', '<input type="hidden" name="logout" value="yes"/></form>');
+        ctx.body = `<!doctype html><html><body>${yes}
 <script>document.forms[0].submit()</script></body></html>`;
       },
     },
