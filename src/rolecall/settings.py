@@ -55,9 +55,7 @@ class Settings(BaseSettings):
     oidc_client_id: str | None = Field(
         default=None, validation_alias=AliasChoices("OIDC_CLIENT_ID")
     )
-    oidc_auth_method: str = Field(
-        default="pkce", validation_alias=AliasChoices("OIDC_AUTH_METHOD")
-    )
+    oidc_auth_method: str = Field(default="pkce", validation_alias=AliasChoices("OIDC_AUTH_METHOD"))
     oidc_secret: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("OIDC_SECRET")
     )
@@ -138,8 +136,15 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "oidc_issuer", "oidc_client_id", "oidc_custom_scopes", "ldap_address", "ldap_base_dn",
-        "ldap_bind_dn", "ldap_attributes", "ldap_ca_file", "ldap_group_allow_list",
+        "oidc_issuer",
+        "oidc_client_id",
+        "oidc_custom_scopes",
+        "ldap_address",
+        "ldap_base_dn",
+        "ldap_bind_dn",
+        "ldap_attributes",
+        "ldap_ca_file",
+        "ldap_group_allow_list",
     )
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:

@@ -11,6 +11,7 @@ from rolecall.web.api.v1 import (
     roles,
     runs,
     service_accounts,
+    sso,
     teams,
     users,
     viewer,
@@ -32,4 +33,5 @@ ROUTERS = [
     runs.router,
     audit.router,
     federation.router,
+    sso.router,
 ]
