@@ -33,13 +33,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+#: Fixtures through which a test reaches the backend under test. A test using none of them
+#: runs the same on either backend, so the PostgreSQL pass leaves it out (it ran once already).
+BACKEND_FIXTURES = frozenset(
+    {"backend", "database_url", "engine", "connection", "session_factory", "db"}
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``postgres_only`` exercise a PostgreSQL mechanism (LISTEN/NOTIFY) that
     SQLite has no counterpart of: the SQLite pass leaves them out instead of skipping them, and
-    the PostgreSQL pass runs them."""
+    the PostgreSQL pass runs them. The PostgreSQL pass runs only the tests that reach the
+    database (see ``BACKEND_FIXTURES``)."""
     if config.getoption("--db") == "postgres":
-        return
-    kept = [item for item in items if item.get_closest_marker("postgres_only") is None]
+        kept = [i for i in items if BACKEND_FIXTURES & set(getattr(i, "fixturenames", ()))]
+    else:
+        kept = [item for item in items if item.get_closest_marker("postgres_only") is None]
     if len(kept) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept

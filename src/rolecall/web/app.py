@@ -23,6 +23,7 @@ from rolecall.orgs.bootstrap import restore_admin_password
 from rolecall.settings import Settings, get_settings
 from rolecall.web import errors, graphql, metrics, oidc, scim, sso
 from rolecall.web.api.v1 import ROUTERS
+from rolecall.web.console import routes as console
 
 OPENAPI_URL = "/api/v1/openapi.json"
 
@@ -144,4 +145,5 @@ def create_app(
     app.include_router(sso.router)
     app.include_router(scim.build_router())
     app.include_router(graphql.router)
+    app.include_router(console.router)
     return app

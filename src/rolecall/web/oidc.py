@@ -12,8 +12,6 @@ Every exchange, accepted or refused, is audited with the check that decided it.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -30,6 +28,7 @@ from rolecall.federation.jwt_bearer import (
 )
 from rolecall.settings import Settings
 from rolecall.web import metrics
+from rolecall.web.forms import read_form
 
 router = APIRouter(tags=["oidc"])
 
@@ -61,9 +60,6 @@ FORM_SCHEMA = {
     },
 }
 
-#: Largest form body read (an assertion is at most 16 KB).
-MAX_BODY = 64 * 1024
-FORM_TYPE = "application/x-www-form-urlencoded"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -71,23 +67,6 @@ def _oauth_error(error: str, description: str) -> JSONResponse:
     status = 503 if error == TEMPORARILY_UNAVAILABLE else 400
     body = {"error": error, "error_description": description}
     return JSONResponse(body, status_code=status, headers=NO_STORE)
-
-
-async def _read_form(request: Request) -> dict[str, list[str]] | str:
-    """The form's fields, or a string saying why the body is not a usable form."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != FORM_TYPE:
-        return f"send the parameters as {FORM_TYPE}"
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            return f"the request body is larger than {MAX_BODY} bytes"
-    try:
-        text = body.decode("utf-8")
-        return parse_qs(text, keep_blank_values=True, strict_parsing=False, max_num_fields=20)
-    except ValueError:  # UnicodeDecodeError, too many fields
-        return "the request body is not a URL-encoded form"
 
 
 Problem = tuple[str, str, str]
@@ -154,7 +133,7 @@ def _exchange(
 )
 async def token(request: Request) -> JSONResponse:
     """Exchange a JWT from the organization's issuer for an access token (RFC 7523)."""
-    form = await _read_form(request)
+    form = await read_form(request)
     problem = (INVALID_REQUEST, form, "request") if isinstance(form, str) else _form_problem(form)
     state = request.app.state
     outcome = await run_in_threadpool(

@@ -1,0 +1,39 @@
+"""Reading URL-encoded form bodies (OAuth endpoints, the console's forms, OIDC form_post)
+without a multipart parser: bounded in size and field count."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+
+#: Largest form body read (a JWT assertion or an ID token is at most 16 KB).
+MAX_BODY = 64 * 1024
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+async def read_form(
+    request: Request, *, max_bytes: int = MAX_BODY, max_fields: int = 20
+) -> dict[str, list[str]] | str:
+    """The form's fields, or a string saying why the body is not a usable form."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != FORM_TYPE:
+        return f"send the parameters as {FORM_TYPE}"
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            return f"the request body is larger than {max_bytes} bytes"
+    try:
+        text = body.decode("utf-8")
+        return parse_qs(
+            text, keep_blank_values=True, strict_parsing=False, max_num_fields=max_fields
+        )
+    except ValueError:  # UnicodeDecodeError, too many fields
+        return "the request body is not a URL-encoded form"
+
+
+def single(form: dict[str, list[str]], name: str) -> str:
+    """The field's first value, or ``""``."""
+    values = form.get(name) or [""]
+    return values[0]
