@@ -130,7 +130,7 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-def test_a_person_signs_in_through_the_identity_provider(browser, rolecall, op):
+def test_a_person_signs_in_and_out_through_the_identity_provider(browser, rolecall, op):
     context = browser.new_context()
     context.set_default_timeout(15_000)
     page = context.new_page()
@@ -151,4 +151,12 @@ def test_a_person_signs_in_through_the_identity_provider(browser, rolecall, op):
     assert viewer.json()["email"] == "alice@example.org"
     cookie = next(c for c in context.cookies(rolecall) if c["name"] == "rolecall_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    # Signing out ends the session here and at the provider, which sends the browser back to
+    # the host root (and so to the sign-in page).
+    page.click("#sign-out")
+    page.wait_for_url(f"{rolecall}/login**")
+    assert context.request.get(f"{rolecall}/api/v1/viewer").status == 401
+    page.click("a#sso")
+    page.wait_for_url(f"{op}/interaction/**")  # no provider session left: its form again
+    expect(page.locator("#password")).to_be_visible()
     context.close()

@@ -8,11 +8,11 @@ import time
 import pytest
 
 from rolecall.federation.jwks import JwksCache
-from rolecall.sso.oidc import (
+from rolecall.sso.oidc import safe_return_to
+from rolecall.sso.oidc_protocol import (
     IdpUnavailable,
     OidcFailed,
     code_challenge,
-    safe_return_to,
     validate_id_token,
 )
 from tests.idp.jwt_issuer import JwtIssuer, new_key, unsigned

@@ -435,3 +435,24 @@ def test_saml_is_not_supported(client, method, path):
     assert error["code"] == "saml_not_supported"
     assert error["message"] == "SAML is not supported; use OIDC or LDAP"
     assert urlsplit(path).path.startswith("/saml")
+
+
+def test_settings_stored_through_the_api_are_used(make_rp, org, sso_op):
+    rp = make_rp(oidc_issuer=None, oidc_client_id=None)
+    body = {"issuer": sso_op, "client_id": "rolecall-implicit", "auth_method": "implicit"}
+    stored = rp.client.patch("/api/v1/sso/oidc", json=body, headers=org.admin_headers)
+    assert stored.status_code == 200, stored.text
+    login = rp.agent.get(f"{RP}/oidc/login")
+    assert query_of(login.headers["location"])["response_type"] == "id_token"
+    signed_in(rp.sign_in(login_hint="alice@example.org"))
+
+
+def test_multi_org_mode_signs_in_to_the_named_organization(make_rp, org):
+    rp = make_rp(mode="multi")
+    unnamed = rp.agent.get(f"{RP}/oidc/login")
+    assert unnamed.status_code == 422
+    assert error_of(unnamed)["field"] == "org"
+    assert rp.agent.get(f"{RP}/oidc/login", params={"org": "nope"}).status_code == 404
+    signed_in(rp.sign_in(org=org.org.name, login_hint="alice@example.org"))
+    viewer = rp.agent.get(f"{RP}/api/v1/viewer", headers={"X-Rolecall-Org": org.org.name})
+    assert viewer.json()["email"] == "alice@example.org"
