@@ -75,7 +75,7 @@ class AppTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = self.inner.handle_request(request)
         content = b"".join(response.stream)  # type: ignore[union-attr]
-        return httpx.Response(response.status_code, headers=response.headers, content=content)
+        return httpx.Response(response.status_code, headers=response.headers.raw, content=content)
 
 
 class AutoForm(html.parser.HTMLParser):

@@ -456,3 +456,29 @@ def test_multi_org_mode_signs_in_to_the_named_organization(make_rp, org):
     signed_in(rp.sign_in(org=org.org.name, login_hint="alice@example.org"))
     viewer = rp.agent.get(f"{RP}/api/v1/viewer", headers={"X-Rolecall-Org": org.org.name})
     assert viewer.json()["email"] == "alice@example.org"
+
+
+def test_a_response_carried_to_another_browser_is_refused(make_rp, db):
+    """Login CSRF (RFC 6749 §10.12): an attacker's own callback URL, opened by a victim, must
+    not sign the victim in as the attacker."""
+    rp = make_rp()
+    callback = rp.start(login_hint="alice@example.org").headers["location"]
+    victim = httpx.Client(mounts={RP: AppTransport(rp.client)}, timeout=10)
+    refused = victim.get(callback)
+    assert refused.status_code == 401
+    assert error_of(refused)["code"] == "invalid_state"
+    assert "another browser" in error_of(refused)["message"]
+    assert victim.get(f"{RP}/api/v1/viewer").status_code == 401
+    victim.close()
+    # The state is spent: the attacker's browser cannot use it afterwards either.
+    assert error_of(rp.agent.get(callback))["code"] == "invalid_state"
+
+
+def test_a_provider_gone_before_the_code_exchange_is_a_clear_503(make_rp):
+    with running_provider() as issuer:
+        rp = make_rp(issuer)
+        callback = rp.start(login_hint="alice@example.org").headers["location"]
+    refused = rp.agent.get(callback)  # the token endpoint is gone now
+    assert refused.status_code == 503
+    assert error_of(refused)["code"] == "idp_unavailable"
+    assert "token endpoint cannot be reached" in error_of(refused)["message"]

@@ -48,13 +48,30 @@ from rolecall.sso.models import SsoLoginState
 from rolecall.sso.oidc_protocol import IdpUnavailable, OidcFailed
 from rolecall.sso.provisioning import ExternalIdentity, sign_in_external
 
-__all__ = ["Completed", "IdpUnavailable", "OidcFailed", "complete_sign_in", "start_sign_in"]
+__all__ = [
+    "Completed",
+    "IdpUnavailable",
+    "OidcFailed",
+    "Started",
+    "binding_name",
+    "complete_sign_in",
+    "start_sign_in",
+]
 
 CALLBACK_PATH = "/oidc/callback"
 #: How long a started sign-in may take at the provider.
 STATE_LIFETIME = timedelta(minutes=10)
 #: Longest ``return_to`` kept.
 MAX_RETURN_TO = 2000
+
+
+@dataclass(frozen=True)
+class Started:
+    """A started sign-in: where to send the browser, and the ``state`` the browser must also
+    keep (in a cookie) so that the callback can tell it is the same browser."""
+
+    url: str
+    state: str
 
 
 @dataclass(frozen=True)
@@ -113,8 +130,8 @@ def start_sign_in(
     return_to: str | None = None,
     login_hint: str | None = None,
     now: datetime | None = None,
-) -> str:
-    """Record a new login state and return the provider's authorization URL to redirect to.
+) -> Started:
+    """Record a new login state; returns the provider's authorization URL to redirect to.
 
     Raises ``AuthenticationFailed`` (``sso_disabled``), ``OidcFailed`` (``oidc_not_configured``)
     or ``IdpUnavailable``.
@@ -154,7 +171,14 @@ def start_sign_in(
         params |= {"response_type": "id_token", "response_mode": "form_post"}
     if login_hint and len(login_hint) <= 320:
         params["login_hint"] = login_hint
-    return endpoint + ("&" if "?" in endpoint else "?") + urlencode(params, quote_via=quote)
+    url = endpoint + ("&" if "?" in endpoint else "?") + urlencode(params, quote_via=quote)
+    return Started(url, state)
+
+
+def binding_name(state: str) -> str:
+    """The name of the cookie binding ``state`` to the browser that started the sign-in (one
+    per sign-in, so sign-ins started in two tabs both finish)."""
+    return "rolecall_oidc_" + _digest(state)[:16]
 
 
 # --- completing it ------------------------------------------------------------------------------
@@ -195,6 +219,16 @@ def _use_state(session: Session, row: SsoLoginState, now: datetime) -> None:
         )
 
 
+def _check_browser(state: str, kept: str | None, required: bool) -> None:
+    if kept is None and not required:
+        return
+    if not hmac.compare_digest((kept or "").encode(), state.encode()):
+        raise OidcFailed(
+            "this sign-in was started in another browser: start again from the sign-in page",
+            code="invalid_state",
+        )
+
+
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
@@ -227,9 +261,16 @@ def complete_sign_in(
     params: dict[str, str],
     settings: Settings,
     keys: JwksCache,
+    browser_state: str | None,
+    browser_state_required: bool = True,
     now: datetime | None = None,
 ) -> Completed:
     """Check the provider's response to ``/oidc/callback`` and sign its user in.
+
+    ``browser_state`` is the state the browser kept when it started the sign-in (its binding
+    cookie): a response carried to another browser is refused (RFC 6749 §10.12, login CSRF).
+    ``browser_state_required=False`` lets a browser without it through, for a cross-site form
+    post over plain http, where no cookie can come along.
 
     ``params`` are the query (code flow) or form (form_post) parameters. The login state is
     marked used whatever happens next; the caller must commit even when this raises, so that it
@@ -250,6 +291,7 @@ def complete_sign_in(
         metadata = protocol.metadata(keys, config)
         _check_iss_parameter(params, metadata)
         _use_state(session, row, now)
+        _check_browser(params["state"], browser_state, browser_state_required)
         claims, id_token = _verified_claims(params, row, config, metadata, settings, keys, now)
         identity = _identity(claims, org, settings)
     except (OidcFailed, IdpUnavailable) as exc:

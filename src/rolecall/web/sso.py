@@ -17,7 +17,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from rolecall.errors import RolecallError
+from rolecall.settings import Settings
 from rolecall.sso import oidc
+from rolecall.sso.oidc import CALLBACK_PATH
 from rolecall.web.cookies import clear_session_cookie, set_session_cookie
 from rolecall.web.deps import (
     SESSION_COOKIE,
@@ -102,12 +104,14 @@ def oidc_login(
     """Start signing in at the organization's identity provider."""
     try:
         target = sign_in_org(db, settings, org)
-        url = oidc.start_sign_in(
+        started = oidc.start_sign_in(
             db, org=target, settings=settings, keys=keys, return_to=return_to, login_hint=login_hint
         )
     except RolecallError as exc:
         return error_page(request, exc)
-    return RedirectResponse(url, status_code=302, headers=NO_STORE)
+    response = RedirectResponse(started.url, status_code=302, headers=NO_STORE)
+    _bind_browser(response, started.state, settings)
+    return response
 
 
 @router.api_route("/oidc/callback", methods=["GET", "POST"])
@@ -115,16 +119,45 @@ def oidc_callback(
     request: Request, params: CallbackParams, db: SessionDep, settings: SettingsDep, keys: JwksDep
 ) -> Response:
     """Finish signing in: check the provider's answer, open the session, go back."""
+    state = params.get("state") if isinstance(params, dict) else None
+    binding = oidc.binding_name(state) if state else None
     try:
         if isinstance(params, RolecallError):
             raise params
-        done = oidc.complete_sign_in(db, params=params, settings=settings, keys=keys)
+        done = oidc.complete_sign_in(
+            db, params=params, settings=settings, keys=keys,
+            browser_state=request.cookies.get(binding) if binding else None,
+            browser_state_required=_binding_expected(request, settings),
+        )  # fmt: skip
     except RolecallError as exc:
         db.commit()  # the used login state and the audited failure stay
-        return error_page(request, exc)
-    response = RedirectResponse(done.return_to, status_code=303, headers=NO_STORE)
-    set_session_cookie(response, done.sign_in, settings)
+        response = error_page(request, exc)
+    else:
+        response = RedirectResponse(done.return_to, status_code=303, headers=NO_STORE)
+        set_session_cookie(response, done.sign_in, settings)
+    if binding:
+        response.delete_cookie(binding, path=CALLBACK_PATH)
     return response
+
+
+def _bind_browser(response: Response, state: str, settings: Settings) -> None:
+    """The browser keeps the state too, for the callback only, as long as the state lives.
+
+    The provider brings the browser back by a top-level GET (code flow: SameSite=Lax cookies
+    come along) or a cross-site form POST (form_post: only a SameSite=None cookie comes, and
+    browsers take one only with Secure, so only behind https)."""
+    secure = settings.base_url.startswith("https")
+    response.set_cookie(
+        oidc.binding_name(state), state,
+        max_age=int(oidc.STATE_LIFETIME.total_seconds()), path=CALLBACK_PATH,
+        httponly=True, secure=secure, samesite="none" if secure else "lax",
+    )  # fmt: skip
+
+
+def _binding_expected(request: Request, settings: Settings) -> bool:
+    """Whether the browser's binding cookie must have come: always, except for a form post
+    over plain http (no SameSite=None cookie without Secure)."""
+    return request.method == "GET" or settings.base_url.startswith("https")
 
 
 @router.api_route("/logout", methods=["GET", "POST"])
