@@ -51,6 +51,8 @@ def test_a_good_token_gives_its_claims(shared_issuer):
 
 def test_iss_must_be_the_issuer(shared_issuer):
     assert "iss" in refused(shared_issuer, good(shared_issuer, iss="https://evil.example"))
+    bare = shared_issuer.issuer.removeprefix("http://")
+    assert "iss" in refused(shared_issuer, good(shared_issuer, iss=bare))
 
 
 @pytest.mark.parametrize("aud", ["someone-else", ["someone-else"], None, 7])

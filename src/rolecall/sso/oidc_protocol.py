@@ -43,6 +43,11 @@ from rolecall.sso.config import OidcConfig
 
 #: Seconds of clock difference tolerated on ``exp`` and ``iat``.
 LEEWAY = 60
+#: Other ``iss`` values a provider is documented to put in its ID tokens: Google's tokens may
+#: carry the issuer without its scheme ("Validate an ID token", Google Identity docs).
+ISSUER_ALIASES: dict[str, tuple[str, ...]] = {
+    "https://accounts.google.com": ("accounts.google.com",),
+}
 #: Longest authorization code read from the provider.
 MAX_CODE = 16 * 1024
 
@@ -258,7 +263,7 @@ def validate_id_token(
     except (JoseError, ValueError) as exc:
         raise _refuse("the signature does not verify") from exc
     claims = dict(token.claims)
-    if claims.get("iss") != issuer:
+    if claims.get("iss") != issuer and claims.get("iss") not in ISSUER_ALIASES.get(issuer, ()):
         raise _refuse(f"iss {str(claims.get('iss'))[:200]!r} is not the issuer {issuer!r}")
     aud = claims.get("aud")
     audiences = [aud] if isinstance(aud, str) else aud
