@@ -26,6 +26,7 @@ from rolecall.identity import authenticate
 from rolecall.settings import Settings
 from rolecall.web import deps
 from rolecall.web.app import create_app
+from rolecall.web.fast_path import PROJECT_TEMPLATE as PROJECT_ROUTE
 from tests import factories
 
 #: How long a write of another process may take to reach a PostgreSQL server's cache (its
@@ -181,6 +182,43 @@ def test_a_cached_check_is_byte_identical(server, statements, world, permission)
     assert first.status_code == second.status_code == 200
     assert first.content == second.content
     assert first.json()["allowed"] is (permission == "run:create")
+
+
+def fast_answers(route: str) -> float:
+    from rolecall.web.metrics import REGISTRY
+
+    sample = REGISTRY.get_sample_value("rolecall_access_cache_fast_answers_total", {"route": route})
+    return sample or 0.0
+
+
+def test_the_fast_lane_answers_repeated_reads_and_checks_in_front_of_the_router(
+    server, statements, world
+):
+    url = f"/api/v1/projects/{world['path']}"
+    body = check_body(world["path"])
+    headers = world["alice_headers"]
+    warm(server, statements, "GET", url, headers=headers)
+    warm(server, statements, "POST", "/api/v1/authz/check", json=body, headers=headers)
+    reads, checks = fast_answers(PROJECT_ROUTE), fast_answers("/api/v1/authz/check")
+
+    read = server.get(url, headers=headers)
+    check = server.post("/api/v1/authz/check", json=body, headers=headers)
+
+    assert (read.status_code, check.status_code) == (200, 200)
+    assert fast_answers(PROJECT_ROUTE) == reads + 1
+    assert fast_answers("/api/v1/authz/check") == checks + 1
+    assert read.headers["content-type"] == check.headers["content-type"] == "application/json"
+    # What the lane does not fully understand goes to the router, which answers as always.
+    odd = {**body, "extra": 1}
+    refused = server.post("/api/v1/authz/check", json=odd, headers=headers)
+    assert refused.status_code == 422
+    text_body = server.post(
+        "/api/v1/authz/check",
+        content=b'{"permission": "run:create"',
+        headers={**headers, "content-type": "application/json"},
+    )
+    assert text_body.status_code in (400, 422)
+    assert fast_answers("/api/v1/authz/check") == checks + 1
 
 
 def test_a_cached_refusal_is_byte_identical(server, statements, world, arrange):

@@ -24,6 +24,7 @@ from rolecall.settings import Settings, get_settings
 from rolecall.web import errors, graphql, metrics, oidc, scim, sso
 from rolecall.web.api.v1 import ROUTERS
 from rolecall.web.console import routes as console
+from rolecall.web.fast_path import AccessCacheFastPath
 
 OPENAPI_URL = "/api/v1/openapi.json"
 
@@ -117,6 +118,8 @@ def create_app(
     if _count_decision not in authz_load.decision_observers:
         authz_load.decision_observers.append(_count_decision)
 
+    # Inside the metrics (the last added is the outermost), so fast answers are counted too.
+    app.add_middleware(AccessCacheFastPath)
     app.add_middleware(metrics.MeasureRequests)
 
     @app.get("/healthz", tags=["operations"], operation_id="operations-healthz")

@@ -434,40 +434,21 @@ class Context:
         """The caller and the facts of its decision on project ``entity/name``, from the access
         cache alone (no database, no thread); None when any of it is not cached. Only for an
         API key's caller in single mode: anything else takes the normal path."""
-        cache = self.cache
-        if cache is None or self.settings.mode is not OrgMode.SINGLE:
-            return None
-        self._epoch = cache.begin()
-        if self._epoch is None:
-            return None
-        principal = self._cached_caller(cache)
-        org_id = cache.get(_ORG_ENTRY) if principal is not None else None
-        if principal is None or org_id is None:
-            return None
-        actor = _in_org(principal, org_id)
-        facts = cache.get(_facts_entry(actor, entity, name))
-        return None if facts is None else (actor, facts)
-
-    def _cached_caller(self, cache: AccessCache) -> Principal | None:
-        try:
-            secret = secret_from_authorization(self._request.headers.get("Authorization"))
-        except AuthenticationFailed:
-            return None  # the normal path refuses it, with the same error as always
-        if secret is None or len(secret) > MAX_SECRET_LENGTH:
-            return None
-        grant: KeyGrant | None = cache.get(("key", digest(secret)))
-        if grant is None or not grant.usable_without_lookup(datetime.now(UTC)):
-            return None  # expired (the normal path says so) or its use is due to be recorded
-        if grant.principal.kind is PrincipalKind.SERVICE_ACCOUNT and _attribution(self._request):
-            return None  # attribution is decided (and said in a header) on the normal path
-        return grant.principal
+        self._epoch, found = lookup_cached(
+            self.cache,
+            self.settings,
+            self._request.headers.get("Authorization"),
+            attributed=_attribution(self._request) is not None,
+            entity=entity,
+            name=name,
+        )
+        return found
 
     def cached(self, key: tuple[Any, ...]) -> Any | None:
         """Another entry of this request's organization (after ``cached_facts``)."""
         if self.cache is None or self._epoch is None:
             return None
-        org_id = self.cache.get(_ORG_ENTRY)
-        return None if org_id is None else self.cache.get((*key, org_id))
+        return cached_in_org(self.cache, key)
 
     async def in_thread(self, work: Callable[[], T]) -> T:
         """Run ``work`` (the endpoint's use of the session) in the thread pool, ending the
@@ -496,6 +477,55 @@ class Context:
                 cache.put(_facts_entry(principal, entity, name), facts, epoch)
         for key, value in extra:
             cache.put((*key, org_id), value, epoch)
+
+
+def lookup_cached(
+    cache: AccessCache | None,
+    settings: Settings,
+    authorization: str | None,
+    *,
+    attributed: bool,
+    entity: str,
+    name: str,
+) -> tuple[int | None, tuple[Principal, DecisionFacts] | None]:
+    """The access cache's answer for an API-key caller's decision on project ``entity/name``:
+    (the cache's epoch, for later fills; the caller and its facts, or None when anything is
+    not cached). Single mode only; ``attributed``: the request names a human (X-Wandb-*)."""
+    if cache is None or settings.mode is not OrgMode.SINGLE:
+        return None, None
+    epoch = cache.begin()
+    if epoch is None:
+        return None, None
+    principal = _cached_caller(cache, authorization, attributed)
+    org_id = cache.get(_ORG_ENTRY) if principal is not None else None
+    if principal is None or org_id is None:
+        return epoch, None
+    actor = _in_org(principal, org_id)
+    facts = cache.get(_facts_entry(actor, entity, name))
+    return epoch, None if facts is None else (actor, facts)
+
+
+def cached_in_org(cache: AccessCache, key: tuple[Any, ...]) -> Any | None:
+    """Another entry of the (single) organization, after ``lookup_cached``."""
+    org_id = cache.get(_ORG_ENTRY)
+    return None if org_id is None else cache.get((*key, org_id))
+
+
+def _cached_caller(
+    cache: AccessCache, authorization: str | None, attributed: bool
+) -> Principal | None:
+    try:
+        secret = secret_from_authorization(authorization)
+    except AuthenticationFailed:
+        return None  # the normal path refuses it, with the same error as always
+    if secret is None or len(secret) > MAX_SECRET_LENGTH:
+        return None
+    grant: KeyGrant | None = cache.get(("key", digest(secret)))
+    if grant is None or not grant.usable_without_lookup(datetime.now(UTC)):
+        return None  # expired (the normal path says so) or its use is due to be recorded
+    if grant.principal.kind is PrincipalKind.SERVICE_ACCOUNT and attributed:
+        return None  # attribution is decided (and said in a header) on the normal path
+    return grant.principal
 
 
 def _in_org(principal: Principal, org_id: str) -> Principal:

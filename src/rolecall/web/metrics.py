@@ -34,6 +34,12 @@ TOKEN_EXCHANGES = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+FAST_ANSWERS = Counter(
+    "rolecall_access_cache_fast_answers_total",
+    "Requests answered from the access cache in front of the router, by route",
+    ["route"],
+    registry=REGISTRY,
+)
 DECISIONS = Counter(
     "rolecall_authz_decisions_total",
     "Policy decisions by outcome",

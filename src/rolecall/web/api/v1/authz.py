@@ -70,13 +70,13 @@ async def check(body: AuthzCheck, ctx: OptionalContextDep) -> Any:
         except InvalidInput:
             found = None  # ``explain`` refuses it
         if found is not None:
-            body_bytes = _decision_body(policy.decide(found[1], wanted))
+            body_bytes = decision_body(policy.decide(found[1], wanted))
             return Response(body_bytes, media_type="application/json")
     return await ctx.in_thread(lambda: _explain(ctx, body))
 
 
 @functools.lru_cache(maxsize=4096)
-def _decision_body(decision: Decision) -> bytes:
+def decision_body(decision: Decision) -> bytes:
     """The body FastAPI sends for a decision's ``DecisionRead``. A decision is a value (equal
     facts give an equal decision), so the same few recur and their bodies are kept."""
     return DecisionRead.from_decision(decision).model_dump_json(by_alias=True).encode()
