@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -41,12 +42,6 @@ SERVER_ENV = ("LOCAL_RESTORE", "ROLECALL_MODE", "ROLECALL_HOST", "ROLECALL_PORT"
 
 
 @pytest.fixture(scope="module")
-def op() -> Iterator[str]:
-    with running_provider(OP_AUTO_LOGIN="0") as issuer:
-        yield issuer
-
-
-@pytest.fixture(scope="module")
 def live_database_url(
     backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
@@ -68,13 +63,17 @@ def live_database_url(
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@dataclass(frozen=True)
+class Stack:
+    rolecall: str
+    op: str
+
+
 @pytest.fixture(scope="module")
-def rolecall(
-    live_database_url: str, op: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """``rolecall serve`` signing in through ``op``; yields its URL."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
+def stack(live_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """``rolecall serve`` signing in through the provider; both start side by side."""
+    port, op_port = free_port(), free_port()
+    base_url, op = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{op_port}"
     env = {k: v for k, v in os.environ.items() if k not in SERVER_ENV}
     env |= {
         "ROLECALL_DATABASE_URL": live_database_url,
@@ -85,37 +84,43 @@ def rolecall(
         "OIDC_AUTH_METHOD": "pkce",
     }
     cli = [sys.executable, "-m", "rolecall.cli"]
-    init = subprocess.run(
+    init = subprocess.Popen(
         [*cli, "init", "--org", "acme", "--admin-email", "admin@example.com", "--json"],
-        env=env, capture_output=True, text=True, timeout=START_TIMEOUT,
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    assert init.returncode == 0, init.stderr
-    log: Path = tmp_path_factory.mktemp("serve") / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*cli, "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"serve exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"serve did not answer /healthz:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield base_url
-    finally:
-        process.terminate()
+    with running_provider(op_port, OP_AUTO_LOGIN="0"):
+        _, errors = init.communicate(timeout=START_TIMEOUT)
+        assert init.returncode == 0, errors
+        log: Path = tmp_path_factory.mktemp("serve") / "serve.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [*cli, "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
+            )
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            _wait_until_up(process, base_url, log)
+            yield Stack(base_url, op)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_until_up(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"serve exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"serve did not answer /healthz:\n{log.read_text()}")
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +135,8 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-def test_a_person_signs_in_and_out_through_the_identity_provider(browser, rolecall, op):
+def test_a_person_signs_in_and_out_through_the_identity_provider(browser, stack):
+    rolecall, op = stack.rolecall, stack.op
     context = browser.new_context()
     context.set_default_timeout(15_000)
     page = context.new_page()

@@ -39,10 +39,11 @@ def _install() -> None:
 
 
 @contextmanager
-def running_provider(**env: str) -> Iterator[str]:
-    """Start the provider with ``OP_*`` settings ``env``; yields its issuer URL."""
+def running_provider(port: int | None = None, **env: str) -> Iterator[str]:
+    """Start the provider (on ``port``, or a free one) with ``OP_*`` settings ``env``; yields
+    its issuer URL once it answers."""
     _install()
-    port = free_port()
+    port = port or free_port()
     process = subprocess.Popen(
         ["node", "provider.mjs"], cwd=HERE, env={**os.environ, **env, "OP_PORT": str(port)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
