@@ -27,6 +27,7 @@ from rolecall.web.deps import (
     SessionDep,
     SettingsDep,
     TransactionalRoute,
+    Writes,
     sign_in_org,
 )
 from rolecall.web.errors import status_for
@@ -91,7 +92,7 @@ async def callback_params(request: Request) -> dict[str, str] | RolecallError:
 CallbackParams = Annotated[dict[str, str] | RolecallError, Depends(callback_params)]
 
 
-@router.get("/oidc/login")
+@router.get("/oidc/login", dependencies=[Writes])
 def oidc_login(
     request: Request,
     db: SessionDep,
@@ -114,13 +115,12 @@ def oidc_login(
     return response
 
 
-@router.api_route("/oidc/callback", methods=["GET", "POST"])
+@router.api_route("/oidc/callback", methods=["GET", "POST"], dependencies=[Writes])
 def oidc_callback(
     request: Request, params: CallbackParams, db: SessionDep, settings: SettingsDep, keys: JwksDep
 ) -> Response:
     """Finish signing in: check the provider's answer, open the session, go back."""
-    state = params.get("state") if isinstance(params, dict) else None
-    binding = oidc.binding_name(state) if state else None
+    binding = _binding_of(params)
     try:
         if isinstance(params, RolecallError):
             raise params
@@ -131,13 +131,10 @@ def oidc_callback(
         )  # fmt: skip
     except RolecallError as exc:
         db.commit()  # the used login state and the audited failure stay
-        response = error_page(request, exc)
-    else:
-        response = RedirectResponse(done.return_to, status_code=303, headers=NO_STORE)
-        set_session_cookie(response, done.sign_in, settings)
-    if binding:
-        response.delete_cookie(binding, path=CALLBACK_PATH)
-    return response
+        return _unbind_browser(error_page(request, exc), binding)
+    response = RedirectResponse(done.return_to, status_code=303, headers=NO_STORE)
+    set_session_cookie(response, done.sign_in, settings)
+    return _unbind_browser(response, binding)
 
 
 def _bind_browser(response: Response, state: str, settings: Settings) -> None:
@@ -154,13 +151,24 @@ def _bind_browser(response: Response, state: str, settings: Settings) -> None:
     )  # fmt: skip
 
 
+def _binding_of(params: dict[str, str] | RolecallError) -> str | None:
+    state = params.get("state") if isinstance(params, dict) else None
+    return oidc.binding_name(state) if state else None
+
+
+def _unbind_browser(response: Response, binding: str | None) -> Response:
+    if binding:
+        response.delete_cookie(binding, path=CALLBACK_PATH)
+    return response
+
+
 def _binding_expected(request: Request, settings: Settings) -> bool:
     """Whether the browser's binding cookie must have come: always, except for a form post
     over plain http (no SameSite=None cookie without Secure)."""
     return request.method == "GET" or settings.base_url.startswith("https")
 
 
-@router.api_route("/logout", methods=["GET", "POST"])
+@router.api_route("/logout", methods=["GET", "POST"], dependencies=[Writes])
 def logout(request: Request, db: SessionDep, settings: SettingsDep, keys: JwksDep) -> Response:
     """End the browser's session, then sign out at the identity provider when it offers it."""
     target = oidc.sign_out_browser(
