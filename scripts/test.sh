@@ -28,6 +28,14 @@ if [ ! -x /usr/sbin/slapd ] || ! command -v ldapadd >/dev/null 2>&1; then
   as_root rm -f /usr/sbin/policy-rc.d
 fi
 
+# The browser tests drive Debian's Chromium through Playwright (which never downloads one).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "== installing Chromium"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    chromium chromium-driver >/dev/null
+fi
+
 # The OIDC provider the identity tests run against is node's oidc-provider (needs node >= 20).
 if ! command -v npm >/dev/null 2>&1; then
   echo "error: node >= 20 with npm is needed for the identity-provider tests" >&2

@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from rolecall.audit.models import AuditEvent
 from rolecall.identity.models import BrowserSession
-from rolecall.web.console.routes import LOGIN_CSRF_COOKIE, safe_return_to
+from rolecall.sso.oidc import safe_return_to
+from rolecall.web.console.routes import LOGIN_CSRF_COOKIE
 
 PASSWORD = "correct horse battery"
 

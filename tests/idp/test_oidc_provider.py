@@ -7,13 +7,7 @@ missing (``scripts/test.sh`` installs them beforehand)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote_plus
 
 import httpx
@@ -21,51 +15,16 @@ import pytest
 
 from tests import factories
 from tests.idp.conftest import API, bearer, exchange, register
+from tests.idp.oidc_op import SECRET, running_provider
 
-HERE = Path(__file__).resolve().parent / "oidc_provider"
 SUBJECTS = ("alice@example.org", "repo:acme/train:ref:refs/heads/main", "mallory@example.org")
-SECRET = "test-secret"
 
 
 @pytest.fixture(scope="module")
 def op() -> Iterator[str]:
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.fail("node (>= 20) and npm are needed for the oidc-provider tests")
-    if not (HERE / "node_modules" / "oidc-provider" / "package.json").exists():
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=HERE, check=True, timeout=300,
-        )  # fmt: skip
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {
-        **os.environ,
-        "OP_PORT": str(port),
-        "OP_SUBJECTS": ",".join(SUBJECTS),
-        "OP_AUDIENCE": "wandb",
-        "OP_SECRET": SECRET,
-    }
-    process = subprocess.Popen(
-        ["node", "provider.mjs"], cwd=HERE, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    try:
-        issuer = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{issuer}/.well-known/openid-configuration").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("oidc-provider did not start")
-            time.sleep(0.1)
+    env = {"OP_SUBJECTS": ",".join(SUBJECTS), "OP_AUDIENCE": "wandb", "OP_SECRET": SECRET}
+    with running_provider(**env) as issuer:
         yield issuer
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def access_token_jwt(op: str, subject: str) -> str:

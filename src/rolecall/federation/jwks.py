@@ -13,7 +13,9 @@ The cache is safe to lose (DESIGN.md): each process keeps its own.
 
 from __future__ import annotations
 
+import functools
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +37,8 @@ KEY_TYPE_OF = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
 CURVE_OF = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 
 DISCOVERY_PATHS = ("/.well-known/oidc-configuration", "/.well-known/openid-configuration")
+#: Where an OpenID Provider publishes its metadata (OpenID Connect Discovery 1.0 §4).
+OPENID_CONFIGURATION = "/.well-known/openid-configuration"
 #: Seconds a fetched key set is used before it is fetched again.
 MAX_AGE = 600.0
 #: Fewest seconds between two fetches of one issuer's keys caused by an unknown ``kid``.
@@ -77,6 +81,18 @@ def check_issuer_url(url: str) -> str | None:
     return None
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The TLS settings of every call to an issuer, made once: building them reads the CA
+    bundle, which costs more than a loopback request."""
+    return httpx.create_ssl_context()
+
+
+def http_client() -> httpx.Client:
+    """A client for one exchange with an issuer: ``TIMEOUT``, certificates verified."""
+    return httpx.Client(timeout=TIMEOUT, verify=tls_context())
+
+
 def fetch_json(url: str) -> dict[str, Any]:
     """GET ``url`` and decode a JSON object; at most ``MAX_DOCUMENT_BYTES``, ``TIMEOUT`` each.
 
@@ -87,7 +103,9 @@ def fetch_json(url: str) -> dict[str, Any]:
         raise FetchFailed(f"{url}: {problem}")
     try:
         with (
-            httpx.Client(timeout=TIMEOUT, follow_redirects=True, max_redirects=3) as client,
+            httpx.Client(
+                timeout=TIMEOUT, follow_redirects=True, max_redirects=3, verify=tls_context()
+            ) as client,
             client.stream("GET", url, headers={"Accept": "application/json"}) as response,
         ):
             if response.status_code != 200:
@@ -166,6 +184,26 @@ def key_fits(key: PublicKey, alg: str) -> bool:
     return True
 
 
+def provider_metadata(issuer: str, fetch: Fetch = fetch_json) -> dict[str, Any]:
+    """An OpenID Provider's metadata from ``${ISSUER}/.well-known/openid-configuration``.
+
+    The document must name the same issuer (OpenID Connect Discovery 1.0 §4.3). Raises
+    ``FetchFailed``.
+    """
+    url = issuer.rstrip("/") + OPENID_CONFIGURATION
+    document = fetch(url)
+    stated = document.get("issuer")
+    if not isinstance(stated, str) or stated.rstrip("/") != issuer.rstrip("/"):
+        raise FetchFailed(f"{url} names another issuer: {str(stated)[:200]!r}")
+    return document
+
+
+@dataclass
+class _Metadata:
+    document: dict[str, Any]
+    fetched_at: float
+
+
 @dataclass
 class _Entry:
     jwks_uri: str
@@ -197,6 +235,8 @@ class JwksCache:
         self._locks_lock = threading.Lock()
         #: How many times each issuer's keys were fetched (for tests and metrics).
         self.fetches: dict[str, int] = {}
+        #: OpenID Providers' metadata (single sign-on), kept as long as a key set.
+        self._metadata: dict[str, _Metadata] = {}
 
     def _load(self, issuer: str, refetched_at: float | None = None) -> _Entry:
         jwks_uri = discover(issuer, self._fetch)
@@ -218,6 +258,19 @@ class JwksCache:
         """Drop what is cached for ``issuer`` (its registration changed)."""
         with self._lock_for(issuer):
             self._entries.pop(issuer, None)
+            self._metadata.pop(issuer, None)
+
+    def metadata(self, issuer: str) -> dict[str, Any]:
+        """The OpenID Provider's metadata document, fetched at most every ``max_age`` seconds.
+
+        Raises ``FetchFailed``; a failed fetch is not cached, so the next sign-in tries again.
+        """
+        with self._lock_for(issuer):
+            cached = self._metadata.get(issuer)
+            if cached is None or self._clock() - cached.fetched_at >= self.max_age:
+                cached = _Metadata(provider_metadata(issuer, self._fetch), self._clock())
+                self._metadata[issuer] = cached
+            return cached.document
 
     def key_for(self, issuer: str, kid: str | None, alg: str) -> PublicKey:
         """The issuer's key for a JWS header's ``kid`` and ``alg``.

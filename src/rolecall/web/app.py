@@ -21,7 +21,7 @@ from rolecall.federation.jwks import JwksCache
 from rolecall.identity.principal import operator
 from rolecall.orgs.bootstrap import restore_admin_password
 from rolecall.settings import Settings, get_settings
-from rolecall.web import errors, graphql, metrics, oidc, scim
+from rolecall.web import errors, graphql, metrics, oidc, scim, sso
 from rolecall.web.api.v1 import ROUTERS
 from rolecall.web.console import routes as console
 from rolecall.web.fast_path import AccessCacheFastPath
@@ -145,6 +145,7 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(oidc.router)
+    app.include_router(sso.router)
     app.include_router(scim.build_router())
     app.include_router(graphql.router)
     app.include_router(console.router)

@@ -80,9 +80,21 @@ async def read_only_transaction(request: Request) -> None:
 ReadOnly = Depends(read_only_transaction)
 
 
+async def writing_transaction(request: Request) -> None:
+    """Marks a request that writes although its method is safe (a browser route reached by a
+    redirect, such as an SSO sign-in): its transaction is a writer's from the start, so SQLite
+    never has to upgrade a read snapshot."""
+    request.state.writes = True
+
+
+#: Route dependency for ``writing_transaction``.
+Writes = Depends(writing_transaction)
+
+
 def _open_session(request: Request) -> Session:
     """The request's session (its transaction begins with the first query)."""
-    reads_only = request.method in SAFE_METHODS or getattr(request.state, "read_only", False)
+    safe = request.method in SAFE_METHODS and not getattr(request.state, "writes", False)
+    reads_only = safe or getattr(request.state, "read_only", False)
     state = request.app.state
     factory = state.read_session_factory if reads_only else state.session_factory
     session: Session = factory()

@@ -27,6 +27,7 @@ from rolecall.identity.secrets import same_digest
 from rolecall.orgs.models import Organization
 from rolecall.settings import Settings
 from rolecall.sso.config import ldap_config, oidc_config
+from rolecall.sso.oidc import safe_return_to
 from rolecall.sso.sign_in import sign_in_with_email_password
 from rolecall.users.models import User
 from rolecall.web.cookies import set_session_cookie
@@ -40,16 +41,6 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 LOGIN_CSRF_COOKIE = "rolecall_login_csrf"
 NO_STORE = {"Cache-Control": "no-store"}
-
-
-def safe_return_to(value: str | None) -> str:
-    """A same-origin path to go to after signing in; anything else (another host, a scheme,
-    ``//host``, a backslash trick) becomes ``/``."""
-    if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
-        return "/"
-    if any(c in value for c in "\\\r\n\t") or len(value) > 2048:
-        return "/"
-    return value
 
 
 def signed_in(db: Session, request: Request) -> tuple[Principal, BrowserSession] | None:

@@ -1,0 +1,186 @@
+"""Browser routes of single sign-on: ``/oidc/login``, ``/oidc/callback``, ``/logout``, and the
+clear refusal of SAML.
+
+Adapters over ``rolecall.sso.oidc``. They answer browsers, so an error is a small page (HTML
+when the browser asks for it, else JSON ``{"error": {...}}``) with the reason and what the
+identity provider said (``oauth_error``, ``oauth_error_description``), never a 500: an
+unreachable provider is a 503 ``idp_unavailable`` and local password sign-in is untouched.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Annotated
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from rolecall.errors import RolecallError
+from rolecall.settings import Settings
+from rolecall.sso import oidc
+from rolecall.sso.oidc import CALLBACK_PATH
+from rolecall.web.cookies import clear_session_cookie, set_session_cookie
+from rolecall.web.deps import (
+    SESSION_COOKIE,
+    JwksDep,
+    SessionDep,
+    SettingsDep,
+    TransactionalRoute,
+    Writes,
+    sign_in_org,
+)
+from rolecall.web.errors import status_for
+
+router = APIRouter(route_class=TransactionalRoute, tags=["sso"], include_in_schema=False)
+
+#: Statuses that differ from the REST mapping of the error classes.
+STATUS_BY_CODE = {
+    "idp_unavailable": 503,
+    "sso_disabled": 403,
+    "oidc_not_configured": 404,
+    "saml_not_supported": 404,
+}
+#: Largest form body read on the callback (an ID token is a few KB).
+MAX_BODY = 64 * 1024
+NO_STORE = {"Cache-Control": "no-store"}
+SAML_MESSAGE = "SAML is not supported; use OIDC or LDAP"
+
+
+def error_page(request: Request, error: RolecallError) -> Response:
+    """The error as a page a person can read, or as JSON for a program."""
+    status = STATUS_BY_CODE.get(error.code) or status_for(error)
+    body = error.as_dict()
+    if "text/html" not in request.headers.get("accept", ""):
+        return JSONResponse({"error": body}, status_code=status, headers=NO_STORE)
+    said = ""
+    if "oauth_error" in body:
+        said = f"<code id='oauth-error'>{escape(body['oauth_error'])}</code>"
+        if "oauth_error_description" in body:
+            said += (
+                f" <span id='oauth-description'>{escape(body['oauth_error_description'])}</span>"
+            )
+        said = f"<p>The identity provider said: {said}</p>"
+    code = escape(error.code)
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Sign-in failed - rolecall"
+        "</title></head><body><h1>Sign-in failed</h1>"
+        f"<p id='error' data-code='{code}'>{escape(error.message)}</p>{said}"
+        "<p><a href='/login'>Back to sign-in</a></p></body></html>"
+    )
+    return HTMLResponse(page, status_code=status, headers=NO_STORE)
+
+
+async def callback_params(request: Request) -> dict[str, str] | RolecallError:
+    """The authorization response: the query (code flow) or the form (``form_post``).
+
+    RFC 6749 §3.1: a parameter sent twice makes the response unusable.
+    """
+    if request.method == "POST":
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return oidc.OidcFailed("the sign-in response is too large", code="invalid_response")
+        pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+    else:
+        pairs = list(request.query_params.multi_items())
+    params = dict(pairs)
+    if len(params) != len(pairs):
+        return oidc.OidcFailed("the sign-in response repeats a parameter", code="invalid_response")
+    return params
+
+
+CallbackParams = Annotated[dict[str, str] | RolecallError, Depends(callback_params)]
+
+
+@router.get("/oidc/login", dependencies=[Writes])
+def oidc_login(
+    request: Request,
+    db: SessionDep,
+    settings: SettingsDep,
+    keys: JwksDep,
+    org: str | None = None,
+    return_to: str | None = None,
+    login_hint: str | None = None,
+) -> Response:
+    """Start signing in at the organization's identity provider."""
+    try:
+        target = sign_in_org(db, settings, org)
+        started = oidc.start_sign_in(
+            db, org=target, settings=settings, keys=keys, return_to=return_to, login_hint=login_hint
+        )
+    except RolecallError as exc:
+        return error_page(request, exc)
+    response = RedirectResponse(started.url, status_code=302, headers=NO_STORE)
+    _bind_browser(response, started.state, settings)
+    return response
+
+
+@router.api_route("/oidc/callback", methods=["GET", "POST"], dependencies=[Writes])
+def oidc_callback(
+    request: Request, params: CallbackParams, db: SessionDep, settings: SettingsDep, keys: JwksDep
+) -> Response:
+    """Finish signing in: check the provider's answer, open the session, go back."""
+    binding = _binding_of(params)
+    try:
+        if isinstance(params, RolecallError):
+            raise params
+        done = oidc.complete_sign_in(
+            db, params=params, settings=settings, keys=keys,
+            browser_state=request.cookies.get(binding) if binding else None,
+            browser_state_required=_binding_expected(request, settings),
+        )  # fmt: skip
+    except RolecallError as exc:
+        db.commit()  # the used login state and the audited failure stay
+        return _unbind_browser(error_page(request, exc), binding)
+    response = RedirectResponse(done.return_to, status_code=303, headers=NO_STORE)
+    set_session_cookie(response, done.sign_in, settings)
+    return _unbind_browser(response, binding)
+
+
+def _bind_browser(response: Response, state: str, settings: Settings) -> None:
+    """The browser keeps the state too, for the callback only, as long as the state lives.
+
+    The provider brings the browser back by a top-level GET (code flow: SameSite=Lax cookies
+    come along) or a cross-site form POST (form_post: only a SameSite=None cookie comes, and
+    browsers take one only with Secure, so only behind https)."""
+    secure = settings.base_url.startswith("https")
+    response.set_cookie(
+        oidc.binding_name(state), state,
+        max_age=int(oidc.STATE_LIFETIME.total_seconds()), path=CALLBACK_PATH,
+        httponly=True, secure=secure, samesite="none" if secure else "lax",
+    )  # fmt: skip
+
+
+def _binding_of(params: dict[str, str] | RolecallError) -> str | None:
+    state = params.get("state") if isinstance(params, dict) else None
+    return oidc.binding_name(state) if state else None
+
+
+def _unbind_browser(response: Response, binding: str | None) -> Response:
+    if binding:
+        response.delete_cookie(binding, path=CALLBACK_PATH)
+    return response
+
+
+def _binding_expected(request: Request, settings: Settings) -> bool:
+    """Whether the browser's binding cookie must have come: always, except for a form post
+    over plain http (no SameSite=None cookie without Secure)."""
+    return request.method == "GET" or settings.base_url.startswith("https")
+
+
+@router.api_route("/logout", methods=["GET", "POST"], dependencies=[Writes])
+def logout(request: Request, db: SessionDep, settings: SettingsDep, keys: JwksDep) -> Response:
+    """End the browser's session, then sign out at the identity provider when it offers it."""
+    target = oidc.sign_out_browser(
+        db, cookie=request.cookies.get(SESSION_COOKIE), settings=settings, keys=keys
+    )
+    response = RedirectResponse(target, status_code=303, headers=NO_STORE)
+    clear_session_cookie(response)
+    return response
+
+
+@router.api_route("/saml", methods=["GET", "POST"])
+@router.api_route("/saml/{anything:path}", methods=["GET", "POST"])
+def saml(request: Request) -> Response:
+    """SAML: a clear refusal (rolecall signs in with OIDC or LDAP only)."""
+    return error_page(request, RolecallError(SAML_MESSAGE, code="saml_not_supported"))
