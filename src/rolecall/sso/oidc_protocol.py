@@ -28,7 +28,7 @@ import httpx
 from joserfc import jws
 from joserfc.errors import JoseError
 
-from rolecall.errors import AuthenticationFailed, RolecallError
+from rolecall.errors import AuthenticationFailed, Unavailable
 from rolecall.federation.jwks import (
     ASYMMETRIC_ALGORITHMS,
     MAX_DOCUMENT_BYTES,
@@ -91,7 +91,7 @@ class OidcFailed(AuthenticationFailed):
         return body
 
 
-class IdpUnavailable(RolecallError):
+class IdpUnavailable(Unavailable):
     """The identity provider could not be reached or answered nonsense (try again later)."""
 
     code = "idp_unavailable"
