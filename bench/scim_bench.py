@@ -439,7 +439,7 @@ def bench(targets: list[Target], args: argparse.Namespace) -> list[Result]:
             for t in order:
                 jobs = jobs_for(t, first, last)
                 merged[t.name].append(run_phase(label, t.base_url, t.headers, jobs, concurrency))
-        for t in targets:
+        for t in targets if count else []:
             whole = combine(label, merged[t.name])
             print(
                 f"  {t.name}: {label}: {whole.count} in {whole.seconds:.1f}s "
@@ -468,7 +468,9 @@ def bench(targets: list[Target], args: argparse.Namespace) -> list[Result]:
     for t in targets:
         t.settle()
     small = phase("lookups at 1,000", lookups(small_names), len(small_names), args.lookup_clients)
-    creates_rest = phase(f"create {first + 1}..{args.users}", creates(first), args.users - first)
+    creates_rest = phase(
+        f"create {first + 1}..{args.users}", creates(first), args.users - first, args.concurrency
+    )
     for t in targets:
         started = time.perf_counter()
         t.bulk_load(args.users, args.bulk)
