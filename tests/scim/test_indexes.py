@@ -11,6 +11,7 @@ from rolecall.scim.filters import to_sql
 from rolecall.scim.mapping import GROUP_ATTRS, GROUP_URN, USER_ATTRS, USER_URN
 from rolecall.teams.models import Team
 from rolecall.users.models import User
+from rolecall.users.service import users_named
 
 
 def plan(db, backend: str, query) -> str:
@@ -94,3 +95,27 @@ def test_group_lookups_use_an_index(db, backend, filter_text, index):
     assert "Seq Scan" not in found and "SCAN teams" not in found, found
     if backend == "sqlite" or "display_name" in index:
         assert index in found, found
+
+
+def test_a_new_users_name_check_uses_indexes(db, backend):
+    """Every create asks whether its name is free as a username and as a userName: two index
+    lookups, not a scan of the directory (which would slow provisioning as it grows)."""
+    if backend == "postgres":
+        db.execute(
+            insert(User),
+            [
+                {
+                    "email": f"named{i}@example.com",
+                    "email_key": f"named{i}@example.com",
+                    "username": f"named{i}",
+                    "username_key": f"named{i}",
+                }
+                for i in range(3000)
+            ],
+        )
+        db.execute(text("ANALYZE users"))
+
+    found = plan(db, backend, users_named("ada"))
+
+    assert "uq_users_scim_user_name" in found, found
+    assert "Seq Scan" not in found and "SCAN users" not in found, found

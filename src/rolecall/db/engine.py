@@ -1,10 +1,15 @@
 """Engine and session factory.
 
 SQLite: the documented pysqlite recipe (emit ``BEGIN`` ourselves) so transactions and SAVEPOINTs
-behave, plus WAL and foreign keys. PostgreSQL: psycopg 3.
+behave, plus WAL and foreign keys; a process's writers take turns (``WriterConnection``).
+PostgreSQL: psycopg 3.
 """
 
 from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -14,6 +19,64 @@ from rolecall.db.changes import announce_writes
 
 #: Execution option naming how a SQLite transaction begins (IMMEDIATE unless it only reads).
 BEGIN_OPTION = "rolecall_sqlite_begin"
+#: SQLite's wait for a lock another process holds (ms).
+BUSY_TIMEOUT_MS = 30_000
+#: The longest a writer waits for its turn among this process's writers (seconds) before it
+#: leaves the waiting to SQLite's lock: far more than a queue of requests takes, short enough
+#: that a turn never given back (a bug) would slow writes, not stop them.
+WRITE_TURN_TIMEOUT = 5.0
+
+log = logging.getLogger("rolecall.db")
+
+
+class WriterConnection(sqlite3.Connection):
+    """A pysqlite connection whose write transactions queue for a lock of its engine's, which
+    the end of the transaction hands to the next writer at once.
+
+    SQLite lets one connection write at a time. Another's ``BEGIN IMMEDIATE`` waits in SQLite's
+    busy handler, which sleeps and polls (1, 2, 5, ... up to 100 ms a sleep): a burst of
+    concurrent writes, such as an identity provider provisioning, then spends much of its time
+    asleep with the database free, and its slowest requests wait for seconds. The turn only
+    orders this process's writers: SQLite's lock still decides, and guards against other
+    processes (busy timeout).
+    """
+
+    write_turn: threading.Lock | None = None
+    holds_turn = False
+
+    def take_write_turn(self) -> None:
+        if self.write_turn is not None and not self.holds_turn:
+            self.holds_turn = self.write_turn.acquire(timeout=WRITE_TURN_TIMEOUT)
+            if not self.holds_turn:
+                log.warning(
+                    "no write turn in %.0f s; waiting for SQLite's lock", WRITE_TURN_TIMEOUT
+                )
+
+    def give_back_write_turn(self) -> None:
+        if self.holds_turn and not self.in_transaction:
+            self.holds_turn = False
+            assert self.write_turn is not None
+            self.write_turn.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.give_back_write_turn()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.give_back_write_turn()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self.holds_turn and self.write_turn is not None:
+                self.holds_turn = False
+                self.write_turn.release()
 
 
 def normalise_url(url: str) -> str:
@@ -27,9 +90,8 @@ def normalise_url(url: str) -> str:
 def make_engine(url: str, **kwargs: object) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
-        )
+        connect_args = {"check_same_thread": False, "timeout": 30, "factory": WriterConnection}
+        engine = create_engine(url, connect_args=connect_args, **kwargs)
         _apply_sqlite_recipe(engine)
         return engine
     engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
@@ -39,15 +101,20 @@ def make_engine(url: str, **kwargs: object) -> Engine:
 
 
 def _apply_sqlite_recipe(engine: Engine) -> None:
+    write_turn = threading.Lock()
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         # Let SQLAlchemy own transaction boundaries (pysqlite's own handling breaks SAVEPOINT).
         dbapi_connection.isolation_level = None
+        dbapi_connection.write_turn = write_turn
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
+        # WAL with synchronous=NORMAL, SQLite's documented setting for WAL: a commit needs no
+        # fsync; a power loss may lose the last commits, never the database's integrity.
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -56,7 +123,14 @@ def _apply_sqlite_recipe(engine: Engine) -> None:
         # Read-only work (``for_reading``) begins DEFERRED: under WAL, readers then run side by
         # side instead of queueing for the one write lock.
         mode = conn.get_execution_options().get(BEGIN_OPTION, "IMMEDIATE")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        raw = conn.connection.dbapi_connection
+        if mode == "IMMEDIATE":
+            raw.take_write_turn()
+        try:
+            conn.exec_driver_sql(f"BEGIN {mode}")
+        except BaseException:
+            raw.give_back_write_turn()
+            raise
 
 
 def for_reading(engine: Engine) -> Engine:

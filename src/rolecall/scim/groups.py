@@ -12,8 +12,10 @@ from typing import Any
 
 from scim2_models.path import AttrPath, CompareOperator, Comparison, LogicalExpr, ValuePath
 from sqlalchemy import ColumnElement, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from rolecall.errors import Conflict
 from rolecall.identity.principal import Principal
 from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.scim import mapping
@@ -222,9 +224,25 @@ def _add_members(
     present = teams.member_user_ids(session, team=team, user_ids=wanted)
     for user_id in wanted:
         if user_id not in present:  # re-adding a member is a no-op
+            _add_member(session, actor, org, team, user_id)
+
+
+def _add_member(
+    session: Session, actor: Principal, org: Organization, team: Team, user_id: str
+) -> None:
+    """Add one member; a no-op when another request added it at the same moment (identity
+    providers send a group's changes from several workers at once). On PostgreSQL the other
+    request's row shows up between our look and our insert (``Conflict``), or our insert waits
+    for its transaction and then breaks the unique membership (``IntegrityError``): only our
+    attempt is undone (a savepoint), and the member is there."""
+    try:
+        with session.begin_nested():
             teams.add_member(
                 session, actor=actor, org=org, team=team, user=user_id, deactivated_ok=True
             )
+    except (Conflict, IntegrityError):
+        if not teams.member_user_ids(session, team=team, user_ids=[user_id]):
+            raise
 
 
 def _remove_members(

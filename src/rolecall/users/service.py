@@ -8,10 +8,11 @@ applies the domain rules, records an audit event in the caller's transaction and
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,6 +20,7 @@ from rolecall import authz
 from rolecall.audit.service import record
 from rolecall.authz.permissions import Permission
 from rolecall.authz.roles import OrgRole, SeatType, parse_org_role
+from rolecall.db.base import new_id
 from rolecall.errors import Conflict, InvalidInput, NotFound
 from rolecall.identity.principal import Principal
 from rolecall.identity.sessions import revoke_user_sessions
@@ -261,10 +263,11 @@ def create_user(
         if user_name is not None:
             check_user_name_free(session, user_name)
         if username is None and user_name is not None and _free_username(session, user_name):
-            username = user_name
-        seed = user_name if user_name and "@" in user_name else email
-        username = username or available_username(session, username_from_email(seed))
-        _check_name_free(session, username)
+            username = user_name  # just found free: no second look
+        else:
+            seed = user_name if user_name and "@" in user_name else email
+            username = username or available_username(session, username_from_email(seed))
+            _check_name_free(session, username)
         user = User(email=email, email_key=email.lower(), username=username)
         user.username_key, user.full_name = username.lower(), full_name
         user.given_name, user.family_name = given_name, family_name
@@ -277,9 +280,14 @@ def create_user(
                 field="user_name",
             )
         detail = "an existing user (of another organization) joined"
-    _insert(session, org, user, membership)
     after = {"email": user.email, "username": user.username, **_fields(membership)}
-    _record(session, actor, org, user, "user.create", None, after, detail)
+    _insert(
+        session,
+        org,
+        user,
+        membership,
+        lambda: _record(session, actor, org, user, "user.create", None, after, detail),
+    )
     return OrgUser(user, membership)
 
 
@@ -293,10 +301,19 @@ def _free_username(session: Session, username: str) -> bool:
     if not USERNAME_RE.fullmatch(username):
         return False
     key = username.lower()
-    taken = select(User.id).where((User.username_key == key) | (User.user_name_key == key)).limit(1)
-    return not session.scalar(taken) and not session.scalar(
+    return not session.scalar(users_named(key).limit(1)) and not session.scalar(
         select(Team.id).where(Team.name_key == key)
     )
+
+
+def users_named(key: str) -> Select[tuple[str]]:
+    """Ids of the users whose username or login name (userName) is ``key`` (lower-cased).
+
+    That is ``username_key = key OR user_name_key = key``, written so that both terms are
+    index lookups (a login-name key equal to ``key`` makes the indexed userName expression
+    equal too): the login-name column alone has no index, and a scan grows with the directory.
+    """
+    return select(User.id).where((User.username_key == key) | user_name_matches(key))
 
 
 def scim_user_name(user: User) -> str:
@@ -339,14 +356,22 @@ def _check_can_join(session: Session, org: Organization, user: User, username: s
         )
 
 
-def _insert(session: Session, org: Organization, user: User, membership: OrgMembership) -> None:
-    """Write the user and its personal entity (when new) and the membership, in a savepoint:
-    a concurrent request that took the email or name first makes a ``Conflict``, not a 500."""
+def _insert(
+    session: Session,
+    org: Organization,
+    user: User,
+    membership: OrgMembership,
+    audit: Callable[[], None],
+) -> None:
+    """Write the user (when new), then its personal entity, the membership and the ``audit``
+    record (which flushes) together, in a savepoint: a concurrent request that took the email
+    or name first makes a ``Conflict``, not a 500."""
     try:
         with session.begin_nested():
-            if user.id is None:  # a new identity: ids are assigned on flush
+            if user.id is None:  # a new identity
+                user.id = new_id()
                 session.add(user)
-                session.flush()
+                session.flush([user])  # first: the other rows refer to it
                 session.add(
                     Team(
                         org_id=org.id,
@@ -358,7 +383,7 @@ def _insert(session: Session, org: Organization, user: User, membership: OrgMemb
                 )
             membership.user_id = user.id
             session.add(membership)
-            session.flush()
+            audit()
     except IntegrityError as exc:
         raise Conflict("that email or username was taken at the same moment; retry") from exc
 

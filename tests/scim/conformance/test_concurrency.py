@@ -1,0 +1,141 @@
+"""Concurrent SCIM writes against a live ``rolecall serve`` (issue 3, "Scale and concurrency").
+
+Identity providers push group memberships in parallel: Okta and Entra ID each run several
+provisioning workers, and a burst of assignments lands as simultaneous PATCHes of one group.
+Here 8 clients, released together by a barrier, each add a different user to the same group,
+round after round; afterwards every one of them is a member (no lost update), as the group
+(GET) and the database both show, and no request failed. On SQLite the writers queue for the
+one write lock; waiting must never turn into an error.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from rolecall.db.engine import make_engine
+from rolecall.teams.models import TeamMembership
+from tests.scim.conformance.conftest import LiveServer
+from tests.scim.conftest import GROUP_URN, SCIM_JSON, new_user, patch
+
+CLIENTS = 8
+ROUNDS = 4
+
+
+def _client(server: LiveServer) -> httpx.Client:
+    headers = {"Authorization": server.basic_auth, "Content-Type": SCIM_JSON}
+    return httpx.Client(base_url=server.scim_url, headers=headers, timeout=60)
+
+
+def _create_users(client: httpx.Client, count: int) -> list[str]:
+    ids = []
+    for i in range(count):
+        response = client.post("/Users", json=new_user(f"burst-{i}@example.com"))
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    return ids
+
+
+def _add_concurrently(server: LiveServer, group_id: str, ids: list[str]) -> list[str]:
+    """Each of CLIENTS threads adds its share of ``ids`` one PATCH at a time, every round's
+    PATCHes sent at the same moment; returns what went wrong (status and body)."""
+    barrier = threading.Barrier(CLIENTS)
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def run(worker: int) -> None:
+        mine = ids[worker::CLIENTS]
+        with _client(server) as client:
+            for user_id in mine:
+                body = patch({"op": "add", "path": "members", "value": [{"value": user_id}]})
+                barrier.wait(timeout=60)
+                try:
+                    response = client.patch(f"/Groups/{group_id}", json=body)
+                except httpx.HTTPError as exc:
+                    with lock:
+                        failures.append(f"{user_id}: {type(exc).__name__}: {exc}")
+                    continue
+                if response.status_code not in (200, 204):
+                    with lock:
+                        failures.append(f"{user_id}: {response.status_code} {response.text}")
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not any(t.is_alive() for t in threads), "a client never finished"
+    return failures
+
+
+def test_simultaneous_member_adds_to_one_group_lose_none(
+    live_server: LiveServer, live_database_url: str
+) -> None:
+    with _client(live_server) as client:
+        ids = _create_users(client, CLIENTS * ROUNDS)
+        group = {"schemas": [GROUP_URN], "displayName": "Burst Team", "members": []}
+        created = client.post("/Groups", json=group)
+        assert created.status_code == 201, created.text
+        group_id = created.json()["id"]
+
+        failures = _add_concurrently(live_server, group_id, ids)
+
+        assert failures == []
+        shown = client.get(f"/Groups/{group_id}")
+        assert shown.status_code == 200, shown.text
+        assert sorted(m["value"] for m in shown.json()["members"]) == sorted(ids)
+
+    engine = make_engine(live_database_url)
+    try:
+        with Session(engine) as session:
+            rows = session.execute(
+                select(TeamMembership.user_id, func.count())
+                .where(TeamMembership.team_id == group_id)
+                .group_by(TeamMembership.user_id)
+            ).all()
+    finally:
+        engine.dispose()
+    assert sorted(user_id for user_id, _ in rows) == sorted(ids)
+    assert all(count == 1 for _, count in rows)
+    assert "Traceback" not in live_server.log.read_text()
+
+
+def test_simultaneous_adds_of_the_same_member_are_no_ops(live_server: LiveServer) -> None:
+    """Re-adding a member is a no-op (issue 3), also when the same add arrives from every
+    client at once: one of them adds it, the others find it there (even when it was added
+    while they were at it); all succeed, and there is one membership."""
+    with _client(live_server) as client:
+        response = client.post("/Users", json=new_user("same-burst@example.com"))
+        assert response.status_code == 201, response.text
+        user_id = response.json()["id"]
+        created = client.post(
+            "/Groups", json={"schemas": [GROUP_URN], "displayName": "Repeated Adds", "members": []}
+        )
+        assert created.status_code == 201, created.text
+        group_id = created.json()["id"]
+
+        barrier = threading.Barrier(CLIENTS)
+        statuses: list[int] = []
+        lock = threading.Lock()
+
+        def run() -> None:
+            body = patch({"op": "add", "path": "members", "value": [{"value": user_id}]})
+            with _client(live_server) as own:
+                barrier.wait(timeout=60)
+                status = own.patch(f"/Groups/{group_id}", json=body).status_code
+            with lock:
+                statuses.append(status)
+
+        threads = [threading.Thread(target=run) for _ in range(CLIENTS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+
+        assert len(statuses) == CLIENTS
+        assert set(statuses) <= {200, 204}, statuses
+        members = client.get(f"/Groups/{group_id}").json()["members"]
+        assert [m["value"] for m in members] == [user_id]
