@@ -12,18 +12,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 from sqlalchemy.engine import make_url
 
 from tests.idp.oidc_op import free_port, running_provider
+from tests.live_server import START_TIMEOUT, serving
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -36,7 +35,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-START_TIMEOUT = 60
 #: Settings a developer's shell might carry; the live server starts without them.
 SERVER_ENV = ("LOCAL_RESTORE", "ROLECALL_MODE", "ROLECALL_HOST", "ROLECALL_PORT", "OIDC_SECRET")
 
@@ -92,35 +90,8 @@ def stack(live_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
         _, errors = init.communicate(timeout=START_TIMEOUT)
         assert init.returncode == 0, errors
         log: Path = tmp_path_factory.mktemp("serve") / "serve.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [*cli, "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-        try:
-            _wait_until_up(process, base_url, log)
+        with serving(env, log, port=port):
             yield Stack(base_url, op)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _wait_until_up(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"serve exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"serve did not answer /healthz:\n{log.read_text()}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

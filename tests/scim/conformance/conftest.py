@@ -10,20 +10,17 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-START_TIMEOUT = 60
+from tests.live_server import START_TIMEOUT, serving
 
 #: Settings a developer's shell might carry; the live server starts without them.
 SERVER_ENV = (
@@ -53,12 +50,6 @@ class LiveServer:
     def basic_auth(self) -> str:
         token = base64.b64encode(f"{self.admin_email}:{self.api_key}".encode()).decode()
         return f"Basic {token}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _postgres_conninfo(url: str) -> str:
@@ -109,39 +100,11 @@ def live_server(
     )
     assert init.returncode == 0, init.stderr
     initialised = json.loads(init.stdout)
-    port = _free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*cli, "serve", "--port", str(port)],
-            env={**env, "ROLECALL_LOG_LEVEL": "warning"},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"serve exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"serve did not answer /healthz:\n{log.read_text()}")
-            time.sleep(0.1)
+    with serving({**env, "ROLECALL_LOG_LEVEL": "warning"}, log) as base_url:
         yield LiveServer(
             base_url=base_url,
             admin_email=initialised["admin"],
             api_key=initialised["api_key"],
             log=log,
         )
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
