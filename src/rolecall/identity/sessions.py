@@ -64,12 +64,14 @@ def sign_in_with_password(
     # verify_password spends a hash's time even without a user, so timing does not tell either.
     if not verify_password(user.password_hash if user else None, password):
         reason = "unknown email" if user is None else "wrong password"
-        _record_failure(session, user=user, email=email, reason=reason, surface=surface)
+        record_sign_in_failure(session, user=user, email=email, reason=reason, surface=surface)
         raise AuthenticationFailed(SIGN_IN_FAILED, code="sign_in_failed")
     assert user is not None  # a password verified, so there was a user
     org_id = home_org_id(session, user.id)
     if org_id is None:
-        _record_failure(session, user=user, email=email, reason="deactivated", surface=surface)
+        record_sign_in_failure(
+            session, user=user, email=email, reason="deactivated", surface=surface
+        )
         raise AuthenticationFailed("this user is deactivated", code="user_deactivated")
     return open_session(
         session,
@@ -229,27 +231,6 @@ def record_sign_in_failure(
 ) -> None:
     """Record ``auth.login_failed`` (never the password). The caller must commit it even
     though it answers with an error."""
-    _record_failure(
-        session,
-        user=user,
-        email=email,
-        reason=reason,
-        surface=surface,
-        method=method,
-        org_id=org_id,
-    )
-
-
-def _record_failure(
-    session: Session,
-    *,
-    user: User | None,
-    email: str,
-    reason: str,
-    surface: str,
-    method: str = "password",
-    org_id: str | None = None,
-) -> None:
     attempted = email.strip()[:MAX_EMAIL_LENGTH].replace("\x00", "")
     record(
         session,
