@@ -39,7 +39,7 @@ cat <<MSG
 
 rolecall is starting on http://$HOST:$PORT  (database: $ROLECALL_DATABASE_URL)
 
-Sign in as the organization's admin:
+Sign in as the organization's admin (in a browser: http://$HOST:$PORT/login):
   email:    $ADMIN_email
   password: $ADMIN_password
   API key:  $ADMIN_api_key     (kept in .rolecall-admin.txt, readable only by you)
