@@ -53,6 +53,7 @@ fi
 echo "== lint"
 .venv/bin/ruff check src tests bench
 .venv/bin/lint-imports --no-cache
+.venv/bin/mypy src/rolecall/authz src/rolecall/identity src/rolecall/federation
 echo "== tests on SQLite"
 .venv/bin/pytest -q -n 2 -p no:cacheprovider --db sqlite "$@"
 echo "== tests on PostgreSQL"

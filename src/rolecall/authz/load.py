@@ -149,6 +149,7 @@ def _standing(
     """The principal's own facts and its memberships in ``team``/``project``, in one query:
     the principal's row, outer-joined to its org, team and project membership rows. Every
     request's guard runs this, so it is kept to one round trip."""
+    anchor: type[User] | type[ServiceAccount]
     if principal.kind is PrincipalKind.USER:
         anchor, anchor_id = User, principal.user_id
         team_owner, project_owner = TeamMembership.user_id, ProjectMembership.user_id

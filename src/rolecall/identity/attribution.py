@@ -51,6 +51,8 @@ def _decide(session: Session, actor: Principal) -> policy.Attribution | None:
     if account is None:
         return None
     requested = actor.attribution
+    if requested is None:
+        return None
     user = find_user(session, requested)
     active = False
     if user is not None:
