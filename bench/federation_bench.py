@@ -14,10 +14,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -28,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
-from server_bench import free_port, run_python, start_server  # noqa: E402
+from server_bench import free_port, run_python, run_wrk_script, start_server  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 from tests.idp.jwt_issuer import JwtIssuer  # noqa: E402
 
@@ -62,26 +59,7 @@ def run_wrk(
         content_type=content_type,
         auth=f'wrk.headers["Authorization"] = "{auth}"' if auth else "",
     )
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
-        handle.write(script)
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", handle.name, url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    os.unlink(handle.name)
-    if "Non-2xx" in out:
-        raise RuntimeError(f"non-2xx responses from {url}:\n{out}")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-
-    def pct(label: str) -> float:
-        match = re.search(rf"\s{label}%\s+([\d.]+)(us|ms|s)", out)
-        assert match, out
-        value, unit = float(match.group(1)), match.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    return rps, pct("50"), pct("99")
+    return run_wrk_script(script, url, duration=duration, connections=connections)
 
 
 def run_python_form(

@@ -210,18 +210,26 @@ def run_wrk(
         return "{" + ", ".join(f"{name}={value}" for name, value in fields.items()) + "}"
 
     table = ",\n".join(entry(*case) for case in cases)
-    script = WRK_LUA.format(cases="{" + table + "}")
+    return run_wrk_script(
+        WRK_LUA.format(cases="{" + table + "}"), base, duration=duration, connections=connections
+    )
+
+
+def run_wrk_script(
+    script: str, url: str, *, duration: int, connections: int
+) -> tuple[float, float, float]:
+    """Run wrk with the Lua ``script`` against ``url``: (requests/s, p50 ms, p99 ms)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", handle.name, base],
+        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", handle.name, url],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     os.unlink(handle.name)
     if "Non-2xx" in out:
-        raise RuntimeError(f"non-2xx responses from {base}:\n{out}")
+        raise RuntimeError(f"non-2xx responses from {url}:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
     def pct(label: str) -> float:
