@@ -6,7 +6,6 @@ from __future__ import annotations
 import html.parser
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,15 +16,11 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 
+from tests.live_server import free_port
+
 HERE = Path(__file__).resolve().parent / "oidc_provider"
 #: Every confidential client's secret at the provider.
 SECRET = "test-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _install() -> None:

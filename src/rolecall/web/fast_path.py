@@ -21,6 +21,8 @@ from typing import Any
 from rolecall.authz import policy
 from rolecall.authz.load import observed
 from rolecall.authz.permissions import Permission, parse_permission
+from rolecall.errors import InvalidInput
+from rolecall.projects.queries import split_path
 from rolecall.web.api.v1.authz import decision_body
 from rolecall.web.deps import ATTRIBUTION_HEADERS, cached_in_org, lookup_cached, project_entry
 from rolecall.web.metrics import FAST_ANSWERS
@@ -163,10 +165,12 @@ def _self_question(body: bytes) -> tuple[Permission, tuple[str, str]] | None:
     if not isinstance(project, str) or not 3 <= len(project) <= 260:
         return None
     wanted = parse_permission(permission)
-    entity, sep, name = project.strip().partition("/")
-    if wanted is None or not sep or not entity or not name or "/" in name:
+    if wanted is None:
         return None
-    return wanted, (entity, name)
+    try:
+        return wanted, split_path(project)
+    except InvalidInput:
+        return None
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:
