@@ -97,6 +97,22 @@ def test_api_requests_are_labelled_by_route_template_not_path(client, org):
     assert metric(client, "rolecall_http_requests_total", **unmatched) == unmatched_before + 1
 
 
+def test_scim_requests_are_labelled_with_the_prefix_they_came_under(client, org):
+    """SCIM's routes are mounted at /scim/v2 and /scim: each keeps its own label."""
+    counts = {
+        prefix: {"method": "GET", "route": f"{prefix}/Users/{{user_id}}", "status": "404"}
+        for prefix in ("/scim/v2", "/scim")
+    }
+    before = {p: metric(client, "rolecall_http_requests_total", **c) for p, c in counts.items()}
+
+    client.get("/scim/v2/Users/nobody", headers=org.admin_headers)
+    client.get("/scim/v2/Users/nobody", headers=org.admin_headers)
+    client.get("/scim/Users/nobody", headers=org.admin_headers)
+
+    after = {p: metric(client, "rolecall_http_requests_total", **c) for p, c in counts.items()}
+    assert after == {"/scim/v2": before["/scim/v2"] + 2, "/scim": before["/scim"] + 1}
+
+
 def test_authentication_failures_are_counted_by_reason(client, db, org):
     expired = factories.api_key(db, org.admin, expires_at=datetime.now(UTC) - timedelta(seconds=1))
     cases = {

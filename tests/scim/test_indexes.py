@@ -11,7 +11,7 @@ from rolecall.scim.filters import to_sql
 from rolecall.scim.mapping import GROUP_ATTRS, GROUP_URN, USER_ATTRS, USER_URN
 from rolecall.teams.models import Team
 from rolecall.users.models import User
-from rolecall.users.service import users_named
+from rolecall.users.service import NAMES_TAKEN
 from tests import factories
 
 
@@ -120,8 +120,9 @@ def test_group_lookups_use_an_index(db, backend, filter_text, index):
 
 
 def test_a_new_users_name_check_uses_indexes(db, backend):
-    """Every create asks whether its name is free as a username and as a userName: two index
-    lookups, not a scan of the directory (which would slow provisioning as it grows)."""
+    """Every create asks whether its name is free as a userName, a username and a team's name:
+    one statement of three index lookups, not a scan of the directory (which would slow
+    provisioning as it grows)."""
     if backend == "postgres":
         db.execute(
             insert(User),
@@ -137,7 +138,9 @@ def test_a_new_users_name_check_uses_indexes(db, backend):
         )
         db.execute(text("ANALYZE users"))
 
-    found = plan(db, backend, users_named("ada"))
+    found = plan(db, backend, NAMES_TAKEN.params(key="ada"))
 
     assert "uq_users_scim_user_name" in found, found
-    assert "Seq Scan" not in found and "SCAN users" not in found, found
+    assert "username_key" in found and "name_key" in found, found
+    assert found.lower().count("index") >= 3, found
+    assert "Seq Scan" not in found and "SCAN users" not in found and "SCAN teams" not in found

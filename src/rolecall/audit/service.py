@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from rolecall import authz
 from rolecall.audit.models import AuditEvent
 from rolecall.authz.permissions import Permission
+from rolecall.db.rows import insert_now
 from rolecall.identity.principal import Principal
 from rolecall.orgs.models import Organization
 
@@ -38,7 +39,10 @@ def record(
     after: dict[str, Any] | None = None,
     detail: str | None = None,
 ) -> AuditEvent:
-    """Append an event in the caller's transaction (it commits or rolls back with the change)."""
+    """Append an event in the caller's transaction (it commits or rolls back with the change).
+
+    The change made so far is flushed and the event inserted at once (one ``INSERT``: the log
+    is append-only, nothing about an event changes later)."""
     event = AuditEvent(
         org_id=org_id or actor.org_id,
         actor_type=actor.kind.value,
@@ -54,7 +58,7 @@ def record(
         after=_scrub(after),
         detail=detail,
     )
-    session.add(event)
+    insert_now(session, event)
     return event
 
 

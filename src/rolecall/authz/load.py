@@ -22,6 +22,7 @@ from rolecall.authz.facts import (
 )
 from rolecall.authz.permissions import Permission
 from rolecall.authz.roles import OrgRole, SeatType, TeamRole, Visibility
+from rolecall.db import rows
 from rolecall.db.session import session_settings
 from rolecall.errors import PermissionDenied
 from rolecall.identity.principal import Principal
@@ -51,6 +52,9 @@ _MEMO = "rolecall.authz.decisions"
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_decisions(session: Session, *_: Any) -> None:
     session.info.pop(_MEMO, None)
+
+
+rows.after_insert.append(_forget_decisions)
 
 
 def role_facts(session: Session, role: str | None, custom_role_id: str | None) -> RoleFacts | None:

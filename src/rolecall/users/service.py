@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,6 +21,7 @@ from rolecall.audit.service import record
 from rolecall.authz.permissions import Permission
 from rolecall.authz.roles import OrgRole, SeatType, parse_org_role
 from rolecall.db.base import new_id
+from rolecall.db.rows import insert_now
 from rolecall.errors import Conflict, InvalidInput, NotFound
 from rolecall.identity.principal import Principal
 from rolecall.identity.sessions import revoke_user_sessions
@@ -257,12 +258,20 @@ def create_user(
         check_username(username)
     if user_name is not None:
         user_name = _check_user_name(user_name)
-    user = session.scalar(select(User).where(User.email_key == email.lower()))
+    user = _user_with_email(session, email.lower())
     detail = None
     if user is None:
+        login_name_is_username = False
         if user_name is not None:
-            check_user_name_free(session, user_name)
-        if username is None and user_name is not None and _free_username(session, user_name):
+            taken = names_taken(session, user_name.lower())
+            if taken.user_name:
+                raise Conflict(
+                    f"the userName {user_name!r} is taken", field="user_name", code="uniqueness"
+                )
+            login_name_is_username = (
+                username is None and bool(USERNAME_RE.fullmatch(user_name)) and not taken.entity
+            )
+        if login_name_is_username:
             username = user_name  # just found free: no second look
         else:
             seed = user_name if user_name and "@" in user_name else email
@@ -300,20 +309,7 @@ def _free_username(session: Session, username: str) -> bool:
     """Whether ``username`` is valid and free as a username, an entity name and a userName."""
     if not USERNAME_RE.fullmatch(username):
         return False
-    key = username.lower()
-    return not session.scalar(users_named(key).limit(1)) and not session.scalar(
-        select(Team.id).where(Team.name_key == key)
-    )
-
-
-def users_named(key: str) -> Select[tuple[str]]:
-    """Ids of the users whose username or login name (userName) is ``key`` (lower-cased).
-
-    That is ``username_key = key OR user_name_key = key``, written so that both terms are
-    index lookups (a login-name key equal to ``key`` makes the indexed userName expression
-    equal too): the login-name column alone has no index, and a scan grows with the directory.
-    """
-    return select(User.id).where((User.username_key == key) | user_name_matches(key))
+    return not names_taken(session, username.lower()).entity
 
 
 def scim_user_name(user: User) -> str:
@@ -329,6 +325,41 @@ def user_name_key() -> ColumnElement[str]:
 def user_name_matches(key: str) -> ColumnElement[bool]:
     """``userName`` equals ``key`` (lower-cased): one index lookup, no scan."""
     return user_name_key() == key
+
+
+class NamesTaken(NamedTuple):
+    """What a name is already used as (lower-cased, compared case-insensitively)."""
+
+    #: Some user's login name (SCIM ``userName``, or its username when it has none).
+    user_name: bool
+    #: Some user's username or some team's name (one namespace of entities).
+    entity: bool
+
+
+_KEY = bindparam("key")
+#: One round trip, three index lookups (``uq_users_scim_user_name``, ``username_key``,
+#: ``name_key``); built once, since building a statement costs more than running it.
+NAMES_TAKEN = select(
+    select(User.id).where(user_name_key() == _KEY).exists(),
+    select(User.id).where(User.username_key == _KEY).exists(),
+    select(Team.id).where(Team.name_key == _KEY).exists(),
+)
+_USER_WITH_EMAIL = select(User.id).where(User.email_key == bindparam("email_key"))
+
+
+def names_taken(session: Session, key: str) -> NamesTaken:
+    """Whether ``key`` (lower-cased) is taken as a login name, and as an entity name."""
+    as_user_name, as_username, as_team = (
+        session.connection().execute(NAMES_TAKEN, {"key": key}).one()
+    )
+    return NamesTaken(bool(as_user_name), bool(as_user_name or as_username or as_team))
+
+
+def _user_with_email(session: Session, email_key: str) -> User | None:
+    """The user with that (lower-cased) email: its id first (most creates find none), then the
+    user itself through the session."""
+    found = session.connection().execute(_USER_WITH_EMAIL, {"email_key": email_key}).scalar()
+    return None if found is None else session.get(User, found)
 
 
 def check_user_name_free(session: Session, user_name: str, *, user_id: str | None = None) -> None:
@@ -368,21 +399,19 @@ def _insert(
     or name first makes a ``Conflict``, not a 500."""
     try:
         with session.begin_nested():
-            if user.id is None:  # a new identity
+            new_rows: list[object] = []
+            if user.id is None:  # a new identity, with its personal entity
                 user.id = new_id()
-                session.add(user)
-                session.flush([user])  # first: the other rows refer to it
-                session.add(
-                    Team(
-                        org_id=org.id,
-                        name=user.username,
-                        name_key=user.username_key,
-                        kind="personal",
-                        personal_owner_id=user.id,
-                    )
+                personal = Team(
+                    org_id=org.id,
+                    name=user.username,
+                    name_key=user.username_key,
+                    kind="personal",
+                    personal_owner_id=user.id,
                 )
+                new_rows += [user, personal]
             membership.user_id = user.id
-            session.add(membership)
+            insert_now(session, *new_rows, membership)
             audit()
     except IntegrityError as exc:
         raise Conflict("that email or username was taken at the same moment; retry") from exc

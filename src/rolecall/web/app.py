@@ -57,13 +57,34 @@ def restore_on_start_up(session_factory: sessionmaker[Session]) -> None:
     )
 
 
+#: What each process of ``rolecall serve --workers N`` imports and calls to build its app.
+WORKER_APP = "rolecall.web.app:create_worker_app"
+
+
+def restore_before_workers(settings: Settings) -> None:
+    """``LOCAL_RESTORE`` with several workers: done once, before they start."""
+    if settings.local_restore:
+        engine = make_engine(settings.database_url)
+        try:
+            restore_on_start_up(make_sessionmaker(engine))
+        finally:
+            engine.dispose()
+
+
+def create_worker_app() -> FastAPI:
+    """One worker's app, from the environment's settings (``LOCAL_RESTORE`` was done already)."""
+    return create_app(Settings(), restore=False)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
     session_factory: sessionmaker[Session] | None = None,
+    restore: bool = True,
 ) -> FastAPI:
     """Build the app. Tests pass their own ``session_factory`` (bound to a rolled-back
-    transaction); otherwise an engine is made from ``settings.database_url``."""
+    transaction); otherwise an engine is made from ``settings.database_url``. ``restore``:
+    apply ``LOCAL_RESTORE`` at start-up (a multi-process server does it once, before)."""
     settings = settings or get_settings()
     engine = None
     read_session_factory = session_factory
@@ -83,7 +104,7 @@ def create_app(
         # much larger than the database can keep busy only adds lock hand-offs (measured with
         # bench/server_bench.py: 4 threads served about 1.6x the requests of anyio's 40).
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
-        if settings.local_restore:
+        if settings.local_restore and restore:
             restore_on_start_up(session_factory)
         if isinstance(feed, changes.PostgresChanges):
             feed.start()
@@ -142,11 +163,13 @@ def create_app(
     def prometheus() -> Response:
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
+    scim_routes = scim.build_router()
+    for prefix in scim.PREFIXES:  # the longer first: "/scim" would take "/scim/v2/..." too
+        app.mount(prefix, scim_routes)
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(oidc.router)
     app.include_router(sso.router)
-    app.include_router(scim.build_router())
     app.include_router(graphql.router)
     app.include_router(console.router)
     return app

@@ -72,7 +72,18 @@ class MeasureRequests:
         try:
             await self.app(scope, receive, send_and_note_status)
         finally:
-            # The router records the matched route in the (shared) scope.
-            path = getattr(scope.get("route"), "path", "unmatched")
+            path = route_template(scope)
             REQUESTS.labels(scope["method"], path, str(status)).inc()
             LATENCY.labels(path).observe(time.perf_counter() - started)
+
+
+def route_template(scope: dict[str, Any]) -> str:
+    """The matched route's template, with the prefix of the mount it is under (SCIM's routes
+    are mounted at ``/scim`` and ``/scim/v2``), or ``unmatched``. The router records the route
+    in the (shared) scope; a mount adds its prefix to ``root_path``."""
+    route = scope.get("route")
+    if route is None:
+        return "unmatched"
+    root_path = scope.get("root_path", "")
+    mounted_at = root_path[len(scope.get("app_root_path", root_path)) :]
+    return f"{mounted_at}{getattr(route, 'path', '')}"

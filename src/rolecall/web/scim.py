@@ -217,12 +217,16 @@ class Search:
 
 
 def build_router() -> APIRouter:
+    """The SCIM routes, relative to a prefix: the app mounts them at each of ``PREFIXES``.
+
+    Mounted, not included: an included router's routes join the app's one list, which a request
+    walks in order, so every SCIM request would first try each REST route (and each REST request
+    every SCIM route). A mount tries its prefix once."""
     router = APIRouter(route_class=TransactionalRoute, tags=["scim"], include_in_schema=False)
-    for prefix in PREFIXES:
-        _discovery(router, prefix)
-        _users(router, prefix)
-        _groups(router, prefix)
-        _roles(router, prefix)
+    _discovery(router, "")
+    _users(router, "")
+    _groups(router, "")
+    _roles(router, "")
     return router
 
 
