@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     port: int = 8080
     mode: OrgMode = OrgMode.SINGLE
     log_level: str = "info"
+    #: Server processes ``rolecall serve`` starts (each with its own threads, one database).
+    workers: int = Field(default=1, ge=1, le=64)
     #: Threads serving the (synchronous) request handlers of one server process.
     worker_threads: int = Field(default=4, ge=1, le=256)
     #: Entries of the in-process access cache (``authz.cache``); 0 turns it off.

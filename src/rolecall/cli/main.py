@@ -7,6 +7,7 @@ failures print ``error: <message>`` on stderr and exit 1, never a traceback.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -124,19 +125,41 @@ def init(
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on [127.0.0.1].")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on [8080].")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Server processes, sharing the database [1].")
+    ] = None,
 ) -> None:
     """Apply migrations and run the server."""
     # Imported here: the web stack is heavy and only this command needs it.
     import uvicorn
 
-    from rolecall.web.app import create_app
+    from rolecall.web.app import WORKER_APP, create_app, restore_before_workers
 
     with reported_errors():
-        settings = load_settings(host=host, port=port)
+        settings = load_settings(host=host, port=port, workers=workers)
         upgrade(settings.database_url)
-        # LOCAL_RESTORE's temporary password is set and logged by the app's start-up.
-        server_app = create_app(settings)
-    uvicorn.run(server_app, host=settings.host, port=settings.port, log_level=settings.log_level)
+        if settings.workers == 1:
+            # LOCAL_RESTORE's temporary password is set and logged by the app's start-up.
+            server_app = create_app(settings)
+        else:
+            # Once, here, not in every worker (each would set and log a password of its own).
+            restore_before_workers(settings)
+    if settings.workers == 1:
+        uvicorn.run(
+            server_app, host=settings.host, port=settings.port, log_level=settings.log_level
+        )
+        return
+    # The workers are new processes that read their settings from the environment: hand on the
+    # address given on the command line.
+    os.environ["ROLECALL_HOST"], os.environ["ROLECALL_PORT"] = settings.host, str(settings.port)
+    uvicorn.run(
+        WORKER_APP,
+        factory=True,
+        workers=settings.workers,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+    )
 
 
 @api_key_app.command("create")

@@ -1,7 +1,7 @@
 """Engine and session factory.
 
 SQLite: the documented pysqlite recipe (emit ``BEGIN`` ourselves) so transactions and SAVEPOINTs
-behave, plus WAL and foreign keys; a process's writers take turns (``WriterConnection``).
+behave, plus WAL and foreign keys; writers take turns (``WriterConnection``, ``db.write_turn``).
 PostgreSQL: psycopg 3.
 """
 
@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from rolecall.db.changes import announce_writes
+from rolecall.db.write_turn import WriteTurn, lock_path_for
 
 #: Execution option naming how a SQLite transaction begins (IMMEDIATE unless it only reads).
 BEGIN_OPTION = "rolecall_sqlite_begin"
 #: SQLite's wait for a lock another process holds (ms).
 BUSY_TIMEOUT_MS = 30_000
-#: The longest a writer waits for its turn among this process's writers (seconds) before it
+#: The longest a writer waits for its turn among the other writers (seconds) before it
 #: leaves the waiting to SQLite's lock: far more than a queue of requests takes, short enough
 #: that a turn never given back (a bug) would slow writes, not stop them.
 WRITE_TURN_TIMEOUT = 5.0
@@ -30,18 +30,12 @@ log = logging.getLogger("rolecall.db")
 
 
 class WriterConnection(sqlite3.Connection):
-    """A pysqlite connection whose write transactions queue for a lock of its engine's, which
-    the end of the transaction hands to the next writer at once.
-
-    SQLite lets one connection write at a time. Another's ``BEGIN IMMEDIATE`` waits in SQLite's
-    busy handler, which sleeps and polls (1, 2, 5, ... up to 100 ms a sleep): a burst of
-    concurrent writes, such as an identity provider provisioning, then spends much of its time
-    asleep with the database free, and its slowest requests wait for seconds. The turn only
-    orders this process's writers: SQLite's lock still decides, and guards against other
-    processes (busy timeout).
+    """A pysqlite connection whose write transactions queue for their engine's ``WriteTurn``
+    (threads of this process, and the other processes on the same file), which the end of the
+    transaction hands to the next writer at once (see ``db.write_turn``).
     """
 
-    write_turn: threading.Lock | None = None
+    write_turn: WriteTurn | None = None
     holds_turn = False
 
     def take_write_turn(self) -> None:
@@ -101,7 +95,7 @@ def make_engine(url: str, **kwargs: object) -> Engine:
 
 
 def _apply_sqlite_recipe(engine: Engine) -> None:
-    write_turn = threading.Lock()
+    write_turn = WriteTurn(lock_path_for(engine.url.database))
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]

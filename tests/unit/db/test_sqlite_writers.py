@@ -3,6 +3,10 @@ hands on at once (``db.engine.WriterConnection``), instead of polling in SQLite'
 
 from __future__ import annotations
 
+import fcntl
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -10,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from rolecall.db.engine import for_reading, make_engine
+from rolecall.db.write_turn import WriteTurn, lock_path_for
 
 
 @pytest.fixture
@@ -89,3 +94,107 @@ def test_concurrent_writers_all_commit_one_after_another(engine):
         assert sorted(conn.execute(text("SELECT n FROM rows")).scalars()) == list(range(8))
         conn.rollback()
     assert not turn_taken(engine)
+
+
+# --- processes on the same file -------------------------------------------------------------
+
+HOLD_A_WRITE = """
+import sys
+from sqlalchemy import text
+from rolecall.db.engine import make_engine
+engine = make_engine(sys.argv[1])
+with engine.connect() as conn:
+    conn.execute(text("INSERT INTO rows VALUES (100)"))
+    print("inside", flush=True)
+    sys.stdin.readline()
+    conn.commit()
+print("committed", flush=True)
+"""
+
+
+def held_by_another_process(lock_path: str) -> bool:
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def test_processes_on_one_file_take_turns_too(engine, tmp_path):
+    """Another process's write transaction holds the file's turn: this process's writer waits
+    for it (not in SQLite's busy handler) and goes on, with no error, once it has committed."""
+    url = str(engine.url)
+    lock_path = lock_path_for(engine.url.database)
+    other = subprocess.Popen(
+        [sys.executable, "-c", HOLD_A_WRITE, url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert other.stdout.readline().strip() == "inside"
+        assert held_by_another_process(lock_path)
+        done = threading.Event()
+        errors: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text("INSERT INTO rows VALUES (1)"))
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+            finally:
+                done.set()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        assert not done.wait(0.3)  # queued behind the other process
+
+        other.stdin.write("go\n")
+        other.stdin.flush()
+        assert other.stdout.readline().strip() == "committed"
+        writer.join(timeout=30)
+        assert done.is_set() and errors == []
+    finally:
+        other.kill()
+        other.wait(10)
+    with engine.connect() as conn:
+        assert sorted(conn.execute(text("SELECT n FROM rows")).scalars()) == [1, 100]
+        conn.rollback()
+    assert not held_by_another_process(lock_path)
+
+
+def test_a_forked_child_opens_its_own_lock_file(tmp_path):
+    """An inherited descriptor would share the parent's lock: the child must not get the turn
+    while the parent holds it."""
+    turn = WriteTurn(str(tmp_path / "db-write-turn"))
+    assert turn.acquire(timeout=1)
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: try for the turn briefly, report whether it got the file's lock
+        child = turn
+        child._threads = threading.Lock()  # a fork copies the parent's held locks' state
+        child._file_held = False
+        child._take_file(time.monotonic() + 0.2)
+        os.write(writer, b"1" if child._file_held else b"0")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    try:
+        assert os.read(reader, 1) == b"0"
+    finally:
+        turn.release()
+        os.close(reader)
+        os.close(writer)
+    assert turn.acquire(timeout=1)  # given back: free again
+    turn.release()
+
+
+def test_an_in_memory_database_has_no_lock_file():
+    assert lock_path_for(":memory:") is None
+    assert lock_path_for(None) is None
+    assert lock_path_for("/srv/rolecall.db") == "/srv/rolecall.db-write-turn"
