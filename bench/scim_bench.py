@@ -198,10 +198,12 @@ class Target:
     note: str = ""
     #: Run before each lookup phase (PostgreSQL: ANALYZE, as autovacuum would in time).
     settle: Callable[[], None] = lambda: None
+    #: The floor: a server that does nothing, to show what the client and machine allow.
+    floor: bool = False
 
 
 @contextmanager
-def rolecall_target(name: str, url: str, n_teams: int) -> Iterator[Target]:
+def rolecall_target(name: str, url: str, n_teams: int, workers: int = 1) -> Iterator[Target]:
     from sqlalchemy.orm import Session
 
     from rolecall.db.engine import make_engine
@@ -222,7 +224,7 @@ def rolecall_target(name: str, url: str, n_teams: int) -> Iterator[Target]:
         session.commit()
     engine.dispose()
     port = free_port()
-    server = start_server(url, port)
+    server = start_server(url, port, workers)
     token = base64.b64encode(f"admin:{key}".encode()).decode()
     try:
         yield Target(
@@ -362,6 +364,48 @@ def reference_target() -> Iterator[Target]:
         proc.wait(10)
 
 
+@contextmanager
+def floor_target() -> Iterator[Target]:
+    """A server that answers every request at once, under the same uvicorn: the most creates
+    per second this client can send on this machine, whatever the server."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve-floor", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(base_url, timeout=1)
+            break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("the floor server did not start") from None
+            time.sleep(0.1)
+    try:
+        yield Target("floor (no-op server)", base_url, "/floor", {}, lambda a, b: None, floor=True)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def serve_floor(port: int) -> None:
+    import uvicorn
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 201, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
 def serve_reference(port: int) -> None:
     """The reference server: scim2-server's ASGI application over its in-memory storage, under
     uvicorn, plus ``POST /_bench/preload`` that creates users straight through the storage."""
@@ -431,15 +475,17 @@ def bench(targets: list[Target], args: argparse.Namespace) -> list[Result]:
         count: int,
         concurrency: int,
     ) -> dict[str, list[Phase]]:
+        # The floor answers creates only (it stores nothing to look up).
+        active = [t for t in targets if not (t.floor and label.startswith("lookups"))]
         merged: dict[str, list[Phase]] = {t.name: [] for t in targets}
         size = max(1, args.round_size)
         for n, first in enumerate(range(0, count, size)):
             last = min(count, first + size)
-            order = targets if n % 2 == 0 else list(reversed(targets))
+            order = active if n % 2 == 0 else list(reversed(active))
             for t in order:
                 jobs = jobs_for(t, first, last)
                 merged[t.name].append(run_phase(label, t.base_url, t.headers, jobs, concurrency))
-        for t in targets if count else []:
+        for t in active if count else []:
             whole = combine(label, merged[t.name])
             print(
                 f"  {t.name}: {label}: {whole.count} in {whole.seconds:.1f}s "
@@ -525,6 +571,12 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
     print("-" * len(header))
     for r in results:
         merged = combine("creates", r.creates)
+        if r.target.floor:
+            print(
+                f"{r.target.name:28} {r.create_rate:10.0f} {r.median_create_rate:9.0f}/s "
+                f"{merged.pct(0.5):9.1f}ms {merged.pct(0.99):9.1f}ms"
+            )
+            continue
         ratio = r.lookups_large.pct(0.99) / r.lookups_small.pct(0.99)
         print(
             f"{r.target.name:28} {r.create_rate:10.0f} {r.median_create_rate:9.0f}/s "
@@ -533,8 +585,9 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
             f"{r.lookups_large.pct(0.5):8.2f}ms {r.lookups_large.pct(0.99):8.2f}ms {ratio:9.2f}x"
         )
     reference = next((r for r in results if "reference" in r.target.name), None)
+    floor = next((r for r in results if r.target.floor), None)
     for r in results:
-        if r is reference:
+        if r is reference or r is floor:
             continue
         ratio = r.lookups_large.pct(0.99) / r.lookups_small.pct(0.99)
         line = f"{r.target.name}: lookup p99 {total // 1000}k/1k = {ratio:.2f}x (goal <= 1.5x)"
@@ -550,6 +603,26 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
                 f"{per_round:.2f}x (goal >= 2x)"
             )
         print(line)
+    if floor is not None:
+        print(
+            f"floor: the same client against a server that does nothing: {floor.create_rate:.0f} "
+            "creates/s; the others as shares of it, median of rounds (each round's own floor):"
+        )
+        for r in results:
+            if r is not floor:
+                share = statistics.median(
+                    ours.rate / low.rate for ours, low in zip(r.creates, floor.creates, strict=True)
+                )
+                print(f"  {r.target.name}: {share:.0%} of the floor")
+        if reference is not None:
+            goal = statistics.median(
+                2 * theirs.rate / low.rate
+                for theirs, low in zip(reference.creates, floor.creates, strict=True)
+            )
+            print(
+                f"  2x the reference would be {goal:.0%} of the floor"
+                + (": more than this client can send to any server" if goal > 1 else "")
+            )
     for r in results:
         if r.target.note:
             print(f"{r.target.name}: {r.target.note}")
@@ -557,6 +630,11 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
         if failures:
             print(f"{r.target.name}: {len(failures)} failed requests, first: {failures[0]}")
     print(f"machine: {machine_load()} (at the end of the run)")
+
+
+def named(backend: str, args: argparse.Namespace) -> str:
+    workers = f", {args.workers} workers" if args.workers > 1 else ""
+    return f"rolecall ({backend}{workers})"
 
 
 def main() -> None:
@@ -588,11 +666,21 @@ def main() -> None:
     parser.add_argument(
         "--teams", type=int, default=100, help="rolecall: teams the bulk users join, one each"
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="rolecall: server processes (ROLECALL_WORKERS)"
+    )
+    parser.add_argument(
+        "--no-floor", action="store_true", help="leave out the floor (a server doing nothing)"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--serve-reference", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_reference:
         serve_reference(args.serve_reference)
+        return
+    if args.serve_floor:
+        serve_floor(args.serve_floor)
         return
     if args.users < FIRST:
         parser.error(f"--users must be at least {FIRST}")
@@ -607,9 +695,8 @@ def main() -> None:
             workdir = Path(tempfile.mkdtemp(prefix="rolecall-scim-bench-"))
             stack.callback(shutil.rmtree, workdir, ignore_errors=True)
             url = f"sqlite:///{workdir / 'bench.db'}"
-            targets.append(
-                stack.enter_context(rolecall_target("rolecall (SQLite)", url, args.teams))
-            )
+            target = rolecall_target(named("SQLite", args), url, args.teams, args.workers)
+            targets.append(stack.enter_context(target))
         if "postgres" in backends:
             url = args.postgres_url
             if url is None:
@@ -618,11 +705,12 @@ def main() -> None:
                 pg = PostgresServer().start()
                 stack.callback(pg.stop)
                 url = pg.create_database("bench")
-            targets.append(
-                stack.enter_context(rolecall_target("rolecall (PostgreSQL)", url, args.teams))
-            )
+            target = rolecall_target(named("PostgreSQL", args), url, args.teams, args.workers)
+            targets.append(stack.enter_context(target))
         if not args.no_reference:
             targets.append(stack.enter_context(reference_target()))
+        if not args.no_floor:
+            targets.append(stack.enter_context(floor_target()))
         results = bench(targets, args)
     print_table(results, args)
 

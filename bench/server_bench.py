@@ -141,8 +141,13 @@ def load_data(url: str) -> dict[str, list[dict[str, object]]]:
     return info
 
 
-def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, ROLECALL_DATABASE_URL=url, ROLECALL_LOG_LEVEL="warning")
+def start_server(url: str, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
+    env = dict(
+        os.environ,
+        ROLECALL_DATABASE_URL=url,
+        ROLECALL_LOG_LEVEL="warning",
+        ROLECALL_WORKERS=str(workers),
+    )
     proc = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "rolecall"),

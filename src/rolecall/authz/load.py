@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import and_, event, null, select
+from sqlalchemy import Select, and_, bindparam, event, null, select
 from sqlalchemy.orm import Session
 
 from rolecall.authz import policy, roles
@@ -147,15 +148,14 @@ def team_facts(team: Team) -> TeamFacts:
     )
 
 
-def _standing(
-    session: Session, principal: Principal, org_id: str, team: Team | None, project: Project | None
-) -> tuple[PrincipalFacts, MembershipFacts]:
-    """The principal's own facts and its memberships in ``team``/``project``, in one query:
-    the principal's row, outer-joined to its org, team and project membership rows. Every
-    request's guard runs this, so it is kept to one round trip."""
+@functools.cache
+def _standing_query(kind: PrincipalKind, with_team: bool, with_project: bool) -> Select[Any]:
+    """``_standing``'s statement for a kind of principal, with or without a team and project
+    (bound as ``anchor_id``, ``org_id``, ``team_id``, ``project_id``). Built once per shape:
+    building a statement costs more than SQLite takes to run it."""
     anchor: type[User] | type[ServiceAccount]
-    if principal.kind is PrincipalKind.USER:
-        anchor, anchor_id = User, principal.user_id
+    if kind is PrincipalKind.USER:
+        anchor = User
         team_owner, project_owner = TeamMembership.user_id, ProjectMembership.user_id
         own: tuple[Any, ...] = (
             OrgMembership.role,
@@ -163,8 +163,8 @@ def _standing(
             OrgMembership.models_seat,
             OrgMembership.weave_seat,
         )
-    elif principal.kind is PrincipalKind.SERVICE_ACCOUNT:
-        anchor, anchor_id = ServiceAccount, principal.service_account_id
+    else:
+        anchor = ServiceAccount
         team_owner = TeamMembership.service_account_id
         project_owner = ProjectMembership.service_account_id
         own = (
@@ -173,42 +173,64 @@ def _standing(
             ServiceAccount.org_id,
             ServiceAccount.deleted_at,
         )
-    else:
-        return principal_facts(session, principal, org_id), MembershipFacts()
     # Without a team (or project) there is nothing to join: NULLs stand in for its columns.
     # Joining ``ON false`` instead would make SQLite scan the whole membership table.
     team_columns: tuple[Any, ...] = (
-        (TeamMembership.role, TeamMembership.custom_role_id)
-        if team is not None
-        else (null(), null())
+        (TeamMembership.role, TeamMembership.custom_role_id) if with_team else (null(), null())
     )
     project_columns: tuple[Any, ...] = (
         (ProjectMembership.invited, ProjectMembership.role, ProjectMembership.custom_role_id)
-        if project is not None
+        if with_project
         else (null(), null(), null())
     )
     query = select(*own, *team_columns, *project_columns).select_from(anchor)
     if anchor is User:
         query = query.outerjoin(
             OrgMembership,
-            and_(OrgMembership.user_id == User.id, OrgMembership.org_id == org_id),
+            and_(OrgMembership.user_id == User.id, OrgMembership.org_id == bindparam("org_id")),
         )
-    if team is not None:
+    if with_team:
         query = query.outerjoin(
-            TeamMembership, and_(team_owner == anchor.id, TeamMembership.team_id == team.id)
+            TeamMembership,
+            and_(team_owner == anchor.id, TeamMembership.team_id == bindparam("team_id")),
         )
-    if project is not None:
+    if with_project:
         query = query.outerjoin(
             ProjectMembership,
-            and_(project_owner == anchor.id, ProjectMembership.project_id == project.id),
+            and_(
+                project_owner == anchor.id,
+                ProjectMembership.project_id == bindparam("project_id"),
+            ),
         )
-    row = session.execute(query.where(anchor.id == anchor_id)).first()
+    return query.where(anchor.id == bindparam("anchor_id"))
+
+
+def _standing(
+    session: Session, principal: Principal, org_id: str, team: Team | None, project: Project | None
+) -> tuple[PrincipalFacts, MembershipFacts]:
+    """The principal's own facts and its memberships in ``team``/``project``, in one query:
+    the principal's row, outer-joined to its org, team and project membership rows. Every
+    request's guard runs this, so it is kept to one round trip."""
+    if principal.kind is PrincipalKind.USER:
+        anchor_id = principal.user_id
+    elif principal.kind is PrincipalKind.SERVICE_ACCOUNT:
+        anchor_id = principal.service_account_id
+    else:
+        return principal_facts(session, principal, org_id), MembershipFacts()
+    query = _standing_query(principal.kind, team is not None, project is not None)
+    params = {
+        "anchor_id": anchor_id,
+        "org_id": org_id,
+        "team_id": team.id if team is not None else None,
+        "project_id": project.id if project is not None else None,
+    }
+    row = session.execute(query, params).first()
     if row is None:
         # The principal's row is gone (a user or account deleted since it authenticated).
         return principal_facts(session, principal, org_id), MembershipFacts()
     own_values, (team_role, team_custom, invited, project_role, project_custom) = row[:4], row[4:]
     base = _base_facts(principal)
-    if anchor is User:
+    if principal.kind is PrincipalKind.USER:
         # No membership row in this org: the outer join gave NULLs.
         facts = PrincipalFacts(**base) if own_values[0] is None else _user_facts(base, *own_values)
     else:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, literal, or_, select, update
+from sqlalchemy import and_, bindparam, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from rolecall.api_keys.models import ApiKey
@@ -77,6 +77,15 @@ def _deactivated_everywhere(user_id: Any) -> Any:
     memberships = select(OrgMembership.id).where(OrgMembership.user_id == user_id)
     active = memberships.where(OrgMembership.active.is_(True))
     return and_(memberships.exists(), ~active.exists())
+
+
+#: One round trip: the key with its owning user (service accounts are fetched separately, they
+#: are the rarer case). Built once: building it costs more than running it.
+_KEY_WITH_OWNER = (
+    select(ApiKey, User, _deactivated_everywhere(ApiKey.user_id))
+    .outerjoin(User, User.id == ApiKey.user_id)
+    .where(ApiKey.digest == bindparam("digest"))
+)
 
 
 def _user_is_deactivated_everywhere(session: Session, user_id: str) -> bool:
@@ -170,13 +179,7 @@ def grant_for_api_key(session: Session, secret: str, *, now: datetime | None = N
     if len(secret) > MAX_SECRET_LENGTH:
         raise AuthenticationFailed(INVALID_KEY, code="invalid_api_key")
     presented = digest(secret)
-    # One round trip: the key with its owning user (service accounts are fetched separately,
-    # they are the rarer case).
-    row = session.execute(
-        select(ApiKey, User, _deactivated_everywhere(ApiKey.user_id))
-        .outerjoin(User, User.id == ApiKey.user_id)
-        .where(ApiKey.digest == presented)
-    ).first()
+    row = session.execute(_KEY_WITH_OWNER, {"digest": presented}).first()
     if row is None:
         raise AuthenticationFailed(INVALID_KEY, code="invalid_api_key")
     key, user, deactivated = row

@@ -344,8 +344,12 @@ def sign_in_org(session: Session, settings: Settings, org_name: str | None) -> O
     raise InvalidInput("name the organization to sign in to with ?org=", field="org")
 
 
+#: Single mode's organization (the first made). Built once: every request asks.
+_FIRST_ORG = select(Organization).order_by(Organization.created_at).limit(1)
+
+
 def _only_org(session: Session) -> Organization:
-    org = session.scalar(select(Organization).order_by(Organization.created_at).limit(1))
+    org = session.scalar(_FIRST_ORG)
     if org is None:
         raise NotFound("no organization yet: run `rolecall init`")
     return org
