@@ -116,6 +116,7 @@ def test_code_flow_with_pkce_provisions_the_user_and_the_cookie_names_it(make_rp
     assert asked["response_type"] == "code" and asked["code_challenge_method"] == "S256"
     assert asked["scope"] == "openid profile email"
     assert asked["redirect_uri"] == CALLBACK and asked["client_id"] == "rolecall-pkce"
+    assert "max_age" not in asked  # ROLECALL_OIDC_MAX_AGE unset
     answer = walk(rp.agent, login, until=CALLBACK)
     assert "code" in query_of(str(answer.request.url))
     signed_in(answer)
@@ -391,11 +392,22 @@ def test_without_configuration_the_login_says_so(make_rp):
 # --- logout and SAML ----------------------------------------------------------------------------
 
 
+def _logout_form(rp: Rp) -> dict[str, str]:
+    """The confirmation page ``GET /logout`` shows: its form posts the session's token."""
+    page = rp.agent.get(f"{RP}/logout", headers={"Accept": "text/html"})
+    assert page.status_code == 200, page.text
+    form = AutoForm.of(page)
+    assert form is not None and form.action == "/logout"
+    return form.fields
+
+
 def test_logout_revokes_the_session_and_signs_out_at_the_provider(make_rp, db, sso_op):
     rp = make_rp()
     signed_in(rp.sign_in(login_hint="alice@example.org"))
     cookie = rp.agent.cookies.get("rolecall_session")
-    out = rp.agent.get(f"{RP}/logout")
+    fields = _logout_form(rp)
+    assert rp.viewer().status_code == 200  # showing the page signs nobody out
+    out = rp.agent.post(f"{RP}/logout", data=fields)
     assert out.status_code == 303
     target = out.headers["location"]
     assert target.startswith(f"{sso_op}/session/end?")
@@ -415,14 +427,36 @@ def test_logout_revokes_the_session_and_signs_out_at_the_provider(make_rp, db, s
     assert "login" in prompts
 
 
+@pytest.mark.parametrize("token", [None, "", "forged-token"])
+def test_a_logout_without_the_sessions_token_is_refused_and_the_session_stays(
+    make_rp, db, token
+):
+    """Logout CSRF: another site's form (or link) must not end the session here, nor send the
+    browser to sign out at the provider."""
+    rp = make_rp()
+    signed_in(rp.sign_in(login_hint="alice@example.org"))
+    refused = rp.agent.post(f"{RP}/logout", data={} if token is None else {"csrf_token": token})
+    assert refused.status_code == 403
+    error = error_of(refused)
+    assert error["code"] == "csrf_failed" and error["rule"] == "csrf"
+    assert "CSRF token" in error["message"]
+    assert "set-cookie" not in refused.headers and "location" not in refused.headers
+    assert rp.viewer().status_code == 200
+    assert events(db, "auth.logout") == []
+
+
 def test_logout_of_a_password_session_goes_home(make_rp, org):
     rp = make_rp()
     body = {"email": org.admin.email, "password": "correct horse battery"}
-    assert rp.agent.post(f"{RP}/api/v1/auth/login", json=body).status_code == 200
-    out = rp.agent.post(f"{RP}/logout")
+    signed = rp.agent.post(f"{RP}/api/v1/auth/login", json=body)
+    assert signed.status_code == 200
+    assert rp.agent.post(f"{RP}/logout").status_code == 403
+    # The sign-in's csrf_token (what the console's pages carry) does it.
+    token = signed.json()["csrf_token"]
+    out = rp.agent.post(f"{RP}/logout", data={"csrf_token": token})
     assert (out.status_code, out.headers["location"]) == (303, "/")
     assert rp.viewer().status_code == 401
-    assert rp.agent.get(f"{RP}/logout").headers["location"] == "/"  # no session: still fine
+    assert rp.agent.get(f"{RP}/logout").headers["location"] == "/"  # no session: nothing to do
 
 
 @pytest.mark.parametrize(

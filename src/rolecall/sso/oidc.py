@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -37,9 +37,8 @@ from sqlalchemy.orm import Session
 
 from rolecall.errors import AuthenticationFailed
 from rolecall.federation.jwks import JwksCache
-from rolecall.identity.authenticate import authenticate_session
-from rolecall.identity.sessions import SignIn, record_sign_in_failure, sign_out
-from rolecall.orgs.models import Organization, OrgMembership
+from rolecall.identity.sessions import SignIn, record_sign_in_failure
+from rolecall.orgs.models import Organization
 from rolecall.orgs.settings import effective_settings
 from rolecall.settings import Settings
 from rolecall.sso import oidc_protocol as protocol
@@ -396,54 +395,3 @@ def _identity(claims: dict[str, Any], org: Organization, settings: Settings) -> 
 def _text_claim(claims: dict[str, Any], name: str) -> str | None:
     value = claims.get(name)
     return value if isinstance(value, str) and value else None
-
-
-# --- signing out --------------------------------------------------------------------------------
-
-
-def sign_out_browser(
-    session: Session, *, cookie: str | None, settings: Settings, keys: JwksCache
-) -> str:
-    """End the session of a browser's cookie (if it is still valid) and say where to go next:
-    the provider's end-session endpoint when the session came through OIDC and the provider has
-    one, else the host root."""
-    if not cookie:
-        return "/"
-    try:
-        actor, row = authenticate_session(session, cookie)
-    except AuthenticationFailed:
-        return "/"  # already ended, expired or unknown: nothing to revoke
-    org_id = session.scalar(
-        select(OrgMembership.org_id)
-        .where(OrgMembership.user_id == row.user_id, OrgMembership.active.is_(True))
-        .order_by(OrgMembership.created_at, OrgMembership.id)
-        .limit(1)
-    )
-    org = session.get(Organization, org_id) if org_id else None
-    sign_out(session, actor=replace(actor, org_id=org_id))
-    if row.method != "oidc":
-        return "/"
-    url = end_session_url(org=org, settings=settings, keys=keys, id_token=row.id_token)
-    return url or "/"
-
-
-def end_session_url(
-    *, org: Organization | None, settings: Settings, keys: JwksCache, id_token: str | None
-) -> str | None:
-    """The provider's end-session URL (RP-Initiated Logout 1.0 §2), returning to the host root,
-    or None when there is none (no OIDC, no ``end_session_endpoint``, or it cannot be reached:
-    signing out here must not depend on the provider)."""
-    if org is None or not settings.sso_enabled:
-        return None
-    config = oidc_config(org, settings)
-    if not config.configured:
-        return None
-    try:
-        metadata = protocol.metadata(keys, config)
-        endpoint = protocol.endpoint(metadata, "end_session_endpoint")
-    except IdpUnavailable:
-        return None
-    params = {"post_logout_redirect_uri": settings.base_url + "/", "client_id": config.client_id}
-    if id_token:
-        params["id_token_hint"] = id_token
-    return endpoint + ("&" if "?" in endpoint else "?") + urlencode(params, quote_via=quote)
