@@ -15,6 +15,11 @@ used once and expires after ``STATE_LIFETIME``. The provider's metadata comes fr
 ``${ISSUER}/.well-known/openid-configuration`` and its keys from ``jwks_uri``, both through the
 process's ``JwksCache`` (refetched on an unknown ``kid``).
 
+With ``ROLECALL_OIDC_MAX_AGE`` the authorization request carries ``max_age`` and the ID token
+must say, in ``auth_time``, that the user authenticated recently enough. An access token that
+comes with the ID token in the implicit flow is used (for userinfo) only when the ID token's
+``at_hash`` binds it; in the code flow ``at_hash`` is checked when the ID token has one.
+
 The ID token's checks, the code exchange and userinfo are in ``sso.oidc_protocol``. The RFC 9207
 ``iss`` parameter of the authorization response is checked here: when present, and required
 when the provider says it sends one and no ID token came with it.
@@ -170,6 +175,8 @@ def start_sign_in(
         params |= {"response_type": "id_token", "response_mode": "form_post"}
     if login_hint and len(login_hint) <= 320:
         params["login_hint"] = login_hint
+    if settings.oidc_max_age is not None:
+        params["max_age"] = str(settings.oidc_max_age)
     url = endpoint + ("&" if "?" in endpoint else "?") + urlencode(params, quote_via=quote)
     return Started(url, state)
 
@@ -335,16 +342,18 @@ def _verified_claims(
             oauth_error=error,
             oauth_description=description,
         )
-    access_token: str | None = None
     if config.auth_method == "pkce":
         tokens = protocol.exchange_code(
             params.get("code"), row.code_verifier, config, metadata, redirect_uri(settings)
         )
         id_token = tokens.get("id_token")
         access = tokens.get("access_token")
-        access_token = access if isinstance(access, str) else None
     else:
+        # Core §3.2.2.10: an access token from the authorization endpoint (``id_token token``)
+        # is bound to the ID token by its required at_hash, or it is not used.
         id_token = params.get("id_token")
+        access = params.get("access_token")
+    access_token = access if isinstance(access, str) and access else None
     if not isinstance(id_token, str) or not id_token:
         raise OidcFailed("the identity provider sent no ID token", code="invalid_id_token")
     claims = protocol.validate_id_token(
@@ -354,6 +363,9 @@ def _verified_claims(
         nonce=row.nonce,
         keys=keys,
         now=now.timestamp(),
+        access_token=access_token,
+        at_hash_required=config.auth_method == "implicit",
+        max_age=settings.oidc_max_age,
     )
     if "email" not in claims and access_token is not None:
         claims = {**protocol.userinfo(access_token, metadata, claims["sub"]), **claims}
