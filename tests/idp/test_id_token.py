@@ -132,6 +132,8 @@ def test_at_hash_is_the_left_half_of_the_hash_of_the_tokens_alg():
     assert token_hash(ACCESS_TOKEN, "RS512") == _half(hashlib.sha512(data).digest())
     assert token_hash(ACCESS_TOKEN, "EdDSA", "Ed25519") == _half(hashlib.sha512(data).digest())
     assert token_hash(ACCESS_TOKEN, "EdDSA", "Ed448") == _half(hashlib.shake_256(data).digest(114))
+    assert token_hash(ACCESS_TOKEN, "Ed25519") == token_hash(ACCESS_TOKEN, "EdDSA", "Ed25519")
+    assert token_hash(ACCESS_TOKEN, "Ed448") == token_hash(ACCESS_TOKEN, "EdDSA", "Ed448")
 
 
 def test_at_hash_binds_the_access_token(shared_issuer):

@@ -232,14 +232,12 @@ def _is_number(value: Any) -> TypeGuard[int | float]:
 def token_hash(value: str, alg: str, curve: str | None = None) -> str:
     """Core §3.1.3.6 (``at_hash``): base64url of the left half of the hash of ``value``'s
     octets, the hash being the one of the ID token's ``alg`` (SHA-256 for ``RS256``...). For
-    ``EdDSA`` the curve names it: SHA-512 for Ed25519, SHAKE256 (114 octets) for Ed448."""
+    ``EdDSA`` the curve names it (RFC 9864's ``Ed25519`` and ``Ed448`` name it themselves):
+    SHA-512 for Ed25519, SHAKE256 (114 octets) for Ed448."""
     data = value.encode("utf-8")
-    if alg == "EdDSA":
-        full = (
-            hashlib.shake_256(data).digest(114)
-            if curve == "Ed448"
-            else hashlib.sha512(data).digest()
-        )
+    if alg in ("EdDSA", "Ed25519", "Ed448"):
+        ed448 = alg == "Ed448" or curve == "Ed448"
+        full = hashlib.shake_256(data).digest(114) if ed448 else hashlib.sha512(data).digest()
     else:
         full = hashlib.new("sha" + alg[-3:], data).digest()
     return _b64url(full[: len(full) // 2])
