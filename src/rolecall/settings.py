@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     oidc_custom_scopes: str | None = Field(
         default=None, validation_alias=AliasChoices("GORILLA_OIDC_CUSTOM_SCOPES")
     )
+    #: OIDC ``max_age`` (Core §3.1.2.1): the longest, in seconds, since the user last
+    #: authenticated at the provider; unset: not sent, and ``auth_time`` is not required.
+    oidc_max_age: int | None = Field(default=None, ge=0, le=366 * 24 * 3600)
     ldap_address: str | None = Field(
         default=None, validation_alias=AliasChoices("LOCAL_LDAP_ADDRESS")
     )
@@ -151,6 +154,11 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+    @field_validator("oidc_max_age", mode="before")
+    @classmethod
+    def _empty_max_age_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("public_url")
     @classmethod

@@ -3,7 +3,10 @@ tokens from a real JWT issuer on loopback whose keys are fetched over HTTP."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
+from typing import Any
 
 import pytest
 
@@ -13,6 +16,7 @@ from rolecall.sso.oidc_protocol import (
     IdpUnavailable,
     OidcFailed,
     code_challenge,
+    token_hash,
     validate_id_token,
 )
 from tests.idp.jwt_issuer import JwtIssuer, new_key, unsigned
@@ -20,19 +24,24 @@ from tests.idp.oidc_op import free_port
 
 CLIENT = "rolecall"
 NONCE = "n-0S6_WzA2Mj"
+#: The access token of OpenID Connect Core 1.0 Appendix A.3 (its ID token: at_hash
+#: "77QmUPtjPfzWtF2AnpK9RQ", RS256).
+ACCESS_TOKEN = "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"
+OPTIONS = ("access_token", "at_hash_required", "max_age")
 
 
-def check(issuer: JwtIssuer, token: str, keys: JwksCache | None = None, **expect: str):  # type: ignore[no-untyped-def]
+def check(issuer: JwtIssuer, token: str, keys: JwksCache | None = None, **expect: Any):  # type: ignore[no-untyped-def]
     return validate_id_token(
         token,
         issuer=expect.get("issuer", issuer.issuer),
         client_id=expect.get("client_id", CLIENT),
         nonce=expect.get("nonce", NONCE),
         keys=keys or JwksCache(),
+        **{name: expect[name] for name in OPTIONS if name in expect},
     )
 
 
-def refused(issuer: JwtIssuer, token: str, **expect: str) -> str:
+def refused(issuer: JwtIssuer, token: str, **expect: Any) -> str:
     with pytest.raises(OidcFailed) as caught:
         check(issuer, token, **expect)
     assert caught.value.code == "invalid_id_token"
@@ -109,6 +118,59 @@ def test_unreachable_keys_are_an_unavailable_provider():
     token = JwtIssuer().mint(sub="u-1", aud=CLIENT, nonce=NONCE)  # never served
     with pytest.raises(IdpUnavailable):
         validate_id_token(token, issuer=gone, client_id=CLIENT, nonce=NONCE, keys=JwksCache())
+
+
+def _half(digest: bytes) -> str:
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
+
+
+def test_at_hash_is_the_left_half_of_the_hash_of_the_tokens_alg():
+    assert token_hash(ACCESS_TOKEN, "RS256") == "77QmUPtjPfzWtF2AnpK9RQ"  # Core Appendix A.3
+    data = ACCESS_TOKEN.encode()
+    assert token_hash(ACCESS_TOKEN, "PS256") == token_hash(ACCESS_TOKEN, "ES256")
+    assert token_hash(ACCESS_TOKEN, "ES384") == _half(hashlib.sha384(data).digest())
+    assert token_hash(ACCESS_TOKEN, "RS512") == _half(hashlib.sha512(data).digest())
+    assert token_hash(ACCESS_TOKEN, "EdDSA", "Ed25519") == _half(hashlib.sha512(data).digest())
+    assert token_hash(ACCESS_TOKEN, "EdDSA", "Ed448") == _half(hashlib.shake_256(data).digest(114))
+    assert token_hash(ACCESS_TOKEN, "Ed25519") == token_hash(ACCESS_TOKEN, "EdDSA", "Ed25519")
+    assert token_hash(ACCESS_TOKEN, "Ed448") == token_hash(ACCESS_TOKEN, "EdDSA", "Ed448")
+
+
+def test_at_hash_binds_the_access_token(shared_issuer):
+    token = good(shared_issuer, at_hash=token_hash(ACCESS_TOKEN, "RS256"))
+    assert check(shared_issuer, token, access_token=ACCESS_TOKEN)["at_hash"]
+    assert check(shared_issuer, token, access_token=ACCESS_TOKEN, at_hash_required=True)
+    assert "at_hash does not match" in refused(
+        shared_issuer, token, access_token=ACCESS_TOKEN + "x"
+    )
+    assert "at_hash does not match" in refused(
+        shared_issuer, good(shared_issuer, at_hash=7), access_token=ACCESS_TOKEN
+    )
+    assert check(shared_issuer, token)  # no access token came: nothing to bind
+
+
+def test_at_hash_is_required_only_when_asked_and_an_access_token_came(shared_issuer):
+    plain = good(shared_issuer)
+    assert "no at_hash" in refused(
+        shared_issuer, plain, access_token=ACCESS_TOKEN, at_hash_required=True
+    )
+    assert check(shared_issuer, plain, access_token=ACCESS_TOKEN)  # the code flow's case
+    assert check(shared_issuer, plain, at_hash_required=True)  # implicit, ID token only
+
+
+def test_with_max_age_auth_time_is_required_and_recent(shared_issuer):
+    now = int(time.time())
+    assert check(shared_issuer, good(shared_issuer, auth_time=now - 100), max_age=300)
+    assert check(shared_issuer, good(shared_issuer, auth_time=now - 330), max_age=300)  # leeway
+    assert "longer than max_age=300" in refused(
+        shared_issuer, good(shared_issuer, auth_time=now - 400), max_age=300
+    )
+    assert "no auth_time" in refused(shared_issuer, good(shared_issuer), max_age=300)
+    assert "no auth_time" in refused(
+        shared_issuer, good(shared_issuer, auth_time="today"), max_age=300
+    )
+    assert "future" in refused(shared_issuer, good(shared_issuer, auth_time=now + 600), max_age=0)
+    assert check(shared_issuer, good(shared_issuer, auth_time=now - 86_400))  # no max_age
 
 
 def test_pkce_challenge_is_rfc_7636s():

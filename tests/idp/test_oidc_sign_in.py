@@ -116,6 +116,7 @@ def test_code_flow_with_pkce_provisions_the_user_and_the_cookie_names_it(make_rp
     assert asked["response_type"] == "code" and asked["code_challenge_method"] == "S256"
     assert asked["scope"] == "openid profile email"
     assert asked["redirect_uri"] == CALLBACK and asked["client_id"] == "rolecall-pkce"
+    assert "max_age" not in asked  # ROLECALL_OIDC_MAX_AGE unset
     answer = walk(rp.agent, login, until=CALLBACK)
     assert "code" in query_of(str(answer.request.url))
     signed_in(answer)
@@ -388,14 +389,154 @@ def test_without_configuration_the_login_says_so(make_rp):
     assert error_of(refused)["code"] == "oidc_not_configured"
 
 
+# --- at_hash and auth_time -----------------------------------------------------------------------
+
+
+def _claims(token: str) -> dict[str, object]:
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))  # type: ignore[no-any-return]
+
+
+def _session_id_token(db) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    db.expire_all()
+    row = db.scalar(select(BrowserSession).order_by(BrowserSession.created_at.desc()).limit(1))
+    assert row is not None and row.id_token
+    return _claims(row.id_token)
+
+
+def _start_changed(
+    rp: Rp, change: Callable[[dict[str, str]], None], **params: str
+) -> httpx.Response:
+    """``rp.start`` with the authorization request changed on its way to the provider (by the
+    user agent, or anyone between it and the provider)."""
+    login = rp.agent.get(f"{RP}/oidc/login", params=params)
+    url = urlsplit(login.headers["location"])
+    asked = query_of(login.headers["location"])
+    change(asked)
+    first = rp.agent.get(url._replace(query=urlencode(asked)).geturl())
+    return walk(rp.agent, first, until=CALLBACK, deliver=False)
+
+
+def _with_token(asked: dict[str, str]) -> None:
+    asked["response_type"] = "id_token token"
+
+
+def _refused_as(response: httpx.Response, db, code: str, says: str) -> None:  # type: ignore[no-untyped-def]
+    assert response.status_code == 401, response.text
+    error = error_of(response)
+    assert error["code"] == code, error
+    assert says in error["message"], error
+    assert says in events(db, "auth.login_failed")[-1].detail
+
+
+def test_the_code_flows_at_hash_is_checked_against_the_access_token(make_rp, db):
+    with running_provider(OP_CODE_AT_HASH="1") as issuer:
+        rp = make_rp(issuer)
+        signed_in(rp.sign_in(login_hint="alice@example.org"))
+        assert "at_hash" in _session_id_token(db)
+
+
+def test_a_code_flow_access_token_not_matching_at_hash_is_refused(make_rp, db):
+    with running_provider(OP_CODE_AT_HASH="other-token") as issuer:
+        rp = make_rp(issuer)
+        refused = rp.sign_in(login_hint="alice@example.org")
+        _refused_as(refused, db, "invalid_id_token", "at_hash does not match the access token")
+        assert rp.viewer().status_code == 401
+
+
+def test_an_implicit_access_token_is_bound_by_at_hash(make_rp, db):
+    rp = make_rp(oidc_client_id="rolecall-implicit", oidc_auth_method="implicit")
+    form = AutoForm.of(_start_changed(rp, _with_token, login_hint="alice@example.org"))
+    assert form is not None and form.fields["access_token"]
+    assert "at_hash" in _claims(form.fields["id_token"])
+    signed_in(rp.agent.post(CALLBACK, data=form.fields))
+    assert rp.viewer().json()["email"] == "alice@example.org"
+
+
+@pytest.mark.parametrize("alg", ["ES384", "EdDSA"])
+def test_at_hash_uses_the_hash_of_the_id_tokens_alg(make_rp, alg):
+    """The provider's own at_hash (oidc-provider's implementation): SHA-384 for ES384, SHA-512
+    for EdDSA with Ed25519."""
+    with running_provider(OP_ID_TOKEN_ALG=alg) as issuer:
+        rp = make_rp(issuer, oidc_client_id="rolecall-implicit", oidc_auth_method="implicit")
+        form = AutoForm.of(_start_changed(rp, _with_token, login_hint="alice@example.org"))
+        assert form is not None
+        assert (
+            json.loads(base64.urlsafe_b64decode(form.fields["id_token"].split(".")[0] + "=="))[
+                "alg"
+            ]
+            == alg
+        )
+        signed_in(rp.agent.post(CALLBACK, data=form.fields))
+
+
+def test_a_substituted_implicit_access_token_is_refused(make_rp, db):
+    rp = make_rp(oidc_client_id="rolecall-implicit", oidc_auth_method="implicit")
+    bobs = AutoForm.of(_start_changed(rp, _with_token, login_hint="bob@example.org"))
+    alices = AutoForm.of(_start_changed(rp, _with_token, login_hint="alice@example.org"))
+    assert bobs is not None and alices is not None
+    swapped = {**alices.fields, "access_token": bobs.fields["access_token"]}
+    refused = rp.agent.post(CALLBACK, data=swapped)
+    _refused_as(refused, db, "invalid_id_token", "at_hash does not match the access token")
+    assert rp.viewer().status_code == 401
+
+
+def test_an_implicit_access_token_without_at_hash_is_refused(make_rp, db):
+    """An ID token from ``response_type=id_token`` (no at_hash) with an access token added."""
+    rp = make_rp(oidc_client_id="rolecall-implicit", oidc_auth_method="implicit")
+    other = AutoForm.of(_start_changed(rp, _with_token, login_hint="bob@example.org"))
+    form = _implicit_post(rp, login_hint="alice@example.org")
+    assert other is not None and "at_hash" not in _claims(form.fields["id_token"])
+    injected = {**form.fields, "access_token": other.fields["access_token"]}
+    refused = rp.agent.post(CALLBACK, data=injected)
+    _refused_as(refused, db, "invalid_id_token", "no at_hash")
+
+
+def test_max_age_is_asked_for_and_auth_time_checked(make_rp, db):
+    rp = make_rp(oidc_max_age=300)
+    login = rp.agent.get(f"{RP}/oidc/login", params={"login_hint": "alice@example.org"})
+    assert query_of(login.headers["location"])["max_age"] == "300"
+    signed_in(walk(rp.agent, login, until=CALLBACK))
+    assert isinstance(_session_id_token(db)["auth_time"], int)
+
+
+def test_an_authentication_older_than_max_age_is_refused(make_rp, db):
+    """A provider that keeps an hour-old login whatever max_age asks."""
+    with running_provider(OP_AUTH_AGE="3600") as issuer:
+        rp = make_rp(issuer, oidc_max_age=600)
+        refused = rp.sign_in(login_hint="alice@example.org")
+        _refused_as(refused, db, "invalid_id_token", "longer than max_age=600")
+        assert rp.viewer().status_code == 401
+        signed_in(make_rp(issuer).sign_in(login_hint="alice@example.org"))  # no max_age: in
+
+
+def test_a_token_without_auth_time_is_refused_when_max_age_was_asked(make_rp, db):
+    """max_age dropped from the request on its way: the provider sends no auth_time."""
+    rp = make_rp(oidc_max_age=300)
+    answer = _start_changed(rp, lambda asked: asked.pop("max_age"), login_hint="alice@example.org")
+    refused = rp.agent.get(answer.headers["location"])
+    _refused_as(refused, db, "invalid_id_token", "no auth_time although max_age=300")
+
+
 # --- logout and SAML ----------------------------------------------------------------------------
+
+
+def _logout_form(rp: Rp) -> dict[str, str]:
+    """The confirmation page ``GET /logout`` shows: its form posts the session's token."""
+    page = rp.agent.get(f"{RP}/logout", headers={"Accept": "text/html"})
+    assert page.status_code == 200, page.text
+    form = AutoForm.of(page)
+    assert form is not None and form.action == "/logout"
+    return form.fields
 
 
 def test_logout_revokes_the_session_and_signs_out_at_the_provider(make_rp, db, sso_op):
     rp = make_rp()
     signed_in(rp.sign_in(login_hint="alice@example.org"))
     cookie = rp.agent.cookies.get("rolecall_session")
-    out = rp.agent.get(f"{RP}/logout")
+    fields = _logout_form(rp)
+    assert rp.viewer().status_code == 200  # showing the page signs nobody out
+    out = rp.agent.post(f"{RP}/logout", data=fields)
     assert out.status_code == 303
     target = out.headers["location"]
     assert target.startswith(f"{sso_op}/session/end?")
@@ -415,14 +556,34 @@ def test_logout_revokes_the_session_and_signs_out_at_the_provider(make_rp, db, s
     assert "login" in prompts
 
 
+@pytest.mark.parametrize("token", [None, "", "forged-token"])
+def test_a_logout_without_the_sessions_token_is_refused_and_the_session_stays(make_rp, db, token):
+    """Logout CSRF: another site's form (or link) must not end the session here, nor send the
+    browser to sign out at the provider."""
+    rp = make_rp()
+    signed_in(rp.sign_in(login_hint="alice@example.org"))
+    refused = rp.agent.post(f"{RP}/logout", data={} if token is None else {"csrf_token": token})
+    assert refused.status_code == 403
+    error = error_of(refused)
+    assert error["code"] == "csrf_failed" and error["rule"] == "csrf"
+    assert "CSRF token" in error["message"]
+    assert "set-cookie" not in refused.headers and "location" not in refused.headers
+    assert rp.viewer().status_code == 200
+    assert events(db, "auth.logout") == []
+
+
 def test_logout_of_a_password_session_goes_home(make_rp, org):
     rp = make_rp()
     body = {"email": org.admin.email, "password": "correct horse battery"}
-    assert rp.agent.post(f"{RP}/api/v1/auth/login", json=body).status_code == 200
-    out = rp.agent.post(f"{RP}/logout")
+    signed = rp.agent.post(f"{RP}/api/v1/auth/login", json=body)
+    assert signed.status_code == 200
+    assert rp.agent.post(f"{RP}/logout").status_code == 403
+    # The sign-in's csrf_token (what the console's pages carry) does it.
+    token = signed.json()["csrf_token"]
+    out = rp.agent.post(f"{RP}/logout", data={"csrf_token": token})
     assert (out.status_code, out.headers["location"]) == (303, "/")
     assert rp.viewer().status_code == 401
-    assert rp.agent.get(f"{RP}/logout").headers["location"] == "/"  # no session: still fine
+    assert rp.agent.get(f"{RP}/logout").headers["location"] == "/"  # no session: nothing to do
 
 
 @pytest.mark.parametrize(

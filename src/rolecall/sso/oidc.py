@@ -15,6 +15,11 @@ used once and expires after ``STATE_LIFETIME``. The provider's metadata comes fr
 ``${ISSUER}/.well-known/openid-configuration`` and its keys from ``jwks_uri``, both through the
 process's ``JwksCache`` (refetched on an unknown ``kid``).
 
+With ``ROLECALL_OIDC_MAX_AGE`` the authorization request carries ``max_age`` and the ID token
+must say, in ``auth_time``, that the user authenticated recently enough. An access token that
+comes with the ID token in the implicit flow is used (for userinfo) only when the ID token's
+``at_hash`` binds it; in the code flow ``at_hash`` is checked when the ID token has one.
+
 The ID token's checks, the code exchange and userinfo are in ``sso.oidc_protocol``. The RFC 9207
 ``iss`` parameter of the authorization response is checked here: when present, and required
 when the provider says it sends one and no ID token came with it.
@@ -27,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -37,9 +42,8 @@ from sqlalchemy.orm import Session
 
 from rolecall.errors import AuthenticationFailed
 from rolecall.federation.jwks import JwksCache
-from rolecall.identity.authenticate import authenticate_session
-from rolecall.identity.sessions import SignIn, record_sign_in_failure, sign_out
-from rolecall.orgs.models import Organization, OrgMembership
+from rolecall.identity.sessions import SignIn, record_sign_in_failure
+from rolecall.orgs.models import Organization
 from rolecall.orgs.settings import effective_settings
 from rolecall.settings import Settings
 from rolecall.sso import oidc_protocol as protocol
@@ -171,6 +175,8 @@ def start_sign_in(
         params |= {"response_type": "id_token", "response_mode": "form_post"}
     if login_hint and len(login_hint) <= 320:
         params["login_hint"] = login_hint
+    if settings.oidc_max_age is not None:
+        params["max_age"] = str(settings.oidc_max_age)
     url = endpoint + ("&" if "?" in endpoint else "?") + urlencode(params, quote_via=quote)
     return Started(url, state)
 
@@ -336,16 +342,18 @@ def _verified_claims(
             oauth_error=error,
             oauth_description=description,
         )
-    access_token: str | None = None
     if config.auth_method == "pkce":
         tokens = protocol.exchange_code(
             params.get("code"), row.code_verifier, config, metadata, redirect_uri(settings)
         )
         id_token = tokens.get("id_token")
         access = tokens.get("access_token")
-        access_token = access if isinstance(access, str) else None
     else:
+        # Core §3.2.2.10: an access token from the authorization endpoint (``id_token token``)
+        # is bound to the ID token by its required at_hash, or it is not used.
         id_token = params.get("id_token")
+        access = params.get("access_token")
+    access_token = access if isinstance(access, str) and access else None
     if not isinstance(id_token, str) or not id_token:
         raise OidcFailed("the identity provider sent no ID token", code="invalid_id_token")
     claims = protocol.validate_id_token(
@@ -355,6 +363,9 @@ def _verified_claims(
         nonce=row.nonce,
         keys=keys,
         now=now.timestamp(),
+        access_token=access_token,
+        at_hash_required=config.auth_method == "implicit",
+        max_age=settings.oidc_max_age,
     )
     if "email" not in claims and access_token is not None:
         claims = {**protocol.userinfo(access_token, metadata, claims["sub"]), **claims}
@@ -396,54 +407,3 @@ def _identity(claims: dict[str, Any], org: Organization, settings: Settings) -> 
 def _text_claim(claims: dict[str, Any], name: str) -> str | None:
     value = claims.get(name)
     return value if isinstance(value, str) and value else None
-
-
-# --- signing out --------------------------------------------------------------------------------
-
-
-def sign_out_browser(
-    session: Session, *, cookie: str | None, settings: Settings, keys: JwksCache
-) -> str:
-    """End the session of a browser's cookie (if it is still valid) and say where to go next:
-    the provider's end-session endpoint when the session came through OIDC and the provider has
-    one, else the host root."""
-    if not cookie:
-        return "/"
-    try:
-        actor, row = authenticate_session(session, cookie)
-    except AuthenticationFailed:
-        return "/"  # already ended, expired or unknown: nothing to revoke
-    org_id = session.scalar(
-        select(OrgMembership.org_id)
-        .where(OrgMembership.user_id == row.user_id, OrgMembership.active.is_(True))
-        .order_by(OrgMembership.created_at, OrgMembership.id)
-        .limit(1)
-    )
-    org = session.get(Organization, org_id) if org_id else None
-    sign_out(session, actor=replace(actor, org_id=org_id))
-    if row.method != "oidc":
-        return "/"
-    url = end_session_url(org=org, settings=settings, keys=keys, id_token=row.id_token)
-    return url or "/"
-
-
-def end_session_url(
-    *, org: Organization | None, settings: Settings, keys: JwksCache, id_token: str | None
-) -> str | None:
-    """The provider's end-session URL (RP-Initiated Logout 1.0 §2), returning to the host root,
-    or None when there is none (no OIDC, no ``end_session_endpoint``, or it cannot be reached:
-    signing out here must not depend on the provider)."""
-    if org is None or not settings.sso_enabled:
-        return None
-    config = oidc_config(org, settings)
-    if not config.configured:
-        return None
-    try:
-        metadata = protocol.metadata(keys, config)
-        endpoint = protocol.endpoint(metadata, "end_session_endpoint")
-    except IdpUnavailable:
-        return None
-    params = {"post_logout_redirect_uri": settings.base_url + "/", "client_id": config.client_id}
-    if id_token:
-        params["id_token_hint"] = id_token
-    return endpoint + ("&" if "?" in endpoint else "?") + urlencode(params, quote_via=quote)

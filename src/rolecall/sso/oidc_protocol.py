@@ -9,7 +9,10 @@ and endpoints, the code exchange, userinfo, and every check an ID token must pas
   (RFC 6749 §2.3.1, RFC 8414 §2).
 - ``validate_id_token`` (Core §3.1.3.7, §3.2.2.11): an asymmetric ``alg`` only (RFC 8725 §3.1),
   the signature with the key for its ``kid`` (an unknown ``kid`` refetches the key set), ``iss``,
-  ``aud`` holding the client id, ``azp``, ``exp`` and ``iat`` within ``LEEWAY``, the nonce.
+  ``aud`` holding the client id, ``azp``, ``exp`` and ``iat`` within ``LEEWAY``, the nonce;
+  ``at_hash`` against the access token that came with it (Core §3.1.3.8, §3.2.2.9), required
+  when the caller says so (an access token from the authorization endpoint, §3.2.2.10); and,
+  with a ``max_age``, ``auth_time`` (required, no older than ``max_age`` + ``LEEWAY``).
 
 Failures are ``OidcFailed`` (refused: the response or token is wrong) or ``IdpUnavailable``
 (the provider cannot be reached or answers nonsense: try again later).
@@ -21,12 +24,13 @@ import base64
 import hashlib
 import hmac
 import time
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import quote
 
 import httpx
 from joserfc import jws
 from joserfc.errors import JoseError
+from joserfc.jwk import OKPKey
 
 from rolecall.errors import AuthenticationFailed, Unavailable
 from rolecall.federation.jwks import (
@@ -41,7 +45,7 @@ from rolecall.federation.jwks import (
 from rolecall.federation.jwt_bearer import MalformedAssertion, parse
 from rolecall.sso.config import OidcConfig
 
-#: Seconds of clock difference tolerated on ``exp`` and ``iat``.
+#: Seconds of clock difference tolerated on ``exp``, ``iat`` and ``auth_time``.
 LEEWAY = 60
 #: Other ``iss`` values a provider is documented to put in its ID tokens: Google's tokens may
 #: carry the issuer without its scheme ("Validate an ID token", Google Identity docs).
@@ -221,8 +225,56 @@ def _refuse(message: str) -> OidcFailed:
     return OidcFailed(f"the ID token is not valid: {message}", code="invalid_id_token")
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def token_hash(value: str, alg: str, curve: str | None = None) -> str:
+    """Core §3.1.3.6 (``at_hash``): base64url of the left half of the hash of ``value``'s
+    octets, the hash being the one of the ID token's ``alg`` (SHA-256 for ``RS256``...). For
+    ``EdDSA`` the curve names it (RFC 9864's ``Ed25519`` and ``Ed448`` name it themselves):
+    SHA-512 for Ed25519, SHAKE256 (114 octets) for Ed448."""
+    data = value.encode("utf-8")
+    if alg in ("EdDSA", "Ed25519", "Ed448"):
+        ed448 = alg == "Ed448" or curve == "Ed448"
+        full = hashlib.shake_256(data).digest(114) if ed448 else hashlib.sha512(data).digest()
+    else:
+        full = hashlib.new("sha" + alg[-3:], data).digest()
+    return _b64url(full[: len(full) // 2])
+
+
+def _check_at_hash(
+    claims: dict[str, Any], alg: str, curve: str | None, access_token: str | None, required: bool
+) -> None:
+    """Core §3.1.3.8, §3.2.2.9: the access token is the one the ID token was issued with."""
+    at_hash = claims.get("at_hash")
+    if at_hash is None:
+        if required and access_token is not None:
+            raise _refuse("it has no at_hash although an access token came with it")
+        return
+    if access_token is None:
+        return  # nothing came that the hash could bind
+    expected = token_hash(access_token, alg, curve)
+    if not isinstance(at_hash, str) or not hmac.compare_digest(at_hash.encode(), expected.encode()):
+        raise _refuse("at_hash does not match the access token (a substituted token?)")
+
+
+def _check_auth_time(claims: dict[str, Any], max_age: int | None, now: float) -> None:
+    """Core §3.1.2.1, §3.1.3.7 step 13: with ``max_age`` asked for, ``auth_time`` is required
+    and the user authenticated at most ``max_age`` seconds ago."""
+    if max_age is None:
+        return
+    auth_time = claims.get("auth_time")
+    if not _is_number(auth_time):
+        raise _refuse(f"it has no auth_time although max_age={max_age} was asked for")
+    if auth_time > now + LEEWAY:
+        raise _refuse("its auth_time is in the future")
+    if auth_time < now - max_age - LEEWAY:
+        age = int(now - auth_time)
+        raise _refuse(
+            f"the user authenticated at the provider {age} s ago, longer than max_age={max_age}: "
+            "sign in again"
+        )
 
 
 def validate_id_token(
@@ -233,8 +285,16 @@ def validate_id_token(
     nonce: str,
     keys: JwksCache,
     now: float | None = None,
+    access_token: str | None = None,
+    at_hash_required: bool = False,
+    max_age: int | None = None,
 ) -> dict[str, Any]:
     """The claims of an ID token that passes every check of Core §3.1.3.7 (and §3.2.2.11).
+
+    ``access_token`` is the one that came with the token: its ``at_hash``, when present, must
+    match it (required too with ``at_hash_required``, as in the implicit flow). With
+    ``max_age`` (what the authorization request asked for), ``auth_time`` must be present and
+    no older than ``max_age`` seconds, give or take ``LEEWAY``.
 
     Raises ``OidcFailed`` (``invalid_id_token``) naming the failed check, or ``IdpUnavailable``
     when the provider's keys cannot be fetched.
@@ -285,4 +345,7 @@ def validate_id_token(
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub or len(sub) > 255:
         raise _refuse("it has no usable sub")
+    curve = key.curve_name if isinstance(key, OKPKey) else None
+    _check_at_hash(claims, alg, curve, access_token, at_hash_required)
+    _check_auth_time(claims, max_age, now)
     return claims

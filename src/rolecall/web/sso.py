@@ -1,10 +1,16 @@
 """Browser routes of single sign-on: ``/oidc/login``, ``/oidc/callback``, ``/logout``, and the
 clear refusal of SAML.
 
-Adapters over ``rolecall.sso.oidc``. They answer browsers, so an error is a small page (HTML
-when the browser asks for it, else JSON ``{"error": {...}}``) with the reason and what the
-identity provider said (``oauth_error``, ``oauth_error_description``), never a 500: an
-unreachable provider is a 503 ``idp_unavailable`` and local password sign-in is untouched.
+Adapters over ``rolecall.sso.oidc`` and ``rolecall.sso.sign_out``. They answer browsers, so an
+error is a small page (HTML when the browser asks for it, else JSON ``{"error": {...}}``) with
+the reason and what the identity provider said (``oauth_error``, ``oauth_error_description``),
+never a 500: an unreachable provider is a 503 ``idp_unavailable`` and local password sign-in is
+untouched.
+
+Signing out is a form: ``GET /logout`` asks for confirmation, ``POST /logout`` ends the session
+only when the form carries the session's CSRF token (as the home page's sign-out button does),
+so another site cannot sign a user out here or at the identity provider. A refusal is a 403
+``csrf_failed`` and the session stays.
 """
 
 from __future__ import annotations
@@ -17,12 +23,18 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from rolecall.errors import RolecallError
+from rolecall.identity.models import BrowserSession
+from rolecall.identity.principal import Principal
+from rolecall.identity.secrets import same_digest
 from rolecall.settings import Settings
-from rolecall.sso import oidc
+from rolecall.sso import oidc, sign_out
 from rolecall.sso.oidc import CALLBACK_PATH
+from rolecall.web.console.routes import signed_in, templates
 from rolecall.web.cookies import clear_session_cookie, set_session_cookie
 from rolecall.web.deps import (
+    CSRF_HEADER,
     SESSION_COOKIE,
+    CsrfRefused,
     JwksDep,
     SessionDep,
     SettingsDep,
@@ -31,6 +43,7 @@ from rolecall.web.deps import (
     sign_in_org,
 )
 from rolecall.web.errors import status_for
+from rolecall.web.forms import read_form, single
 
 router = APIRouter(route_class=TransactionalRoute, tags=["sso"], include_in_schema=False)
 
@@ -45,6 +58,10 @@ STATUS_BY_CODE = {
 MAX_BODY = 64 * 1024
 NO_STORE = {"Cache-Control": "no-store"}
 SAML_MESSAGE = "SAML is not supported; use OIDC or LDAP"
+LOGOUT_REFUSED = (
+    "sign-out refused: the request did not carry this session's CSRF token (an expired page, "
+    "or a request from another site); confirm on this page to sign out"
+)
 
 
 def error_page(request: Request, error: RolecallError) -> Response:
@@ -168,15 +185,74 @@ def _binding_expected(request: Request, settings: Settings) -> bool:
     return request.method == "GET" or settings.base_url.startswith("https")
 
 
-@router.api_route("/logout", methods=["GET", "POST"], dependencies=[Writes])
-def logout(request: Request, db: SessionDep, settings: SettingsDep, keys: JwksDep) -> Response:
+async def logout_form(request: Request) -> dict[str, list[str]]:
+    """The sign-out form's fields; a body that is no form has none (so no token)."""
+    form = await read_form(request, max_bytes=4 * 1024, max_fields=5)
+    return form if isinstance(form, dict) else {}
+
+
+LogoutForm = Annotated[dict[str, list[str]], Depends(logout_form)]
+
+
+@router.get("/logout")
+def logout_page(request: Request, db: SessionDep) -> Response:
+    """Ask the signed-in browser to confirm; anyone else has nothing to sign out of."""
+    found = signed_in(db, request)
+    if found is None:
+        return RedirectResponse("/", status_code=303, headers=NO_STORE)
+    return _logout_page(request, found, status=200)
+
+
+@router.post("/logout", dependencies=[Writes])
+def logout(
+    request: Request, form: LogoutForm, db: SessionDep, settings: SettingsDep, keys: JwksDep
+) -> Response:
     """End the browser's session, then sign out at the identity provider when it offers it."""
-    target = oidc.sign_out_browser(
-        db, cookie=request.cookies.get(SESSION_COOKIE), settings=settings, keys=keys
-    )
-    response = RedirectResponse(target, status_code=303, headers=NO_STORE)
+    found = signed_in(db, request)
+    if found is None:
+        # Nothing to end. No cookie to clear either when none came: a cross-site post brings
+        # no SameSite=Lax cookie, and clearing it would sign the browser out after all.
+        response = RedirectResponse("/", status_code=303, headers=NO_STORE)
+        return _clear(response) if SESSION_COOKIE in request.cookies else response
+    sent = single(form, "csrf_token") or request.headers.get(CSRF_HEADER, "")
+    if not sent or not same_digest(sent, found[1].csrf_token):
+        return _logout_refused(request, found)
+    actor, row = found
+    target = sign_out.sign_out_browser(db, actor=actor, row=row, settings=settings, keys=keys)
+    return _clear(RedirectResponse(target, status_code=303, headers=NO_STORE))
+
+
+def _clear(response: Response) -> Response:
     clear_session_cookie(response)
     return response
+
+
+def _logout_page(
+    request: Request,
+    found: tuple[Principal, BrowserSession],
+    *,
+    status: int,
+    error: RolecallError | None = None,
+) -> Response:
+    principal, row = found
+    context = {
+        "username": principal.name,
+        "csrf_token": row.csrf_token,
+        "sso": row.method == "oidc",
+        "error": error.message if error else None,
+        "error_code": error.code if error else None,
+    }
+    return templates.TemplateResponse(
+        request, "logout.html", context, status_code=status, headers=NO_STORE
+    )
+
+
+def _logout_refused(request: Request, found: tuple[Principal, BrowserSession]) -> Response:
+    """403 ``csrf_failed``; a person gets the confirmation page again, with the reason."""
+    error = CsrfRefused(LOGOUT_REFUSED)
+    if "text/html" not in request.headers.get("accept", ""):
+        return JSONResponse({"error": error.as_dict()}, status_code=403, headers=NO_STORE)
+    return _logout_page(request, found, status=403, error=error)
 
 
 @router.api_route("/saml", methods=["GET", "POST"])

@@ -7,7 +7,8 @@
 //    is the client_id and whose aud is OP_AUDIENCE;
 //  - relying parties (single sign-on): rolecall-pkce (public, code + PKCE), rolecall-secret
 //    (code, client_secret_basic), rolecall-secret-post (code, client_secret_post) and
-//    rolecall-implicit (response_type=id_token, response_mode=form_post). They are "native"
+//    rolecall-implicit (response_type=id_token or "id_token token", response_mode=form_post).
+//    They are "native"
 //    clients, so any port on a loopback host matches their redirect URI (RFC 8252 §7.3) and the
 //    relying party under test may listen anywhere on 127.0.0.1.
 //
@@ -27,6 +28,14 @@
 //                                as email come from userinfo, OpenID Connect Core's default)
 //   OP_TOKEN_AUTH_METHODS        comma list of token endpoint auth methods offered
 //                                (default: none, client_secret_basic, client_secret_post)
+//   OP_ID_TOKEN_ALG=RS256        the relying parties' ID token alg (RS256, ES384 or EdDSA)
+//   OP_CODE_AT_HASH              1: the token endpoint's ID token carries at_hash (as Okta's,
+//                                Keycloak's and Google's do; oidc-provider puts it only in ID
+//                                tokens from the authorization endpoint); other-token: its
+//                                at_hash is the hash of another access token than the one sent
+//   OP_AUTH_AGE=0                seconds before the login step the user is said to have
+//                                authenticated (auth_time): a provider keeping an old session
+//                                whatever max_age asks
 //
 // The user signing in: ?user= on the interaction URL, else the authorization request's
 // login_hint (email, sub or username), else the first account. Consent is always granted.
@@ -35,6 +44,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import * as crypto from 'node:crypto';
+
+import {
+  SignJWT, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair,
+} from 'jose';
 import Provider, { errors, interactionPolicy } from 'oidc-provider';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -50,6 +64,32 @@ const POST_LOGOUT_URIS = list(env.OP_POST_LOGOUT_REDIRECT_URIS, 'http://127.0.0.
 const AUTO_LOGIN = (env.OP_AUTO_LOGIN ?? '1') !== '0';
 const GROUPS_SCOPE = env.OP_GROUPS_SCOPE || 'openid';
 const AUTH_METHODS = list(env.OP_TOKEN_AUTH_METHODS, 'none,client_secret_basic,client_secret_post');
+const ID_TOKEN_ALG = env.OP_ID_TOKEN_ALG || 'RS256';
+const CODE_AT_HASH = env.OP_CODE_AT_HASH || '';
+const AUTH_AGE = Number(env.OP_AUTH_AGE || 0);
+
+// The provider's signing keys, one per ID token alg the tests use (kept here, so that the
+// token endpoint's ID token can be re-signed with at_hash: OP_CODE_AT_HASH).
+const signingKeys = {};
+for (const [alg, options] of [['RS256', {}], ['ES384', {}], ['EdDSA', { crv: 'Ed25519' }]]) {
+  const { privateKey } = await generateKeyPair(alg, { ...options, extractable: true });
+  signingKeys[alg] = { key: privateKey, jwk: { ...await exportJWK(privateKey), alg, use: 'sig', kid: `test-${alg}` } };
+}
+
+// OpenID Connect Core §3.1.3.6: the left half of the hash of the token's octets, the hash
+// being the alg's (SHA-512 for EdDSA with Ed25519).
+const tokenHash = (value, alg) => {
+  const name = alg === 'EdDSA' ? 'sha512' : `sha${alg.slice(-3)}`;
+  const digest = crypto.createHash(name).update(value, 'ascii').digest();
+  return digest.subarray(0, digest.length / 2).toString('base64url');
+};
+
+async function withAtHash(idToken, accessToken) {
+  const header = decodeProtectedHeader(idToken);
+  const hashed = CODE_AT_HASH === 'other-token' ? `${accessToken}-other` : accessToken;
+  const payload = { ...decodeJwt(idToken), at_hash: tokenHash(hashed, header.alg) };
+  return new SignJWT(payload).setProtectedHeader(header).sign(signingKeys[header.alg].key);
+}
 
 const accounts = JSON.parse(fs.readFileSync(path.join(here, 'accounts.json'), 'utf8'));
 const findUser = (hint) => {
@@ -78,6 +118,7 @@ const rp = {
   application_type: 'native',
   redirect_uris: REDIRECT_URIS,
   post_logout_redirect_uris: POST_LOGOUT_URIS,
+  id_token_signed_response_alg: ID_TOKEN_ALG,
 };
 const code = { grant_types: ['authorization_code'], response_types: ['code'] };
 const clients = [
@@ -92,7 +133,7 @@ const clients = [
   },
   {
     ...rp, client_id: 'rolecall-implicit', token_endpoint_auth_method: 'none',
-    grant_types: ['implicit'], response_types: ['id_token'],
+    grant_types: ['implicit'], response_types: ['id_token', 'id_token token'],
   },
   ...SUBJECTS.map((sub) => ({
     client_id: sub,
@@ -122,7 +163,9 @@ const provider = new Provider(ISSUER, {
   conformIdTokenClaims: env.OP_CONFORM_ID_TOKEN === '1',
   cookies: { keys: ['rolecall-test-only'] },
   pkce: { required: (ctx, client) => client.clientAuthMethod === 'none' },
-  responseTypes: ['code', 'id_token', 'none'],
+  responseTypes: ['code', 'id_token', 'id_token token', 'none'],
+  jwks: { keys: Object.values(signingKeys).map((k) => k.jwk) },
+  enabledJWA: { idTokenSigningAlgValues: Object.keys(signingKeys) },
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
@@ -190,7 +233,8 @@ async function readForm(req) {
 }
 
 async function finishLogin(ctx, account) {
-  const result = { login: { accountId: account.sub, amr: ['pwd'] } };
+  const ts = Math.floor(Date.now() / 1000) - AUTH_AGE;
+  const result = { login: { accountId: account.sub, amr: ['pwd'], ts } };
   return provider.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
 }
 
@@ -205,6 +249,14 @@ async function finishConsent(ctx, details) {
   const result = { consent: details.grantId ? {} : { grantId } };
   return provider.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: true });
 }
+
+provider.use(async (ctx, next) => {
+  await next();
+  const body = ctx.path === '/token' && CODE_AT_HASH ? ctx.body : undefined;
+  if (body?.id_token && body.access_token) {
+    body.id_token = await withAtHash(body.id_token, body.access_token);
+  }
+});
 
 provider.use(async (ctx, next) => {
   const match = ctx.path.match(/^\/interaction\/([^/]+)(\/login)?$/);
