@@ -28,9 +28,14 @@ by the same uvicorn as rolecall). The bulk users are rows inserted in batches th
 models (what a SCIM create leaves), not HTTP calls; the reference's are created in its own
 process, straight through its storage, since that storage lives in the server's memory.
 
+The floor: a server that answers every request at once with nothing (the same uvicorn), sent
+the same creates by the same client in the same rounds. It is the most this client can send on
+this machine, whatever the server; every target's creates are also given as a share of it.
+
     python bench/scim_bench.py [--backend sqlite|postgres] [--postgres-url URL]
                                [--users 10000] [--bulk 90000] [--lookups 2000]
-                               [--concurrency 8] [--round-size 500] [--no-reference]
+                               [--concurrency 8] [--round-size 500] [--workers 1]
+                               [--no-reference] [--no-floor]
 
 Goals: rolecall's create throughput at least 2x the reference's; rolecall's lookup p99 at
 100,000 users within 1.5x of its p99 at 1,000.
