@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.live_server import serving
 
@@ -42,16 +43,36 @@ def test_several_workers_serve_one_database_as_one_server(initialised, tmp_path:
     log = tmp_path / "serve.log"
     headers = basic(initialised["api_key"])
     with serving({**os.environ, "ROLECALL_WORKERS": str(WORKERS)}, log) as base_url:
-        pids = set(WORKER_STARTED.findall(log.read_text()))
         statuses, listed = create_users_at_once(base_url, headers, 48)
+        # Whichever worker answers /metrics, it counts every worker's requests.
+        counted = {created_count(fresh("GET", f"{base_url}/metrics").text) for _ in range(8)}
         after = revoke_while_cached(base_url, headers)
+        # Read last: /healthz may answer before every worker has started.
+        pids = set(WORKER_STARTED.findall(log.read_text()))
 
     assert len(pids) == WORKERS, log.read_text()
     assert statuses == [201] * 48
     assert listed["totalResults"] == 48
     assert {r["userName"] for r in listed["Resources"]} == {f"worker-user-{i}" for i in range(48)}
+    assert counted == {48}
     assert {r.status_code for r in after} == {401}
     assert {r.json()["error"]["code"] for r in after} == {"invalid_api_key"}
+
+
+def sample_sum(exposition: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` that carry ``labels``."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+def created_count(exposition: str) -> float:
+    """``rolecall_http_requests_total`` of the SCIM creates that answered 201."""
+    wanted = {"method": "POST", "route": "/scim/v2/Users", "status": "201"}
+    return sample_sum(exposition, "rolecall_http_requests_total", **wanted)
 
 
 def create_users_at_once(
@@ -93,6 +114,8 @@ def revoke_while_cached(base_url: str, headers: dict[str, str]) -> list[httpx.Re
     project = f"{base_url}/api/v1/projects/{entity}/shared"
     # Many fresh connections: every worker answers some, and keeps the answer cached.
     assert {fresh("GET", project, headers=headers).status_code for _ in range(20)} == {200}
+    exposition = fresh("GET", f"{base_url}/metrics").text
+    assert sample_sum(exposition, "rolecall_access_cache_fast_answers_total") > 0  # cached
     keys = fresh("GET", f"{base_url}/api/v1/api-keys", headers=headers).json()["items"]
     for key in keys:
         revoked = fresh("DELETE", f"{base_url}/api/v1/api-keys/{key['id']}", headers=headers)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -152,14 +153,32 @@ def serve(
     # The workers are new processes that read their settings from the environment: hand on the
     # address given on the command line.
     os.environ["ROLECALL_HOST"], os.environ["ROLECALL_PORT"] = settings.host, str(settings.port)
-    uvicorn.run(
-        WORKER_APP,
-        factory=True,
-        workers=settings.workers,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-    )
+    with _shared_metrics():
+        uvicorn.run(
+            WORKER_APP,
+            factory=True,
+            workers=settings.workers,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+        )
+
+
+@contextmanager
+def _shared_metrics() -> Iterator[None]:
+    """Workers count their metrics in files of one directory, so that ``/metrics`` shows them
+    all: the operator's ``PROMETHEUS_MULTIPROC_DIR``, else a fresh one removed at the end."""
+    from rolecall.web.metrics import MULTIPROCESS_DIR
+
+    if os.environ.get(MULTIPROCESS_DIR):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="rolecall-metrics-") as directory:
+        os.environ[MULTIPROCESS_DIR] = directory
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROCESS_DIR]
 
 
 @api_key_app.command("create")

@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -161,7 +161,7 @@ def create_app(
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     def prometheus() -> Response:
-        return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     scim_routes = scim.build_router()
     for prefix in scim.PREFIXES:  # the longer first: "/scim" would take "/scim/v2/..." too

@@ -1,11 +1,21 @@
-"""Prometheus metrics: requests, latency, authentication failures, decisions by outcome."""
+"""Prometheus metrics: requests, latency, authentication failures, decisions by outcome.
+
+With several server processes (``rolecall serve --workers``) each counts in files of the
+directory ``PROMETHEUS_MULTIPROC_DIR`` names (prometheus_client's multiprocess mode, which
+``serve`` turns on), and ``/metrics`` adds up every process's counts, whichever answers.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+#: prometheus_client's own variable: the directory of the processes' counts.
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -75,6 +85,15 @@ class MeasureRequests:
             path = route_template(scope)
             REQUESTS.labels(scope["method"], path, str(status)).inc()
             LATENCY.labels(path).observe(time.perf_counter() - started)
+
+
+def exposition() -> bytes:
+    """The text ``/metrics`` answers: this process's counts, or every worker's added up."""
+    if os.environ.get(MULTIPROCESS_DIR):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
 
 
 def route_template(scope: dict[str, Any]) -> str:
