@@ -329,11 +329,12 @@ def rolecall_bulk_load(url: str, org_id: str, team_ids: list[str], start: int, c
     engine.dispose()
 
 
-@contextmanager
-def reference_target() -> Iterator[Target]:
+def serve_this_script(flag: str, ready_path: str, what: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start this script as a server (``flag PORT``) and wait until ``ready_path`` answers 200;
+    the process and its base URL."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve-reference", str(port)],
+        [sys.executable, __file__, flag, str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -341,14 +342,21 @@ def reference_target() -> Iterator[Target]:
     deadline = time.monotonic() + 30
     while True:
         try:
-            if httpx.get(f"{base_url}/v2/ServiceProviderConfig", timeout=1).status_code == 200:
-                break
+            if httpx.get(f"{base_url}{ready_path}", timeout=1).status_code < 300:
+                return proc, base_url
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline or proc.poll() is not None:
             proc.kill()
-            raise RuntimeError("scim2-server did not start")
+            raise RuntimeError(f"{what} did not start")
         time.sleep(0.1)
+
+
+@contextmanager
+def reference_target() -> Iterator[Target]:
+    proc, base_url = serve_this_script(
+        "--serve-reference", "/v2/ServiceProviderConfig", "scim2-server"
+    )
 
     def bulk_load(start: int, count: int) -> None:
         response = httpx.post(
@@ -374,23 +382,7 @@ def reference_target() -> Iterator[Target]:
 def floor_target() -> Iterator[Target]:
     """A server that answers every request at once, under the same uvicorn: the most creates
     per second this client can send on this machine, whatever the server."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve-floor", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(base_url, timeout=1)
-            break
-        except httpx.HTTPError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("the floor server did not start") from None
-            time.sleep(0.1)
+    proc, base_url = serve_this_script("--serve-floor", "/", "the floor server")
     try:
         yield Target("floor (no-op server)", base_url, "/floor", {}, lambda a, b: None, floor=True)
     finally:
