@@ -27,14 +27,23 @@ import httpx
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
 
-#: Asymmetric JWS algorithms we verify (RFC 7518 §3.1, RFC 8037 §3.1). Never ``none`` or HMAC.
+#: Asymmetric JWS algorithms we verify (RFC 7518 §3.1, RFC 8037 §3.1, and RFC 9864 §2's
+#: fully-specified ``Ed25519`` and ``Ed448``, which deprecate the polymorphic ``EdDSA``; that
+#: name stays accepted for the issuers that still sign with it). Never ``none`` or HMAC.
 ASYMMETRIC_ALGORITHMS: frozenset[str] = frozenset(
-    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
+    | {"EdDSA", "Ed25519", "Ed448"}
 )
 #: The key type each algorithm family needs.
 KEY_TYPE_OF = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
-#: An EC algorithm's curve (RFC 7518 §3.4).
-CURVE_OF = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
+#: An algorithm's curve (RFC 7518 §3.4; RFC 9864 §2: the EdDSA algorithms named by theirs).
+CURVE_OF = {
+    "ES256": "P-256",
+    "ES384": "P-384",
+    "ES512": "P-521",
+    "Ed25519": "Ed25519",
+    "Ed448": "Ed448",
+}
 
 DISCOVERY_PATHS = ("/.well-known/oidc-configuration", "/.well-known/openid-configuration")
 #: Where an OpenID Provider publishes its metadata (OpenID Connect Discovery 1.0 §4).

@@ -138,6 +138,14 @@ def test_eddsa_keys():
     assert jwks.key_fits(okp, "EdDSA") and not jwks.key_fits(okp, "RS256")
 
 
+def test_rfc_9864_names_fit_only_their_own_curve():
+    ed25519 = OKPKey.generate_key("Ed25519")
+    ed448 = OKPKey.generate_key("Ed448")
+    assert jwks.key_fits(ed25519, "Ed25519") and not jwks.key_fits(ed25519, "Ed448")
+    assert jwks.key_fits(ed448, "Ed448") and not jwks.key_fits(ed448, "Ed25519")
+    assert not jwks.key_fits(rsa("r"), "Ed25519")
+
+
 def test_parse_key_set_leaves_out_what_cannot_verify():
     good = rsa("a").as_dict(private=False)
     private = rsa("p").as_dict(private=True)

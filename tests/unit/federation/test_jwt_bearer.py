@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from joserfc import jwt
-from joserfc.jwk import ECKey, RSAKey
+from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from rolecall.federation import jwt_bearer as jb
 from rolecall.federation.jwks import FetchFailed, UnknownKey
@@ -22,7 +22,8 @@ ALICE = jb.Subject("user", "u1", "alice")
 def token(header: dict[str, Any] | None = None, key: Any = KEY, **claims: Any) -> str:
     base = {"iss": ISS, "sub": "alice@example.org", "aud": "acme", "exp": NOW + 300}
     payload = {k: v for k, v in {**base, **claims}.items() if v is not None}
-    return jwt.encode({"alg": "RS256", "kid": "k1", **(header or {})}, payload, key)
+    head = {"alg": "RS256", "kid": "k1", **(header or {})}
+    return jwt.encode(head, payload, key, algorithms=[head["alg"]])
 
 
 def with_header(raw: str, header: dict[str, Any]) -> str:
@@ -127,6 +128,16 @@ def test_signature():
     ec = ECKey.generate_key("P-256")
     wrong_type = failed(jwt.encode({"alg": "ES256", "kid": "k1"}, {"iss": ISS}, ec))
     assert wrong_type.check == "signature"
+
+
+@pytest.mark.parametrize(("alg", "curve"), [("Ed25519", "Ed25519"), ("Ed448", "Ed448")])
+def test_rfc_9864_eddsa_names_verify(alg, curve):
+    okp = OKPKey.generate_key(curve, parameters={"kid": "k1"})
+    signed = token({"alg": alg}, key=okp)
+
+    assert jb.evaluate(signed, expect(key=lambda issuer, kid, alg: okp)).ok
+    forged = token({"alg": alg}, key=OKPKey.generate_key(curve, parameters={"kid": "k1"}))
+    assert "does not verify" in failed(forged, key=lambda issuer, kid, alg: okp).detail
 
 
 def test_exp():
