@@ -23,36 +23,33 @@ the administrator (the sign-in layer shows end users less) and never holds a pas
 from __future__ import annotations
 
 import logging
-import ssl
-from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from ldap3 import ANONYMOUS, BASE, NONE, SIMPLE, SUBTREE, Connection, Server, Tls
+from ldap3 import BASE, SUBTREE, Connection
 from ldap3.core.exceptions import (
     LDAPException,
     LDAPInvalidDnError,
-    LDAPSSLConfigurationError,
-    LDAPStartTLSError,
 )
 from ldap3.utils.conv import escape_filter_chars
-from ldap3.utils.dn import parse_dn
 
+from rolecall.sso.ldap_connection import (
+    bind,
+    make_connection,
+    parse_address,
+    start_tls,
+)
 from rolecall.sso.ldap_errors import (
-    CONFIDENTIALITY_REQUIRED,
-    INAPPROPRIATE_AUTHENTICATION,
-    INVALID_CREDENTIALS,
     NO_SUCH_OBJECT,
     SIZE_LIMIT_EXCEEDED,
-    UNWILLING_TO_PERFORM,
     LdapError,
     lost,
     result_error,
     socket_reason,
     tls_reason,
 )
+from rolecall.sso.ldap_groups import groups_of, values_of
 
 if TYPE_CHECKING:
     from rolecall.sso.config import LdapConfig
@@ -65,15 +62,8 @@ CONNECT_TIMEOUT = 4
 RECEIVE_TIMEOUT = 5
 #: Entries a search may return: two are enough to tell "exactly one" from "several".
 USER_SIZE_LIMIT = 2
-GROUP_SIZE_LIMIT = 1000
-DEFAULT_PORTS = {"ldap": 389, "ldaps": 636}
 #: Object classes a user entry must have (inetOrgPerson, AD's user: both derive from person).
 USER_FILTER = "(objectClass=person)"
-#: Object classes of group entries (POSIX, RFC 4519 groupOfNames/groupOfUniqueNames, AD).
-GROUP_FILTER = (
-    "(|(objectClass=posixGroup)(objectClass=groupOfNames)"
-    "(objectClass=groupOfUniqueNames)(objectClass=group))"
-)
 #: Attributes naming a person after the mapped ``name`` one, first found wins.
 NAME_ATTRIBUTES = ("displayName", "cn")
 
@@ -97,47 +87,6 @@ class DirectoryUser:
     groups: tuple[str, ...]
     raw_groups: tuple[str, ...] = ()
     attributes: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where the directory is and how to secure the connection."""
-
-    host: str
-    port: int
-    ldaps: bool
-    start_tls: bool
-
-
-def parse_address(address: str | None, *, tls_enable: bool) -> Endpoint:
-    """``ldap://host[:port]`` or ``ldaps://host[:port]``; raises ``LdapError`` (step connect)."""
-    text = (address or "").strip()
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError:
-        parts, port = None, None
-    if (
-        parts is None
-        or parts.scheme.lower() not in DEFAULT_PORTS
-        or not parts.hostname
-        or parts.path not in ("", "/")
-        or parts.query
-        or parts.username
-    ):
-        raise LdapError(
-            "connect",
-            "ldap_invalid_settings",
-            f"the address {text!r} is not ldap://host[:port] or ldaps://host[:port]",
-        )
-    scheme = parts.scheme.lower()
-    ldaps = scheme == "ldaps"
-    return Endpoint(
-        host=parts.hostname,
-        port=port or DEFAULT_PORTS[scheme],
-        ldaps=ldaps,
-        start_tls=tls_enable and not ldaps,
-    )
 
 
 def email_attribute(config: LdapConfig) -> str:
@@ -187,7 +136,7 @@ class Directory:
             return "LDAPS (TLS from the start), certificate verified"
         if not self.endpoint.start_tls:
             return "TLS not used (plain ldap:// without LOCAL_LDAP_TLS_ENABLE)"
-        self._start_tls(self._service)
+        start_tls(self._service, self.endpoint)
         return "StartTLS done, certificate verified"
 
     def bind_service(self) -> str:
@@ -201,7 +150,7 @@ class Directory:
                 f"a bind DN ({bind_dn}) is set without a bind password; set LOCAL_LDAP_BIND_PW "
                 "or clear the bind DN for an anonymous bind",
             )
-        self._bind(self._service, bind_dn or None, self.config.bind_pw or None, service=True)
+        bind(self._service, bind_dn or None, self.config.bind_pw or None, service=True)
         return f"bound as {bind_dn}" if bind_dn else "bound anonymously"
 
     def check_base_dn(self) -> str:
@@ -286,15 +235,15 @@ class Directory:
             raise LdapError("password", "ldap_empty_password", "an empty password is refused")
         conn = self._open()
         if self.endpoint.start_tls:
-            self._start_tls(conn)
-        self._bind(conn, dn, password, service=False)
+            start_tls(conn, self.endpoint)
+        bind(conn, dn, password, service=False)
         return f"password accepted for {dn}"
 
     def directory_user(self, entry: dict[str, Any], email: str) -> DirectoryUser:
         """Read the found entry: its email, name and groups."""
         values = entry["attributes"]
         attribute = email_attribute(self.config)
-        mails = _values(values, attribute)
+        mails = values_of(values, attribute)
         typed = email.strip().lower()
         mail = next((m for m in mails if m.lower() == typed), mails[0] if mails else None)
         if not mail:
@@ -304,15 +253,15 @@ class Directory:
                 f"the entry {entry['dn']} has no {attribute!r} attribute",
             )
         names = (self.config.attributes.get("name"), *NAME_ATTRIBUTES)
-        name = next((v for a in names if a for v in _values(values, a)), None)
-        raw, groups = self._groups(entry)
+        name = next((v for a in names if a for v in values_of(values, a)), None)
+        raw, groups = groups_of(entry, group_attribute(self.config), self._search)
         return DirectoryUser(
             dn=entry["dn"],
             email=mail,
             full_name=name,
             groups=groups,
             raw_groups=raw,
-            attributes={k: _values(values, k) for k in values},
+            attributes={k: values_of(values, k) for k in values},
         )
 
     def check_allowed(self, user: DirectoryUser) -> str:
@@ -334,30 +283,11 @@ class Directory:
 
     def _open(self) -> Connection:
         endpoint = self.endpoint
-        tls = None
-        if endpoint.ldaps or endpoint.start_tls:
-            ca_file = self.config.ca_file or None
-            try:
-                tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file)
-            except LDAPSSLConfigurationError:
-                raise LdapError(
-                    "tls", "ldap_tls_failed", f"the CA file {ca_file} is missing or unreadable"
-                ) from None
-        server = Server(
-            endpoint.host,
-            port=endpoint.port,
-            use_ssl=endpoint.ldaps,
-            tls=tls,
-            get_info=NONE,
+        conn = make_connection(
+            endpoint,
+            self.config.ca_file or None,
             connect_timeout=CONNECT_TIMEOUT,
-        )
-        conn = Connection(
-            server,
-            auto_bind=False,
-            read_only=True,
-            raise_exceptions=False,
             receive_timeout=RECEIVE_TIMEOUT,
-            authentication=ANONYMOUS,
         )
         where = f"{endpoint.host}:{endpoint.port}"
         try:
@@ -381,66 +311,6 @@ class Directory:
         self.reached = True
         self._opened.append(conn)
         return conn
-
-    def _start_tls(self, conn: Connection) -> None:
-        where = f"{self.endpoint.host}:{self.endpoint.port}"
-        try:
-            # read_server_info=False: a server refusing unauthenticated reads would fail here.
-            done = conn.start_tls(read_server_info=False)
-        except LDAPStartTLSError as exc:
-            raise LdapError(
-                "tls", "ldap_tls_failed", f"StartTLS with {where} failed: {tls_reason(str(exc))}"
-            ) from None
-        except Exception as exc:  # ldap3 raises more than LDAPException
-            raise LdapError(
-                "tls", "ldap_tls_failed", f"StartTLS with {where} failed: {exc}"
-            ) from None
-        if not done:
-            reason = conn.result.get("description") or "refused"
-            raise LdapError(
-                "tls",
-                "ldap_tls_failed",
-                f"{where} refused StartTLS ({reason}); is TLS set up there?",
-            )
-
-    def _bind(
-        self, conn: Connection, dn: str | None, password: str | None, *, service: bool
-    ) -> None:
-        if dn:
-            conn.authentication = SIMPLE
-            conn.user = dn
-            conn.password = password
-        try:
-            ok = conn.bind()
-        except Exception as exc:  # ldap3 raises more than LDAPException
-            raise lost("bind" if service else "password", exc) from None
-        if ok:
-            return
-        code = conn.result.get("result")
-        if not service:
-            if code in (INVALID_CREDENTIALS, INAPPROPRIATE_AUTHENTICATION, UNWILLING_TO_PERFORM):
-                raise LdapError("password", "ldap_wrong_password", f"wrong password for {dn}")
-            raise result_error("password", "ldap_search_failed", f"binding as {dn}", conn)
-        if not dn and code in (INAPPROPRIATE_AUTHENTICATION, UNWILLING_TO_PERFORM):
-            raise LdapError(
-                "bind",
-                "ldap_bind_failed",
-                "the directory refuses anonymous binds; set a bind DN and password "
-                "(LOCAL_LDAP_BIND_DN, LOCAL_LDAP_BIND_PW)",
-            )
-        if code == INVALID_CREDENTIALS:
-            raise LdapError(
-                "bind",
-                "ldap_bind_failed",
-                f"the directory refused the bind DN {dn} or its password",
-            )
-        if code == CONFIDENTIALITY_REQUIRED:
-            raise LdapError(
-                "bind",
-                "ldap_bind_failed",
-                "the directory requires TLS before binding; use ldaps:// or LOCAL_LDAP_TLS_ENABLE",
-            )
-        raise result_error("bind", "ldap_bind_failed", "the service bind", conn)
 
     def _search(
         self, step: str, search_filter: str, *, attributes: list[str], size_limit: int,
@@ -474,58 +344,6 @@ class Directory:
             raise result_error(step, "ldap_search_failed", "the search", conn)
         return [r for r in conn.response or () if r.get("type") == "searchResEntry"]
 
-    def _groups(self, entry: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        attribute = group_attribute(self.config)
-        values = entry["attributes"]
-        if attribute is None:
-            return (), self._member_groups(entry["dn"], _values(values, "uid"))
-        raw = _values(values, attribute)
-        names: list[str] = []
-        numbers: list[str] = []
-        for value in raw:
-            rdn = _first_rdn_value(value)
-            if rdn is not None:
-                names.append(rdn)
-            elif attribute.lower() == "gidnumber" or value.isdigit():
-                numbers.append(value)
-            else:
-                names.append(value)
-        if numbers:
-            names.extend(self._groups_by_number(numbers))
-        return tuple(raw), _unique(names)
-
-    def _groups_by_number(self, numbers: list[str]) -> list[str]:
-        wanted = "".join(f"(gidNumber={escape_filter_chars(n)})" for n in numbers)
-        entries = self._search(
-            "groups",
-            f"(&{GROUP_FILTER}(|{wanted}))",
-            attributes=["cn", "gidNumber"],
-            size_limit=GROUP_SIZE_LIMIT,
-            complete=True,
-        )
-        names: list[str] = []
-        found: set[str] = set()
-        for group in entries:
-            cns = _values(group["attributes"], "cn")
-            found.update(_values(group["attributes"], "gidNumber"))
-            names.extend(cns[:1])
-        # A number no group entry carries stands for itself.
-        names.extend(n for n in numbers if n not in found)
-        return names
-
-    def _member_groups(self, dn: str, uids: tuple[str, ...]) -> tuple[str, ...]:
-        escaped = escape_filter_chars(dn)
-        clauses = f"(member={escaped})(uniqueMember={escaped})"
-        clauses += "".join(f"(memberUid={escape_filter_chars(u)})" for u in uids)
-        entries = self._search(
-            "groups",
-            f"(&{GROUP_FILTER}(|{clauses}))",
-            attributes=["cn"],
-            size_limit=GROUP_SIZE_LIMIT,
-            complete=True,
-        )
-        return _unique(cn for group in entries for cn in _values(group["attributes"], "cn")[:1])
-
 
 def authenticate(config: LdapConfig, *, email: str, password: str) -> DirectoryUser:
     """Check ``email`` and ``password`` against the directory; the entry they sign in as.
@@ -550,38 +368,3 @@ def authenticate(config: LdapConfig, *, email: str, password: str) -> DirectoryU
 
 
 # --- small readers -------------------------------------------------------------------------
-
-
-def _values(attributes: Any, name: str) -> tuple[str, ...]:
-    """An attribute's values as strings (ldap3 dicts ignore case; missing: empty)."""
-    try:
-        value = attributes[name]
-    except KeyError:
-        return ()
-    if value is None:
-        return ()
-    items: Iterable[Any] = value if isinstance(value, list | tuple) else [value]
-    out = []
-    for item in items:
-        text = item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item)
-        if text:
-            out.append(text)
-    return tuple(out)
-
-
-def _first_rdn_value(value: str) -> str | None:
-    """``cn=ml-engineers,ou=groups,dc=example,dc=org`` → ``ml-engineers``; not a DN → None."""
-    if "=" not in value:
-        return None
-    try:
-        parts = parse_dn(value)
-    except (LDAPInvalidDnError, LDAPException, ValueError):
-        return None
-    return parts[0][1] if parts and parts[0][1] else None
-
-
-def _unique(names: Iterable[str]) -> tuple[str, ...]:
-    seen: dict[str, str] = {}
-    for name in names:
-        seen.setdefault(name.lower(), name)
-    return tuple(seen.values())

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from rolecall.sso import ldap
+from rolecall.sso import ldap, ldap_groups
 from rolecall.sso.config import LdapConfig
 from rolecall.sso.ldap import LdapError, authenticate
 from rolecall.sso.ldap_check import run_checks
@@ -254,7 +254,7 @@ def test_settings_test_of_a_bad_address(slapd: Slapd) -> None:
 
 def test_a_cut_short_group_list_is_an_error_not_a_partial_answer(slapd: Slapd, monkeypatch) -> None:
     # Team sync acts on the list: half a list would remove the user from teams it is in.
-    monkeypatch.setattr(ldap, "GROUP_SIZE_LIMIT", 1)
+    monkeypatch.setattr(ldap_groups, "GROUP_SIZE_LIMIT", 1)
     error = refused(config(slapd), "alice@example.org", "alice-pw")  # alice is in two groups
     assert (error.step, error.code) == ("groups", "ldap_search_failed")
 

@@ -1,0 +1,162 @@
+"""Reaching the directory: its address, the connection, StartTLS and the binds (ldap3).
+
+``ldap.Directory`` runs these as its steps; each failure is an ``LdapError`` naming the step
+(connect, tls, bind, password) with a stable code and a detail for the administrator.
+Certificates are always verified (``CERT_REQUIRED``) against the configured CA file or the
+system's bundle.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ldap3 import ANONYMOUS, NONE, SIMPLE, Connection, Server, Tls
+from ldap3.core.exceptions import LDAPSSLConfigurationError, LDAPStartTLSError
+
+from rolecall.sso.ldap_errors import (
+    CONFIDENTIALITY_REQUIRED,
+    INAPPROPRIATE_AUTHENTICATION,
+    INVALID_CREDENTIALS,
+    UNWILLING_TO_PERFORM,
+    LdapError,
+    lost,
+    result_error,
+    tls_reason,
+)
+
+DEFAULT_PORTS = {"ldap": 389, "ldaps": 636}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the directory is and how to secure the connection."""
+
+    host: str
+    port: int
+    ldaps: bool
+    start_tls: bool
+
+
+def parse_address(address: str | None, *, tls_enable: bool) -> Endpoint:
+    """``ldap://host[:port]`` or ``ldaps://host[:port]``; raises ``LdapError`` (step connect)."""
+    text = (address or "").strip()
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if (
+        parts is None
+        or parts.scheme.lower() not in DEFAULT_PORTS
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.username
+    ):
+        raise LdapError(
+            "connect",
+            "ldap_invalid_settings",
+            f"the address {text!r} is not ldap://host[:port] or ldaps://host[:port]",
+        )
+    scheme = parts.scheme.lower()
+    ldaps = scheme == "ldaps"
+    return Endpoint(
+        host=parts.hostname,
+        port=port or DEFAULT_PORTS[scheme],
+        ldaps=ldaps,
+        start_tls=tls_enable and not ldaps,
+    )
+
+
+def make_connection(
+    endpoint: Endpoint, ca_file: str | None, *, connect_timeout: int, receive_timeout: int
+) -> Connection:
+    """An unopened, read-only, anonymous connection to ``endpoint`` (TLS set up for LDAPS or
+    StartTLS); ``LdapError`` (step tls) when the CA file cannot be read."""
+    tls = None
+    if endpoint.ldaps or endpoint.start_tls:
+        try:
+            tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file)
+        except LDAPSSLConfigurationError:
+            raise LdapError(
+                "tls", "ldap_tls_failed", f"the CA file {ca_file} is missing or unreadable"
+            ) from None
+    server = Server(
+        endpoint.host,
+        port=endpoint.port,
+        use_ssl=endpoint.ldaps,
+        tls=tls,
+        get_info=NONE,
+        connect_timeout=connect_timeout,
+    )
+    return Connection(
+        server,
+        auto_bind=False,
+        read_only=True,
+        raise_exceptions=False,
+        receive_timeout=receive_timeout,
+        authentication=ANONYMOUS,
+    )
+
+
+def start_tls(conn: Connection, endpoint: Endpoint) -> None:
+    """Upgrade ``conn`` with StartTLS (RFC 4511 §4.14); ``LdapError`` (step tls)."""
+    where = f"{endpoint.host}:{endpoint.port}"
+    try:
+        # read_server_info=False: a server refusing unauthenticated reads would fail here.
+        done = conn.start_tls(read_server_info=False)
+    except LDAPStartTLSError as exc:
+        raise LdapError(
+            "tls", "ldap_tls_failed", f"StartTLS with {where} failed: {tls_reason(str(exc))}"
+        ) from None
+    except Exception as exc:  # ldap3 raises more than LDAPException
+        raise LdapError("tls", "ldap_tls_failed", f"StartTLS with {where} failed: {exc}") from None
+    if not done:
+        reason = conn.result.get("description") or "refused"
+        raise LdapError(
+            "tls",
+            "ldap_tls_failed",
+            f"{where} refused StartTLS ({reason}); is TLS set up there?",
+        )
+
+
+def bind(conn: Connection, dn: str | None, password: str | None, *, service: bool) -> None:
+    """A simple bind as ``dn`` (anonymous without one): the service account's (step bind) or
+    the user's, checking its password (step password). Raises ``LdapError``."""
+    if dn:
+        conn.authentication = SIMPLE
+        conn.user = dn
+        conn.password = password
+    try:
+        ok = conn.bind()
+    except Exception as exc:  # ldap3 raises more than LDAPException
+        raise lost("bind" if service else "password", exc) from None
+    if ok:
+        return
+    code = conn.result.get("result")
+    if not service:
+        if code in (INVALID_CREDENTIALS, INAPPROPRIATE_AUTHENTICATION, UNWILLING_TO_PERFORM):
+            raise LdapError("password", "ldap_wrong_password", f"wrong password for {dn}")
+        raise result_error("password", "ldap_search_failed", f"binding as {dn}", conn)
+    if not dn and code in (INAPPROPRIATE_AUTHENTICATION, UNWILLING_TO_PERFORM):
+        raise LdapError(
+            "bind",
+            "ldap_bind_failed",
+            "the directory refuses anonymous binds; set a bind DN and password "
+            "(LOCAL_LDAP_BIND_DN, LOCAL_LDAP_BIND_PW)",
+        )
+    if code == INVALID_CREDENTIALS:
+        raise LdapError(
+            "bind",
+            "ldap_bind_failed",
+            f"the directory refused the bind DN {dn} or its password",
+        )
+    if code == CONFIDENTIALITY_REQUIRED:
+        raise LdapError(
+            "bind",
+            "ldap_bind_failed",
+            "the directory requires TLS before binding; use ldaps:// or LOCAL_LDAP_TLS_ENABLE",
+        )
+    raise result_error("bind", "ldap_bind_failed", "the service bind", conn)
