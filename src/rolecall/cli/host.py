@@ -21,8 +21,9 @@ from rolecall.db.engine import make_engine, make_sessionmaker
 from rolecall.errors import Conflict, InvalidInput, NotFound
 from rolecall.identity.passwords import MIN_PASSWORD_LENGTH
 from rolecall.identity.principal import operator
+from rolecall.identity.sessions import home_org_id
 from rolecall.orgs.bootstrap import initialize
-from rolecall.orgs.models import Organization, OrgMembership
+from rolecall.orgs.models import Organization
 from rolecall.settings import OrgMode, Settings
 from rolecall.users.queries import find_user
 
@@ -118,13 +119,8 @@ def create_user_key(settings: Settings, *, user_ref: str, description: str | Non
         user = find_user(session, user_ref)
         if user is None:
             raise NotFound(f"no user {user_ref!r}", field="user")
-        membership = session.scalar(
-            select(OrgMembership)
-            .where(OrgMembership.user_id == user.id, OrgMembership.active.is_(True))
-            .order_by(OrgMembership.created_at)
-            .limit(1)
-        )
-        if membership is None:
+        org_id = home_org_id(session, user.id)
+        if org_id is None:
             raise InvalidInput(
                 f"user {user.email!r} is not an active member of any organization", field="user"
             )
@@ -136,7 +132,7 @@ def create_user_key(settings: Settings, *, user_ref: str, description: str | Non
             object_type="api_key",
             object_id=key.id,
             object_name=user.username,
-            org_id=membership.org_id,
+            org_id=org_id,
             after={"user": user.email, "description": description},
         )
         answer = IssuedKey(user=user.email, username=user.username, key_id=key.id, api_key=secret)

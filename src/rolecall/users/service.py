@@ -265,9 +265,7 @@ def create_user(
         if user_name is not None:
             taken = names_taken(session, user_name.lower())
             if taken.user_name:
-                raise Conflict(
-                    f"the userName {user_name!r} is taken", field="user_name", code="uniqueness"
-                )
+                raise _user_name_taken(user_name)
             login_name_is_username = (
                 username is None and bool(USERNAME_RE.fullmatch(user_name)) and not taken.entity
             )
@@ -368,7 +366,11 @@ def check_user_name_free(session: Session, user_name: str, *, user_id: str | Non
     if user_id is not None:
         query = query.where(User.id != user_id)
     if session.scalar(query.limit(1)) is not None:
-        raise Conflict(f"the userName {user_name!r} is taken", field="user_name", code="uniqueness")
+        raise _user_name_taken(user_name)
+
+
+def _user_name_taken(user_name: str) -> Conflict:
+    return Conflict(f"the userName {user_name!r} is taken", field="user_name", code="uniqueness")
 
 
 def _set_user_name(user: User, user_name: str | None) -> None:

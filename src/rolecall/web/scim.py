@@ -223,10 +223,10 @@ def build_router() -> APIRouter:
     walks in order, so every SCIM request would first try each REST route (and each REST request
     every SCIM route). A mount tries its prefix once."""
     router = APIRouter(route_class=TransactionalRoute, tags=["scim"], include_in_schema=False)
-    _discovery(router, "")
-    _users(router, "")
-    _groups(router, "")
-    _roles(router, "")
+    _discovery(router)
+    _users(router)
+    _groups(router)
+    _roles(router)
     return router
 
 
@@ -235,35 +235,35 @@ def _base(request: Request, settings: Any) -> str:
     return settings.base_url.rstrip("/") + next(p for p in PREFIXES if path.startswith(p))
 
 
-def _discovery(router: APIRouter, p: str) -> None:
-    @router.post(f"{p}/.search")
+def _discovery(router: APIRouter) -> None:
+    @router.post("/.search")
     async def search_everything() -> Response:
         # RFC 7644 §3.4.3: a search across resource types; answered 501 (RFC 7644 §3.12).
         detail = "searching several resource types at once is not supported: use /Users/.search"
         return error_response(ScimError(501, detail))
 
-    @router.get(f"{p}/ServiceProviderConfig")
+    @router.get("/ServiceProviderConfig")
     async def service_provider_config(request: Request, settings: SettingsDep) -> Response:
         return scim_json(discovery.service_provider_config(_base(request, settings)))
 
-    @router.get(f"{p}/ResourceTypes")
+    @router.get("/ResourceTypes")
     async def resource_types(request: Request, settings: SettingsDep) -> Response:
         found = discovery.resource_types(_base(request, settings))
         return scim_json(list_response(found, len(found), 1))
 
-    @router.get(p + "/ResourceTypes/{name}")
+    @router.get("/ResourceTypes/{name}")
     async def resource_type(name: str, request: Request, settings: SettingsDep) -> Response:
         found = discovery.resource_type(name, _base(request, settings))
         if found is None:
             return error_response(ScimError(404, f"no resource type {name[:64]!r}"))
         return scim_json(found)
 
-    @router.get(f"{p}/Schemas")
+    @router.get("/Schemas")
     def schemas(ctx: ScimDep) -> Response:
         found = discovery.schemas(ctx.base, *_names(ctx))
         return scim_json(list_response(found, len(found), 1))
 
-    @router.get(p + "/Schemas/{urn}")
+    @router.get("/Schemas/{urn}")
     def schema(urn: str, ctx: ScimDep) -> Response:
         found = discovery.schema(urn, ctx.base, *_names(ctx))
         if found is None:
@@ -286,7 +286,7 @@ def _names(ctx: ScimContext) -> tuple[list[str] | None, list[str] | None]:
     return team_names[:MAX_CANONICAL], role_names[:MAX_CANONICAL]
 
 
-def _users(router: APIRouter, p: str) -> None:
+def _users(router: APIRouter) -> None:
     def search_users(ctx: ScimContext, search: Search) -> Response:
         found = users.list_users(
             ctx.session,
@@ -298,24 +298,24 @@ def _users(router: APIRouter, p: str) -> None:
         )
         return _listed(ctx, USER_URN, found, search)
 
-    @router.get(f"{p}/Users")
+    @router.get("/Users")
     @scim_endpoint
     def list_users(ctx: ScimDep) -> Response:
         return search_users(ctx, Search.of_query(ctx))
 
-    @router.post(f"{p}/Users/.search")
+    @router.post("/Users/.search")
     @scim_endpoint
     def search_users_by_post(ctx: ScimDep, body: BodyDep) -> Response:
         return search_users(ctx, Search.of_body(body))
 
-    @router.post(f"{p}/Users")
+    @router.post("/Users")
     @scim_endpoint
     def create_user(ctx: ScimDep, body: BodyDep) -> Response:
         args = {"actor": ctx.actor, "org": ctx.org, "base": ctx.base, "multi": ctx.multi}
         created = users.create_user(ctx.session, body=body, **args)
         return _one(ctx, USER_URN, created, 201)
 
-    @router.get(p + "/Users/{user_id}")
+    @router.get("/Users/{user_id}")
     @scim_endpoint
     def get_user(user_id: str, ctx: ScimDep) -> Response:
         found = users.get_user(
@@ -323,28 +323,28 @@ def _users(router: APIRouter, p: str) -> None:
         )
         return _one(ctx, USER_URN, found)
 
-    @router.put(p + "/Users/{user_id}")
+    @router.put("/Users/{user_id}")
     @scim_endpoint
     def replace_user(user_id: str, ctx: ScimDep, body: BodyDep) -> Response:
         args = {"actor": ctx.actor, "org": ctx.org, "base": ctx.base, "multi": ctx.multi}
         found = users.replace_user(ctx.session, user_id=user_id, body=body, **args)
         return _one(ctx, USER_URN, found)
 
-    @router.patch(p + "/Users/{user_id}")
+    @router.patch("/Users/{user_id}")
     @scim_endpoint
     def patch_user(user_id: str, ctx: ScimDep, body: BodyDep) -> Response:
         args = {"actor": ctx.actor, "org": ctx.org, "base": ctx.base, "multi": ctx.multi}
         found = users.patch_user(ctx.session, user_id=user_id, body=body, **args)
         return _one(ctx, USER_URN, found)
 
-    @router.delete(p + "/Users/{user_id}", status_code=204)
+    @router.delete("/Users/{user_id}", status_code=204)
     @scim_endpoint
     def delete_user(user_id: str, ctx: ScimDep) -> Response:
         users.delete_user(ctx.session, actor=ctx.actor, org=ctx.org, user_id=user_id)
         return Response(status_code=204)
 
 
-def _groups(router: APIRouter, p: str) -> None:
+def _groups(router: APIRouter) -> None:
     def search_groups(ctx: ScimContext, search: Search) -> Response:
         found = groups.list_groups(
             ctx.session,
@@ -357,24 +357,24 @@ def _groups(router: APIRouter, p: str) -> None:
         )
         return _listed(ctx, GROUP_URN, found, search)
 
-    @router.get(f"{p}/Groups")
+    @router.get("/Groups")
     @scim_endpoint
     def list_groups(ctx: ScimDep) -> Response:
         return search_groups(ctx, Search.of_query(ctx))
 
-    @router.post(f"{p}/Groups/.search")
+    @router.post("/Groups/.search")
     @scim_endpoint
     def search_groups_by_post(ctx: ScimDep, body: BodyDep) -> Response:
         return search_groups(ctx, Search.of_body(body))
 
-    @router.post(f"{p}/Groups")
+    @router.post("/Groups")
     @scim_endpoint
     def create_group(ctx: ScimDep, body: BodyDep) -> Response:
         args = {"actor": ctx.actor, "org": ctx.org, "base": ctx.base}
         created = groups.create_group(ctx.session, body=body, **args)
         return _one(ctx, GROUP_URN, created, 201)
 
-    @router.get(p + "/Groups/{group_id}")
+    @router.get("/Groups/{group_id}")
     @scim_endpoint
     def get_group(group_id: str, ctx: ScimDep) -> Response:
         args = {"actor": ctx.actor, "org": ctx.org, "base": ctx.base}
@@ -386,14 +386,14 @@ def _groups(router: APIRouter, p: str) -> None:
         )
         return _one(ctx, GROUP_URN, found)
 
-    @router.put(p + "/Groups/{group_id}")
+    @router.put("/Groups/{group_id}")
     @scim_endpoint
     def replace_group(group_id: str, ctx: ScimDep, body: BodyDep) -> Response:
         args = {"actor": ctx.actor, "org": ctx.org, "base": ctx.base}
         found = groups.replace_group(ctx.session, group_id=group_id, body=body, **args)
         return _one(ctx, GROUP_URN, found)
 
-    @router.patch(p + "/Groups/{group_id}")
+    @router.patch("/Groups/{group_id}")
     @scim_endpoint
     def patch_group(group_id: str, ctx: ScimDep, body: BodyDep) -> Response:
         args = {"actor": ctx.actor, "org": ctx.org, "base": ctx.base}
@@ -402,7 +402,7 @@ def _groups(router: APIRouter, p: str) -> None:
             return Response(status_code=204)
         return _one(ctx, GROUP_URN, found)
 
-    @router.delete(p + "/Groups/{group_id}")
+    @router.delete("/Groups/{group_id}")
     @scim_endpoint
     def delete_group(group_id: str, ctx: ScimDep) -> Response:
         groups.delete_group(ctx.session, actor=ctx.actor, org=ctx.org, group_id=group_id)
@@ -420,7 +420,7 @@ def _wants_members(attributes: str | None, excluded: str | None) -> bool:
     return not attributes or "members" in named(attributes)
 
 
-def _roles(router: APIRouter, p: str) -> None:
+def _roles(router: APIRouter) -> None:
     def search_roles(ctx: ScimContext, search: Search) -> Response:
         found = roles.list_roles(
             ctx.session,
@@ -432,44 +432,44 @@ def _roles(router: APIRouter, p: str) -> None:
         )
         return _listed(ctx, ROLE_URN, found, search)
 
-    @router.get(f"{p}/Roles")
+    @router.get("/Roles")
     @scim_endpoint
     def list_roles(ctx: ScimDep) -> Response:
         return search_roles(ctx, Search.of_query(ctx))
 
-    @router.post(f"{p}/Roles/.search")
+    @router.post("/Roles/.search")
     @scim_endpoint
     def search_roles_by_post(ctx: ScimDep, body: BodyDep) -> Response:
         return search_roles(ctx, Search.of_body(body))
 
-    @router.post(f"{p}/Roles")
+    @router.post("/Roles")
     @scim_endpoint
     def create_role(ctx: ScimDep, body: BodyDep) -> Response:
         args = {"actor": ctx.actor, "org": ctx.org, "base": ctx.base}
         created = roles.create_role(ctx.session, body=body, **args)
         return _one(ctx, ROLE_URN, created, 201)
 
-    @router.get(p + "/Roles/{role_id}")
+    @router.get("/Roles/{role_id}")
     @scim_endpoint
     def get_role(role_id: str, ctx: ScimDep) -> Response:
         args = {"actor": ctx.actor, "org": ctx.org, "base": ctx.base}
         return _one(ctx, ROLE_URN, roles.get_role(ctx.session, role_id=role_id, **args))
 
-    @router.put(p + "/Roles/{role_id}")
+    @router.put("/Roles/{role_id}")
     @scim_endpoint
     def replace_role(role_id: str, ctx: ScimDep, body: BodyDep) -> Response:
         args = {"actor": ctx.actor, "org": ctx.org, "base": ctx.base}
         found = roles.replace_role(ctx.session, role_id=role_id, body=body, **args)
         return _one(ctx, ROLE_URN, found)
 
-    @router.patch(p + "/Roles/{role_id}")
+    @router.patch("/Roles/{role_id}")
     @scim_endpoint
     def patch_role(role_id: str, ctx: ScimDep, body: BodyDep) -> Response:
         args = {"actor": ctx.actor, "org": ctx.org, "base": ctx.base}
         found = roles.patch_role(ctx.session, role_id=role_id, body=body, **args)
         return _one(ctx, ROLE_URN, found)
 
-    @router.delete(p + "/Roles/{role_id}", status_code=204)
+    @router.delete("/Roles/{role_id}", status_code=204)
     @scim_endpoint
     def delete_role(role_id: str, ctx: ScimDep) -> Response:
         roles.delete_role(ctx.session, actor=ctx.actor, org=ctx.org, role_id=role_id)
