@@ -238,7 +238,7 @@ def rolecall_target(name: str, url: str, n_teams: int, workers: int = 1) -> Iter
             prefix="/scim",
             headers={"Authorization": f"Basic {token}"},
             bulk_load=lambda start, count: rolecall_bulk_load(url, org_id, team_ids, start, count),
-            settle=(lambda: analyze(url)) if url.startswith("postgresql") else lambda: None,
+            settle=(lambda: vacuum_analyze(url)) if url.startswith("postgresql") else lambda: None,
             note=(
                 "VACUUM ANALYZE before each lookup phase (statistics for the fresh tables, and"
                 " nothing left for autovacuum to do while lookups are timed)"
@@ -251,7 +251,7 @@ def rolecall_target(name: str, url: str, n_teams: int, workers: int = 1) -> Iter
         server.wait(10)
 
 
-def analyze(url: str) -> None:
+def vacuum_analyze(url: str) -> None:
     import psycopg
 
     plain = url.replace("postgresql+psycopg://", "postgresql://")
