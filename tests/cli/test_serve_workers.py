@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.cli.test_cli import assert_clean_failure
 from tests.live_server import serving
 
 WORKERS = 2
@@ -140,3 +141,8 @@ def test_local_restore_sets_one_password_for_all_workers(run_cli: Callable, tmp_
             for _ in range(6)
         ]
     assert {r.status_code for r in signed_in} == {200}
+
+
+def test_a_bad_worker_count_is_a_clean_error_before_anything_starts(run_cli: Callable):
+    for value in ("0", "65"):
+        assert_clean_failure(run_cli("serve", "--workers", value), "invalid settings", "workers")

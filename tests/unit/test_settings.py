@@ -96,6 +96,37 @@ def test_a_bad_worker_thread_count_is_refused(monkeypatch, value):
         Settings()
 
 
+def test_workers_default_and_environment(monkeypatch):
+    assert Settings().workers == 1
+    monkeypatch.setenv("ROLECALL_WORKERS", "3")
+
+    assert Settings().workers == 3
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "65"])
+def test_a_bad_worker_count_is_refused(monkeypatch, value):
+    monkeypatch.setenv("ROLECALL_WORKERS", value)
+
+    with pytest.raises(ValueError):
+        Settings()
+
+
+def test_oidc_max_age_is_unset_by_default_or_empty(monkeypatch):
+    assert Settings().oidc_max_age is None
+    monkeypatch.setenv("ROLECALL_OIDC_MAX_AGE", " ")
+    assert Settings().oidc_max_age is None
+    monkeypatch.setenv("ROLECALL_OIDC_MAX_AGE", "900")
+    assert Settings().oidc_max_age == 900
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", str(366 * 24 * 3600 + 1)])
+def test_a_bad_oidc_max_age_is_refused(monkeypatch, value):
+    monkeypatch.setenv("ROLECALL_OIDC_MAX_AGE", value)
+
+    with pytest.raises(ValueError):
+        Settings()
+
+
 def test_access_cache_settings_default_and_environment(monkeypatch):
     assert Settings().access_cache_size == 20_000
     assert Settings().access_cache_seconds == 300.0
