@@ -1,5 +1,5 @@
-"""A lean HTTP/1.1 load client for the benchmarks: asyncio streams, one keep-alive connection
-per client, requests encoded once before the clock starts, responses read by status line,
+"""A lean HTTP/1.1 load client for the benchmarks: asyncio streams, one connection per client
+(kept alive unless the server closes it), requests encoded once before the clock starts, responses read by status line,
 ``Content-Length`` or chunked body, nothing else.
 
 Why not httpx: on a two-core machine the client shares the cores with the server it measures.
@@ -44,27 +44,34 @@ def encode(
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    """(status, body, whether the server keeps the connection open)."""
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
-    length = 0
+    length: int | None = None
     chunked = False
+    # HTTP/1.0 (wsgiref, for one) closes after each response unless it says otherwise.
+    keep_alive = head.startswith(b"HTTP/1.1")
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
-        name = name.strip().lower()
+        name, value = name.strip().lower(), value.strip().lower()
         if name == b"content-length":
             length = int(value)
-        elif name == b"transfer-encoding" and b"chunked" in value.lower():
+        elif name == b"transfer-encoding" and b"chunked" in value:
             chunked = True
-    if not chunked:
-        return status, (await reader.readexactly(length) if length else b"")
-    body = bytearray()
-    while True:
-        size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
-        if size == 0:
-            await reader.readuntil(b"\r\n")  # the (empty) trailer section
-            return status, bytes(body)
-        body += (await reader.readexactly(size + 2))[:-2]
+        elif name == b"connection":
+            keep_alive = value == b"keep-alive"
+    if chunked:
+        body = bytearray()
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
+            if size == 0:
+                await reader.readuntil(b"\r\n")  # the (empty) trailer section
+                return status, bytes(body), keep_alive
+            body += (await reader.readexactly(size + 2))[:-2]
+    if length is None and not keep_alive:
+        return status, await reader.read(), False  # the body runs to the end of the stream
+    return status, (await reader.readexactly(length) if length else b""), keep_alive
 
 
 @dataclass
@@ -102,8 +109,11 @@ async def _run(
                     connection = await asyncio.open_connection(parts.hostname, parts.port)
                 reader, writer = connection
                 writer.write(request.wire)
-                status, body = await asyncio.wait_for(_read_response(reader), timeout)
+                status, body, keep_alive = await asyncio.wait_for(_read_response(reader), timeout)
                 error = request.check(status, body)
+                if not keep_alive:
+                    writer.close()
+                    connection = None
             except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 if connection is not None:
