@@ -1,6 +1,6 @@
 """A lean HTTP/1.1 load client for the benchmarks: asyncio streams, one connection per client
-(kept alive unless the server closes it), requests encoded once before the clock starts, responses read by status line,
-``Content-Length`` or chunked body, nothing else.
+(kept alive unless the server closes it), requests encoded once before the clock starts,
+responses read by status line, ``Content-Length`` or chunked body, nothing else.
 
 Why not httpx: on a two-core machine the client shares the cores with the server it measures.
 Eight httpx threads spend about 2 ms of CPU per request, so they, not the server, set the pace
@@ -114,7 +114,7 @@ async def _run(
                 if not keep_alive:
                     writer.close()
                     connection = None
-            except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as exc:
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 if connection is not None:
                     connection[1].close()

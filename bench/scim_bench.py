@@ -14,9 +14,9 @@ The client (``lean_client.py``): ``--concurrency`` connections (8) for creates, 
 keep-alive HTTP/1.1 connection sending one request at a time, from one asyncio loop with the
 requests encoded before the clock starts; every target gets the same client, requests and
 bodies. It spends well under a millisecond of CPU per request, so that on a machine of few cores
-the server, not the client, sets the pace. Lookups are timed with ``--lookup-clients`` (1): a lookup's latency then is the
-server's work, not the time it queued behind other clients' requests on a busy machine, which
-is what the p99 goal compares.
+the server, not the client, sets the pace. Lookups are timed with ``--lookup-clients`` (1): a
+lookup's latency then is the server's work, not the time it queued behind other clients'
+requests on a busy machine, which is what the p99 goal compares.
 The machine may be shared: every phase runs in rounds (``--round-size`` requests), and each
 round visits every target in turn (the order alternating from round to round), so that the
 load other work puts on the machine falls on all of them alike. The table gives each figure
@@ -45,15 +45,14 @@ this machine, whatever the server; every target's creates are also given as a sh
                                [--concurrency 8] [--round-size 500] [--workers 1]
                                [--no-reference] [--no-floor]
 
-Goals: rolecall's create throughput at least 2x the reference's (both are reported); rolecall's lookup p99 at
-100,000 users within 1.5x of its p99 at 1,000.
+Goals: rolecall's create throughput at least 2x the reference's (both are reported);
+rolecall's lookup p99 at 100,000 users within 1.5x of its p99 at 1,000.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import concurrent.futures
 import json
 import os
 import random
@@ -62,7 +61,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -84,7 +82,6 @@ from server_bench import free_port, start_server  # noqa: E402
 #: Every phase of requests stops by itself after this long, finished or not.
 PHASE_TIMEOUT = 900.0
 FIRST = 1_000
-
 
 
 def user_name(i: int) -> str:
