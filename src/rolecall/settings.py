@@ -106,6 +106,11 @@ class Settings(BaseSettings):
         default=False, validation_alias=AliasChoices("GORILLA_LDAP_GROUP_SYNC")
     )
 
+    #: Hosts, addresses or networks (comma-separated) that calls to identity providers may
+    #: reach although ``federation.destinations`` would refuse them (multi-org mode: any
+    #: non-public address; every mode: link-local and cloud metadata addresses).
+    outbound_allow: str | None = None
+
     #: Identity federation: any ``aud`` is accepted (honoured in single-org mode only).
     skip_audience_validation: bool = Field(
         default=False, validation_alias=AliasChoices("SKIP_AUDIENCE_VALIDATION")
@@ -154,6 +159,16 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+    @field_validator("outbound_allow", mode="before")
+    @classmethod
+    def _allowed_destinations(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from rolecall.federation.destinations import parse_allowed
+
+        parse_allowed(value.split(","))  # a bad entry: ValueError names it
+        return value
 
     @field_validator("oidc_max_age", mode="before")
     @classmethod

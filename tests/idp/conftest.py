@@ -14,6 +14,9 @@ from tests.idp.jwt_issuer import JwtIssuer
 
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 API = "/api/v1"
+#: ``ROLECALL_OUTBOUND_ALLOW`` for multi-org tests: their identity providers run on loopback,
+#: which multi-org mode refuses otherwise (``federation.destinations``).
+LOOPBACK = "127.0.0.0/8,::1"
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from rolecall.identity.models import AccessToken
 from rolecall.orgs.models import OrgMembership
 from tests import factories
-from tests.idp.conftest import API, GRANT, bearer, exchange, register
+from tests.idp.conftest import API, GRANT, LOOPBACK, bearer, exchange, register
 from tests.idp.jwt_issuer import unsigned
 
 
@@ -322,7 +322,7 @@ def test_skip_audience_validation_in_single_mode(make_client, org, shared_issuer
 
 
 def test_skip_audience_validation_is_ignored_in_multi_mode(make_client, db, org, shared_issuer):
-    client = make_client(skip_audience_validation=True, mode="multi")
+    client = make_client(skip_audience_validation=True, mode="multi", outbound_allow=LOOPBACK)
     factories.user(db, org.org, username="carol", email="carol@example.org")
     headers = {**org.admin_headers, "X-Rolecall-Org": org.org.name}
     assert register(client, headers, shared_issuer.issuer).status_code == 200
@@ -331,7 +331,7 @@ def test_skip_audience_validation_is_ignored_in_multi_mode(make_client, db, org,
 
 
 def test_multi_org_aud_picks_among_orgs_trusting_one_issuer(make_client, db, org, shared_issuer):
-    client = make_client(mode="multi")
+    client = make_client(mode="multi", outbound_allow=LOOPBACK)
     other = factories.bootstrap(db)
     factories.user(db, org.org, username="carol", email="carol@example.org")
     factories.user(db, other.org, username="dan", email="dan@example.org")

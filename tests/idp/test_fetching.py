@@ -8,7 +8,7 @@ import json
 import pytest
 
 from rolecall.federation.jwks import MAX_DOCUMENT_BYTES, FetchFailed, fetch_json
-from tests.idp.conftest import exchange, register
+from tests.idp.conftest import LOOPBACK, exchange, register
 from tests.idp.jwt_issuer import JWKS_PATH, OPENID_PATH
 
 
@@ -70,7 +70,7 @@ def test_multi_mode_malformed_requests_are_refused_without_an_org(make_client, o
 def test_multi_mode_aud_list_picks_the_org(make_client, db, org, shared_issuer):
     from tests import factories
 
-    client = make_client(mode="multi")
+    client = make_client(mode="multi", outbound_allow=LOOPBACK)
     other = factories.bootstrap(db)
     factories.user(db, other.org, username="dan", email="dan@example.org")
     for world in (org, other):
@@ -85,3 +85,25 @@ def test_before_initialisation_every_exchange_is_refused(client, shared_issuer, 
     assert response.status_code == 400
     assert "no organization yet" in response.json()["error_description"]
     assert exchanges()[0].after["check"] == "organization"
+
+
+# --- where issuers may be (federation.destinations) -----------------------------------------
+
+
+def test_multi_org_mode_refuses_to_register_an_issuer_on_a_private_address(
+    make_client, org, db, issuer
+):
+    """Organization admins of a multi-org server are tenants: an issuer URL must not make the
+    server fetch from its own network (server-side request forgery)."""
+    from rolecall.federation.models import JwtIssuer as Registered
+
+    headers = {**org.admin_headers, "X-Rolecall-Org": org.org.name}
+    response = register(make_client(mode="multi"), headers, issuer.issuer)
+    assert response.status_code == 422, response.text
+    message = response.json()["error"]["message"]
+    assert "not a public address (multi-org mode)" in message
+    assert "ROLECALL_OUTBOUND_ALLOW" in message
+    assert db.query(Registered).count() == 0
+    assert issuer.requests == []  # refused before a single request went out
+    allowed = make_client(mode="multi", outbound_allow=LOOPBACK)
+    assert register(allowed, headers, issuer.issuer).status_code == 200

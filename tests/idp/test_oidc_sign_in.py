@@ -24,6 +24,7 @@ from rolecall.identity.models import BrowserSession
 from rolecall.teams.models import Team, TeamMembership
 from rolecall.users.models import User
 from tests import factories
+from tests.idp.conftest import LOOPBACK
 from tests.idp.oidc_op import (
     SECRET,
     AppTransport,
@@ -609,7 +610,7 @@ def test_settings_stored_through_the_api_are_used(make_rp, org, sso_op):
 
 
 def test_multi_org_mode_signs_in_to_the_named_organization(make_rp, org):
-    rp = make_rp(mode="multi")
+    rp = make_rp(mode="multi", outbound_allow=LOOPBACK)
     unnamed = rp.agent.get(f"{RP}/oidc/login")
     assert unnamed.status_code == 422
     assert error_of(unnamed)["field"] == "org"
@@ -643,3 +644,27 @@ def test_a_provider_gone_before_the_code_exchange_is_a_clear_503(make_rp):
     assert refused.status_code == 503
     assert error_of(refused)["code"] == "idp_unavailable"
     assert "token endpoint cannot be reached" in error_of(refused)["message"]
+
+
+# --- where the provider may be (federation.destinations) ----------------------------------------
+
+
+def test_multi_org_mode_does_not_call_a_provider_on_a_private_address(make_rp, org):
+    """In multi-org mode the provider on loopback is refused before any request goes out."""
+    rp = make_rp(mode="multi")
+    refused = rp.agent.get(f"{RP}/oidc/login", params={"org": org.org.name})
+    assert refused.status_code == 503
+    assert error_of(refused)["code"] == "idp_unavailable"
+    assert "not a public address (multi-org mode)" in error_of(refused)["message"]
+
+
+def test_multi_org_mode_refuses_to_store_a_provider_on_a_private_address(make_rp, org, sso_op):
+    rp = make_rp(mode="multi", oidc_issuer=None, oidc_client_id=None)
+    headers = {**org.admin_headers, "X-Rolecall-Org": org.org.name}
+    body = {"issuer": sso_op, "client_id": "rolecall-pkce"}
+    refused = rp.client.patch("/api/v1/sso/oidc", json=body, headers=headers)
+    assert refused.status_code == 422, refused.text
+    assert error_of(refused)["field"] == "issuer"
+    assert "not a public address (multi-org mode)" in error_of(refused)["message"]
+    stored = rp.client.get("/api/v1/sso", headers=headers).json()["oidc"]
+    assert stored["issuer"] is None and stored["client_id"] is None  # nothing stored

@@ -27,6 +27,8 @@ import httpx
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
 
+from rolecall.federation.destinations import SINGLE_ORG, DestinationRefused, Destinations
+
 #: Asymmetric JWS algorithms we verify (RFC 7518 §3.1, RFC 8037 §3.1, and RFC 9864 §2's
 #: fully-specified ``Ed25519`` and ``Ed448``, which deprecate the polymorphic ``EdDSA``; that
 #: name stays accepted for the issuers that still sign with it). Never ``none`` or HMAC.
@@ -97,13 +99,15 @@ def tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def http_client() -> httpx.Client:
-    """A client for one exchange with an issuer: ``TIMEOUT``, certificates verified."""
-    return httpx.Client(timeout=TIMEOUT, verify=tls_context())
+def http_client(destinations: Destinations) -> httpx.Client:
+    """A client for one exchange with an issuer: ``TIMEOUT``, certificates verified, every
+    request to a destination ``destinations`` permits."""
+    return destinations.client(TIMEOUT, tls_context())
 
 
-def fetch_json(url: str) -> dict[str, Any]:
-    """GET ``url`` and decode a JSON object; at most ``MAX_DOCUMENT_BYTES``, ``TIMEOUT`` each.
+def fetch_json(url: str, destinations: Destinations = SINGLE_ORG) -> dict[str, Any]:
+    """GET ``url`` and decode a JSON object; at most ``MAX_DOCUMENT_BYTES``, ``TIMEOUT`` each;
+    the URL and every redirect must go where ``destinations`` permits.
 
     Raises ``FetchFailed`` with a message saying what went wrong.
     """
@@ -112,9 +116,7 @@ def fetch_json(url: str) -> dict[str, Any]:
         raise FetchFailed(f"{url}: {problem}")
     try:
         with (
-            httpx.Client(
-                timeout=TIMEOUT, follow_redirects=True, max_redirects=3, verify=tls_context()
-            ) as client,
+            destinations.client(TIMEOUT, tls_context(), follow_redirects=True) as client,
             client.stream("GET", url, headers={"Accept": "application/json"}) as response,
         ):
             if response.status_code != 200:
@@ -126,6 +128,8 @@ def fetch_json(url: str) -> dict[str, Any]:
                     raise FetchFailed(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes")
     except httpx.HTTPError as exc:
         raise FetchFailed(f"cannot fetch {url}: {type(exc).__name__}: {exc}") from exc
+    except DestinationRefused as exc:
+        raise FetchFailed(f"will not fetch {url}: {exc}") from exc
     try:
         data = json.loads(body)
     except ValueError as exc:
@@ -136,6 +140,11 @@ def fetch_json(url: str) -> dict[str, Any]:
 
 
 Fetch = Callable[[str], dict[str, Any]]
+
+
+def fetcher(destinations: Destinations) -> Fetch:
+    """``fetch_json`` under ``destinations`` (what the app's ``JwksCache`` fetches with)."""
+    return functools.partial(fetch_json, destinations=destinations)
 
 
 def discover(issuer: str, fetch: Fetch = fetch_json) -> str:

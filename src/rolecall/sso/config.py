@@ -20,6 +20,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
 from rolecall.errors import Conflict, InvalidInput
+from rolecall.federation.destinations import SINGLE_ORG, DestinationRefused, Destinations
 from rolecall.orgs.models import Organization
 from rolecall.settings import Settings
 
@@ -83,6 +84,8 @@ class LdapConfig:
     group_allow_list: tuple[str, ...] = ()
     login: bool = False
     fixed_by_environment: tuple[str, ...] = ()
+    #: Where the directory may be (the server's mode and ``ROLECALL_OUTBOUND_ALLOW``).
+    destinations: Destinations = SINGLE_ORG
 
     @property
     def configured(self) -> bool:
@@ -101,7 +104,7 @@ def oidc_config(org: Organization | None, settings: Settings) -> OidcConfig:
 def ldap_config(org: Organization | None, settings: Settings) -> LdapConfig:
     """The LDAP settings in force for ``org``."""
     values, fixed = _resolve(org, settings, "ldap", LDAP_FIELDS)
-    return LdapConfig(**values, fixed_by_environment=fixed)
+    return LdapConfig(**values, fixed_by_environment=fixed, destinations=Destinations.of(settings))
 
 
 def ldap_config_from(values: dict[str, Any], base: LdapConfig) -> LdapConfig:
@@ -115,7 +118,9 @@ def ldap_config_from(values: dict[str, Any], base: LdapConfig) -> LdapConfig:
     for name in ("tls_enable", "login"):
         merged[name] = bool(merged[name])
     merged["group_allow_list"] = tuple(merged["group_allow_list"] or ())
-    return LdapConfig(**merged, fixed_by_environment=base.fixed_by_environment)
+    return LdapConfig(
+        **merged, fixed_by_environment=base.fixed_by_environment, destinations=base.destinations
+    )
 
 
 def _from_environment(settings: Settings, attribute: str) -> Any:
@@ -239,6 +244,26 @@ def _attributes(name: str, text: str) -> dict[str, str]:
 
 # --- storing ----------------------------------------------------------------------------------
 
+#: The stored values that are addresses rolecall connects to, and their schemes' ports.
+DEFAULT_PORTS_OF = {
+    "issuer": {"https": 443, "http": 80},
+    "address": {"ldap": 389, "ldaps": 636},
+}
+
+
+def _check_destination(name: str, value: str, destinations: Destinations) -> None:
+    """Refuse an address rolecall may not connect to now, rather than at the next sign-in."""
+    try:
+        parts = urlsplit(value)
+        port = parts.port or DEFAULT_PORTS_OF[name].get(parts.scheme.lower())
+    except ValueError:
+        return  # not a URL: the value's own parsing says so
+    if parts.hostname and port:
+        try:
+            destinations.check(parts.hostname, port)
+        except DestinationRefused as exc:
+            raise InvalidInput(f"{name}: {exc}", field=name) from None
+
 
 def store_section(
     org: Organization,
@@ -260,6 +285,8 @@ def store_section(
     after: dict[str, Any] = {}
     for name, raw in changes.items():
         value = _parse(fields, name, raw)
+        if name in DEFAULT_PORTS_OF and isinstance(value, str):
+            _check_destination(name, value, Destinations.of(settings))
         if name in current.fixed_by_environment:
             raise Conflict(
                 f"{section} {name} is fixed by the environment variable {fields[name][1]}; "

@@ -34,6 +34,7 @@ from ldap3.core.exceptions import (
 )
 from ldap3.utils.conv import escape_filter_chars
 
+from rolecall.federation.destinations import DestinationRefused
 from rolecall.sso.ldap_connection import (
     bind,
     make_connection,
@@ -283,6 +284,12 @@ class Directory:
 
     def _open(self) -> Connection:
         endpoint = self.endpoint
+        try:
+            self.config.destinations.check(endpoint.host, endpoint.port)
+        except DestinationRefused as exc:
+            raise LdapError(
+                "connect", "ldap_destination_refused", f"will not connect: {exc}"
+            ) from None
         conn = make_connection(
             endpoint,
             self.config.ca_file or None,

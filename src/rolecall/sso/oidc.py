@@ -41,6 +41,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from rolecall.errors import AuthenticationFailed
+from rolecall.federation.destinations import Destinations
 from rolecall.federation.jwks import JwksCache
 from rolecall.identity.sessions import SignIn, record_sign_in_failure
 from rolecall.orgs.models import Organization
@@ -344,7 +345,12 @@ def _verified_claims(
         )
     if config.auth_method == "pkce":
         tokens = protocol.exchange_code(
-            params.get("code"), row.code_verifier, config, metadata, redirect_uri(settings)
+            params.get("code"),
+            row.code_verifier,
+            config,
+            metadata,
+            redirect_uri(settings),
+            Destinations.of(settings),
         )
         id_token = tokens.get("id_token")
         access = tokens.get("access_token")
@@ -368,7 +374,8 @@ def _verified_claims(
         max_age=settings.oidc_max_age,
     )
     if "email" not in claims and access_token is not None:
-        claims = {**protocol.userinfo(access_token, metadata, claims["sub"]), **claims}
+        found = protocol.userinfo(access_token, metadata, claims["sub"], Destinations.of(settings))
+        claims = {**found, **claims}
     return claims, id_token
 
 

@@ -33,6 +33,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 
 from rolecall.errors import AuthenticationFailed, Unavailable
+from rolecall.federation.destinations import DestinationRefused, Destinations
 from rolecall.federation.jwks import (
     ASYMMETRIC_ALGORITHMS,
     MAX_DOCUMENT_BYTES,
@@ -147,6 +148,7 @@ def exchange_code(
     config: OidcConfig,
     metadata: dict[str, Any],
     redirect_uri: str,
+    destinations: Destinations,
 ) -> dict[str, Any]:
     """The token endpoint's answer for ``code`` (Core §3.1.3.1, RFC 7636 §4.5).
 
@@ -173,10 +175,12 @@ def exchange_code(
         if method == "client_secret_post":
             form["client_secret"] = config.secret or ""
     try:
-        with http_client() as client:
+        with http_client(destinations) as client:
             response = client.post(
                 url, data=form, auth=auth, headers={"Accept": "application/json"}
             )
+    except DestinationRefused as exc:
+        raise IdpUnavailable(f"the identity provider's token endpoint is refused: {exc}") from exc
     except httpx.HTTPError as exc:
         raise IdpUnavailable(
             f"the identity provider's token endpoint cannot be reached: {type(exc).__name__}"
@@ -199,14 +203,20 @@ def exchange_code(
     return body
 
 
-def userinfo(access_token: str, metadata: dict[str, Any], subject: str) -> dict[str, Any]:
+def userinfo(
+    access_token: str, metadata: dict[str, Any], subject: str, destinations: Destinations
+) -> dict[str, Any]:
     """The userinfo claims (Core §5.3), for a provider keeping the email out of the ID token."""
     url = metadata.get("userinfo_endpoint")
     if not isinstance(url, str) or check_issuer_url(url.split("?")[0]) is not None:
         return {}
     try:
-        with http_client() as client:
+        with http_client(destinations) as client:
             response = client.get(url, headers={"Authorization": f"Bearer {access_token}"})
+    except DestinationRefused as exc:
+        raise IdpUnavailable(
+            f"the identity provider's userinfo endpoint is refused: {exc}"
+        ) from exc
     except httpx.HTTPError as exc:
         raise IdpUnavailable(
             f"the identity provider's userinfo endpoint cannot be reached: {type(exc).__name__}"

@@ -46,6 +46,7 @@ UNAVAILABLE = {
     "ldap_base_dn_not_found": "the LDAP base DN is not found in the directory",
     "ldap_attribute_missing": "the LDAP directory's entries lack a configured attribute",
     "ldap_invalid_settings": "the LDAP settings are incomplete or invalid",
+    "ldap_destination_refused": "the LDAP directory's address is not one this server may reach",
     "ldap_search_failed": "the LDAP directory refused the search",
 }
 NOT_ALLOWED = "you are not in an allowed LDAP group; ask an administrator for access"

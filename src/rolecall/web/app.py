@@ -17,7 +17,8 @@ from rolecall.authz import load as authz_load
 from rolecall.authz.cache import AccessCache
 from rolecall.db import changes
 from rolecall.db.engine import for_reading, make_engine, make_sessionmaker
-from rolecall.federation.jwks import JwksCache
+from rolecall.federation.destinations import Destinations
+from rolecall.federation.jwks import JwksCache, fetcher
 from rolecall.identity.principal import operator
 from rolecall.orgs.bootstrap import restore_admin_password
 from rolecall.settings import Settings, get_settings
@@ -134,7 +135,8 @@ def create_app(
         else None
     )
     #: JWT issuers' keys (identity federation): a cache this process may lose at any time.
-    app.state.jwks = JwksCache()
+    #: Every fetch goes where ``federation.destinations`` permits in this mode.
+    app.state.jwks = JwksCache(fetch=fetcher(Destinations.of(settings)))
     errors.install(app)
     if _count_decision not in authz_load.decision_observers:
         authz_load.decision_observers.append(_count_decision)

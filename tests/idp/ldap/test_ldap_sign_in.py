@@ -20,6 +20,7 @@ from rolecall.sso.sign_in import sign_in_with_email_password
 from rolecall.teams.models import Team, TeamMembership
 from rolecall.users.models import User
 from tests import factories
+from tests.idp.conftest import LOOPBACK
 from tests.idp.ldap.conftest import BASE, GROUPS, SERVICE_DN, SERVICE_PW, Slapd, user_dn
 
 LOGIN = "/api/v1/auth/login"
@@ -327,7 +328,7 @@ def test_the_console_form_says_when_the_directory_is_down(ldap_client, unreachab
 
 
 def test_multi_org_mode_uses_the_named_orgs_ldap(ldap_client, db, org) -> None:
-    client = ldap_client(mode="multi")
+    client = ldap_client(mode="multi", outbound_allow=LOOPBACK)
     # Without ?org= no organization's directory applies: local passwords only.
     assert error(login(client, "bob@example.org", "bob-pw"))["code"] == "sign_in_failed"
     response = client.post(
@@ -335,3 +336,34 @@ def test_multi_org_mode_uses_the_named_orgs_ldap(ldap_client, db, org) -> None:
     )
     assert response.status_code == 200, response.text
     assert login(client, org.admin.email, ADMIN_PASSWORD).status_code == 200
+
+
+def test_multi_org_mode_does_not_connect_to_a_directory_on_a_private_address(
+    ldap_client, db, org
+) -> None:
+    """``federation.destinations``: in multi-org mode a directory on loopback (or any address
+    that is not public) is refused before a connection is made, unless the operator allows it."""
+    client = ldap_client(mode="multi")
+    body = {"email": "bob@example.org", "password": "bob-pw"}
+    response = client.post(LOGIN, params={"org": org.org.name}, json=body)
+    assert response.status_code == 503
+    assert error(response)["code"] == "ldap_destination_refused"
+    assert "may reach" in error(response)["message"]
+    (failure,) = events(db, "auth.login_failed")
+    assert "LDAP connect: will not connect: 127.0.0.1 is not a public address" in failure.detail
+    assert db.query(User).filter_by(email="bob@example.org").count() == 0
+
+
+def test_multi_org_mode_refuses_to_store_a_directory_on_a_private_address(
+    make_client, slapd: Slapd, org
+) -> None:
+    client = make_client(mode="multi")
+    headers = {**org.admin_headers, "X-Rolecall-Org": org.org.name}
+    refused = client.patch("/api/v1/sso/ldap", json={"address": slapd.url}, headers=headers)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["field"] == "address"
+    assert "not a public address (multi-org mode)" in refused.json()["error"]["message"]
+    assert client.get("/api/v1/sso", headers=headers).json()["ldap"]["address"] is None
+    allowed = make_client(mode="multi", outbound_allow=LOOPBACK)
+    stored = allowed.patch("/api/v1/sso/ldap", json={"address": slapd.url}, headers=headers)
+    assert stored.status_code == 200, stored.text
