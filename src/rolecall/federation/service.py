@@ -20,6 +20,7 @@ from rolecall import authz
 from rolecall.audit.service import record
 from rolecall.authz.facts import CredentialKind, PrincipalKind
 from rolecall.authz.permissions import Permission
+from rolecall.db.session import commit_before_calling_out
 from rolecall.errors import InvalidInput
 from rolecall.federation.jwks import FetchFailed, JwksCache, check_issuer_url
 from rolecall.federation.jwt_bearer import (
@@ -98,6 +99,7 @@ def set_issuer(
     problem = check_issuer_url(issuer) if len(issuer) <= MAX_ISSUER_LENGTH else "too long"
     if problem:
         raise InvalidInput(f"issuer: {problem}", field="issuer")
+    commit_before_calling_out(session)  # reads only so far
     try:
         jwks_uri = keys.discover(issuer)
     except FetchFailed as exc:
@@ -278,6 +280,7 @@ def assess_exchange(
         key=keys.key_for,
         subject=lambda sub: find_subject(session, org, sub),
     )
+    commit_before_calling_out(session)  # reads only so far; the issuer's keys may be fetched
     report = evaluate(assertion, expect)
     failure = report.failure
     if failure is not None:
@@ -394,4 +397,5 @@ def verify_assertion(
         key=keys.key_for,
         subject=lambda sub: find_subject(session, org, sub),
     )
+    commit_before_calling_out(session)  # reads only so far; the issuer's keys may be fetched
     return evaluate(assertion, expect)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from rolecall import authz
 from rolecall.audit.service import record
 from rolecall.authz.permissions import Permission
+from rolecall.db.session import commit_before_calling_out
 from rolecall.identity.principal import Principal
 from rolecall.orgs.models import Organization
 from rolecall.settings import Settings
@@ -97,6 +98,7 @@ def check_ldap_settings(
     """
     authz.require(session, actor, Permission.ORG_MANAGE_AUTH, org)
     config = ldap_config_from(changes, ldap_config(org, settings))
+    commit_before_calling_out(session)  # reads only so far
     steps = run_checks(config, email=email, password=password)
     ok = all(step.ok for step in steps)
     last = steps[-1]

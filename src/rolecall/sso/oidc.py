@@ -40,6 +40,7 @@ from urllib.parse import quote, urlencode
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from rolecall.db.session import commit_before_calling_out
 from rolecall.errors import AuthenticationFailed
 from rolecall.federation.destinations import Destinations
 from rolecall.federation.jwks import JwksCache
@@ -144,6 +145,7 @@ def start_sign_in(
     now = now or datetime.now(UTC)
     config = oidc_config(org, settings)
     _require_configured(config, settings)
+    commit_before_calling_out(session)  # the metadata may be fetched
     endpoint = protocol.endpoint(protocol.metadata(keys, config), "authorization_endpoint")
     state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(64) if config.auth_method == "pkce" else None
@@ -295,10 +297,13 @@ def complete_sign_in(
             raise OidcFailed("the organization of this sign-in is gone", code="invalid_state")
         config = oidc_config(org, settings)
         _require_configured(config, settings)
+        commit_before_calling_out(session)  # reads only so far; the metadata may be fetched
         metadata = protocol.metadata(keys, config)
         _check_iss_parameter(params, metadata)
         _use_state(session, row, now)
         _check_browser(params["state"], browser_state, browser_state_required)
+        # The state stays used whatever the provider's endpoints answer (or how long they take).
+        commit_before_calling_out(session)
         claims, id_token = _verified_claims(params, row, config, metadata, settings, keys, now)
         identity = _identity(claims, org, settings)
     except (OidcFailed, IdpUnavailable) as exc:

@@ -22,6 +22,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from rolecall.db.session import commit_before_calling_out
 from rolecall.errors import AuthenticationFailed, Unavailable
 from rolecall.identity.sessions import (
     SIGN_IN_FAILED,
@@ -110,6 +111,7 @@ def _check_directory(
     password: str,
     surface: str,
 ) -> DirectoryUser:
+    commit_before_calling_out(session)  # reads only so far
     try:
         return authenticate(config, email=email, password=password)
     except LdapError as exc:
