@@ -37,21 +37,19 @@ def resolve_attribution(session: Session, *, actor: Principal) -> policy.Attribu
     """The attribution decision for a service account naming a human; ``None`` when the actor
     is not a service account or names nobody. Nothing to authorize: it only reads who the
     account's work may count for."""
-    if not actor.is_service_account or not actor.attribution:
+    requested = actor.attribution
+    if not actor.is_service_account or not requested:
         return None
     # A request asks twice (its response header, then the run it creates): decide once.
     key = (ATTRIBUTION_DECIDED, actor.service_account_id, actor.attribution)
     if key not in session.info:
-        session.info[key] = _decide(session, actor)
+        session.info[key] = _decide(session, actor, requested)
     return session.info[key]  # type: ignore[no-any-return]
 
 
-def _decide(session: Session, actor: Principal) -> policy.Attribution | None:
+def _decide(session: Session, actor: Principal, requested: str) -> policy.Attribution | None:
     account = session.get(ServiceAccount, actor.service_account_id)
-    if account is None:
-        return None
-    requested = actor.attribution
-    if requested is None:
+    if account is None:  # deleted since it authenticated: its work names nobody
         return None
     user = find_user(session, requested)
     active = False

@@ -189,8 +189,8 @@ def grant_for_api_key(session: Session, secret: str, *, now: datetime | None = N
         raise AuthenticationFailed("API key has expired", code="api_key_expired")
     scopes = frozenset(Permission(s) for s in key.scopes) if key.scopes is not None else None
     if key.user_id is not None:
-        if user is None:
-            raise AuthenticationFailed(INVALID_KEY, code="invalid_api_key")
+        # Read in the key's own statement, and a user's keys go with it (ON DELETE CASCADE).
+        assert user is not None
         if deactivated:
             raise AuthenticationFailed("this user is deactivated")
         principal = Principal(

@@ -307,3 +307,46 @@ def test_flagged_restricted_project_is_managed_by_admins_only(db: Session, org: 
     decision = load.check(db, as_user(owner), P.PROJECT_UPDATE, project)
 
     assert_denied(decision, policy.RULE_OWNER_EXTRAS)
+
+
+def test_a_user_deleted_since_it_authenticated_is_an_outsider(db: Session, org: World):
+    """The guard's one query finds no row for a user deleted mid-request: the user then has
+    no org role, and the policy refuses what needs one."""
+    gone = Principal(PrincipalKind.USER, "gone", CredentialKind.API_KEY, user_id="no-such-user")
+    facts = load.load_facts(db, gone, org.org)
+    assert facts.principal.org_role is None
+    assert_denied(load.check(db, gone, P.ORG_READ, org.org), policy.RULE_OTHER_ORG)
+
+
+def test_principal_facts_read_a_users_membership_of_that_org(db: Session, org: World):
+    """``principal_facts`` (the facts without a target): the role, activity and seats of the
+    user's membership in the org asked about, none in another org."""
+    ivy = factories.user(db, org.org, role="viewer")
+    facts = load.principal_facts(db, as_user(ivy), org.org.id)
+    assert (facts.org_role, facts.org_active) == (OrgRole.VIEWER, True)
+    assert facts.models_seat is SeatType.FULL
+    elsewhere = factories.bootstrap(db)
+    assert load.principal_facts(db, as_user(ivy), elsewhere.org.id).org_role is None
+    anonymous = load.principal_facts(db, ANONYMOUS, org.org.id)
+    assert (anonymous.kind, anonymous.org_role) == (PrincipalKind.ANONYMOUS, None)
+
+
+def test_a_role_naming_a_custom_role_that_is_gone_grants_nothing(db: Session):
+    assert load.role_facts(db, "custom", "no-such-role") is None
+    assert load.role_facts(db, None, None) is None
+    member = load.role_facts(db, "member", None)
+    assert member is not None and member.predefined is TeamRole.MEMBER
+
+
+def test_decide_observed_is_told_to_the_observers(db: Session, org: World):
+    """The access cache decides on facts it kept (``decide_observed``); its decisions reach
+    the same observers (metrics, the audit of denials) as ``check``'s."""
+    facts = load.load_facts(db, as_user(org.admin), org.org)
+    seen: list[policy.Decision] = []
+    load.decision_observers.append(seen.append)
+    try:
+        decision = load.decide_observed(facts, P.ORG_UPDATE)
+    finally:
+        load.decision_observers.remove(seen.append)
+    assert_allowed(decision, policy.RULE_ORG_ADMIN)
+    assert seen == [decision]

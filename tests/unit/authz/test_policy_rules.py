@@ -583,6 +583,18 @@ def test_org_admin_manages_every_team():
     denied(f, P.PROJECT_CREATE, policy.RULE_NO_BASE_ROLE)  # creating work needs membership
 
 
+def test_org_admin_extras_stop_at_the_organizations_edge():
+    """A team of another organization gets none of an org admin's extras, even if facts about
+    it reached the policy: an org admin manages its own org's teams and projects only."""
+    elsewhere = TeamFacts(id="team-x", org_id="org-2", name="x")
+    root = user("root", org_role=OrgRole.ADMIN)
+    denied(facts(root, elsewhere), P.TEAM_UPDATE, policy.RULE_NO_BASE_ROLE)
+    denied(facts(root, project(Visibility.TEAM, team=elsewhere)), P.PROJECT_UPDATE,
+           policy.RULE_NO_BASE_ROLE)  # fmt: skip
+    # The same admin on its own org's team: the extras decide.
+    allowed(facts(root, TEAM), P.TEAM_UPDATE, policy.RULE_ORG_ADMIN_EXTRAS)
+
+
 def test_org_admin_may_add_itself_to_any_team():
     f = facts(user("root", org_role=OrgRole.ADMIN), TEAM)
     allowed(f, P.TEAM_MANAGE_MEMBERS, policy.RULE_ORG_ADMIN_EXTRAS, acting_on_self=True)
