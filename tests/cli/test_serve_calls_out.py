@@ -102,9 +102,7 @@ def test_a_sign_in_waiting_on_its_directory_holds_up_no_writer(
         concurrent.futures.ThreadPoolExecutor(1) as pool,
     ):
         body = {"email": "bob@example.org", "password": "bob-pw"}
-        signing_in = pool.submit(
-            httpx.post, f"{base_url}/api/v1/auth/login", json=body, timeout=30
-        )
+        signing_in = pool.submit(httpx.post, f"{base_url}/api/v1/auth/login", json=body, timeout=30)
         try:
             assert held_directory.connected.wait(20), "the sign-in never reached the directory"
             written = httpx.post(

@@ -135,6 +135,7 @@ def serve(
     import uvicorn
 
     from rolecall.web.app import WORKER_APP, create_app, restore_before_workers
+    from rolecall.web.no_delay import NoDelayH11Protocol
 
     with reported_errors():
         settings = load_settings(host=host, port=port, workers=workers)
@@ -147,7 +148,11 @@ def serve(
             restore_before_workers(settings)
     if settings.workers == 1:
         uvicorn.run(
-            server_app, host=settings.host, port=settings.port, log_level=settings.log_level
+            server_app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            http=NoDelayH11Protocol,
         )
         return
     # The workers are new processes that read their settings from the environment: hand on the
@@ -161,6 +166,7 @@ def serve(
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
+            http=NoDelayH11Protocol,
         )
 
 
