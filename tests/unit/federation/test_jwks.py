@@ -185,3 +185,16 @@ def test_issuer_urls(url, problem):
 def test_fetch_json_refuses_bad_urls_without_fetching():
     with pytest.raises(FetchFailed, match="plain http"):
         jwks.fetch_json("http://idp.example/keys")
+
+
+def test_provider_metadata_naming_another_issuer_is_refused():
+    """OpenID Connect Discovery 1.0 §4.3: the metadata of ``ISS`` must say it is ``ISS``'s; an
+    issuer serving another's document (a mix-up) is refused, and so is one naming none."""
+    idp = FakeIdp(discovery={"issuer": "https://evil.example", "jwks_uri": KEYS})
+    with pytest.raises(FetchFailed, match=r"names another issuer: 'https://evil\.example'"):
+        jwks.provider_metadata(ISS, fetch=idp)
+    idp.documents[META] = {"jwks_uri": KEYS}
+    with pytest.raises(FetchFailed, match="names another issuer: 'None'"):
+        jwks.provider_metadata(ISS, fetch=idp)
+    idp.documents[META] = {"issuer": ISS + "/", "jwks_uri": KEYS}  # a trailing slash is the same
+    assert jwks.provider_metadata(ISS, fetch=idp)["jwks_uri"] == KEYS
