@@ -19,6 +19,8 @@ from rolecall.db.write_turn import WriteTurn, lock_path_for
 
 #: Execution option naming how a SQLite transaction begins (IMMEDIATE unless it only reads).
 BEGIN_OPTION = "rolecall_sqlite_begin"
+#: How much of a SQLite database file its connections read through a memory map (1 GiB).
+MMAP_BYTES = 1 << 30
 #: SQLite's wait for a lock another process holds (ms).
 BUSY_TIMEOUT_MS = 30_000
 #: The longest a writer waits for its turn among the other writers (seconds) before it
@@ -109,6 +111,10 @@ def _apply_sqlite_recipe(engine: Engine) -> None:
         # fsync; a power loss may lose the last commits, never the database's integrity.
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        # Reads through a memory map instead of read() calls into each connection's small page
+        # cache: once the database outgrows that cache (100,000 users is ~180 MB), a lookup no
+        # longer costs more than at 1,000 users. Beyond the map's size SQLite reads as before.
+        cursor.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

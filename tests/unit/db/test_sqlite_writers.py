@@ -198,3 +198,12 @@ def test_an_in_memory_database_has_no_lock_file():
     assert lock_path_for(":memory:") is None
     assert lock_path_for(None) is None
     assert lock_path_for("/srv/rolecall.db") == "/srv/rolecall.db-write-turn"
+
+
+def test_connections_read_the_file_through_a_memory_map(engine: Engine):
+    """``PRAGMA mmap_size`` on every connection, readers' and writers' alike."""
+    from rolecall.db.engine import MMAP_BYTES
+
+    for each in (engine, for_reading(engine)):
+        with each.connect() as conn:
+            assert conn.execute(text("PRAGMA mmap_size")).scalar() == MMAP_BYTES
