@@ -21,6 +21,8 @@ from rolecall.db.write_turn import WriteTurn, lock_path_for
 BEGIN_OPTION = "rolecall_sqlite_begin"
 #: How much of a SQLite database file its connections read through a memory map (1 GiB).
 MMAP_BYTES = 1 << 30
+#: The size a SQLite write-ahead log is cut back to once checkpointed (64 MiB).
+WAL_KEPT_BYTES = 64 << 20
 #: SQLite's wait for a lock another process holds (ms).
 BUSY_TIMEOUT_MS = 30_000
 #: The longest a writer waits for its turn among the other writers (seconds) before it
@@ -113,8 +115,12 @@ def _apply_sqlite_recipe(engine: Engine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         # Reads through a memory map instead of read() calls into each connection's small page
         # cache: once the database outgrows that cache (100,000 users is ~180 MB), a lookup no
-        # longer costs more than at 1,000 users. Beyond the map's size SQLite reads as before.
+        # longer pays a read() for each page the cache lacks. Beyond the map SQLite reads as before.
         cursor.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+        # SQLite reuses the log from its start after a checkpoint but never shrinks the file: one
+        # large import (90,000 users in a transaction is ~180 MB of log) would keep its size on
+        # disk for good. Past this size the log is cut back when it is next reused.
+        cursor.execute(f"PRAGMA journal_size_limit={WAL_KEPT_BYTES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

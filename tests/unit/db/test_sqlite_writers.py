@@ -207,3 +207,40 @@ def test_connections_read_the_file_through_a_memory_map(engine: Engine):
     for each in (engine, for_reading(engine)):
         with each.connect() as conn:
             assert conn.execute(text("PRAGMA mmap_size")).scalar() == MMAP_BYTES
+
+
+def test_the_log_of_a_large_import_is_cut_back_once_checkpointed(tmp_path, monkeypatch):
+    """``PRAGMA journal_size_limit``: after one large transaction the log file is cut back to
+    the limit when it is next reused, instead of keeping its size on disk for good."""
+    import rolecall.db.engine as engine_module
+
+    limit = 256 << 10
+    monkeypatch.setattr(engine_module, "WAL_KEPT_BYTES", limit)
+    database = tmp_path / "import.db"
+    engine = make_engine(f"sqlite:///{database}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE rows (payload TEXT)"))
+            conn.execute(
+                text("INSERT INTO rows VALUES (:payload)"),
+                [{"payload": "x" * 1000} for _ in range(4000)],
+            )
+        log = tmp_path / "import.db-wal"
+        assert log.stat().st_size > 8 * limit
+        # The commit's automatic checkpoint copied the log into the database; the next write
+        # starts the log over, and cuts the file back.
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO rows VALUES ('one more')"))
+        assert log.stat().st_size <= limit
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM rows")).scalar() == 4001
+    finally:
+        engine.dispose()
+
+
+def test_every_connection_cuts_its_log_back_past_64_mib(engine: Engine):
+    from rolecall.db.engine import WAL_KEPT_BYTES
+
+    assert WAL_KEPT_BYTES == 64 << 20
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_size_limit")).scalar() == WAL_KEPT_BYTES
