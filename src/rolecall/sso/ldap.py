@@ -10,7 +10,8 @@ One sign-in is, in this order (RFC 4513 §5.1 for the binds):
    bind DN is set;
 4. **search** under ``LOCAL_LDAP_BASE_DN`` for the one person entry whose email attribute
    (``email=`` of ``LOCAL_LDAP_ATTRIBUTES``, default ``mail``) equals the address typed, with
-   the value escaped (RFC 4515 §3); none or several entries: refused;
+   the value escaped (RFC 4515 §3); none or several entries: refused (none only after a bind
+   as a DN that names nobody, so that an unknown email takes as long as a wrong password);
 5. **password**: a second bind as that entry's DN. An empty password is refused before any of
    this: RFC 4513 §5.1.2 makes it an "unauthenticated bind", which some servers answer with
    success;
@@ -23,6 +24,7 @@ the administrator (the sign-in layer shows end users less) and never holds a pas
 from __future__ import annotations
 
 import logging
+import secrets
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -240,6 +242,14 @@ class Directory:
         bind(conn, dn, password, service=False)
         return f"password accepted for {dn}"
 
+    def spend_a_password_check(self, password: str) -> None:
+        """Bind as a DN that names nobody, with the password given, and forget the answer. An
+        email the directory does not hold then costs the connection and bind a wrong password
+        costs, so that how long a refusal takes does not tell which emails it holds."""
+        nobody = f"cn=rolecall-nobody-{secrets.token_hex(8)}"
+        with suppress(LdapError):
+            self.check_password(f"{nobody},{self.base_dn}" if self.base_dn else nobody, password)
+
     def directory_user(self, entry: dict[str, Any], email: str) -> DirectoryUser:
         """Read the found entry: its email, name and groups."""
         values = entry["attributes"]
@@ -366,7 +376,12 @@ def authenticate(config: LdapConfig, *, email: str, password: str) -> DirectoryU
         directory.connect()
         directory.secure()
         directory.bind_service()
-        entry = directory.find_user(email)
+        try:
+            entry = directory.find_user(email)
+        except LdapError as exc:
+            if exc.code == "ldap_user_not_found":
+                directory.spend_a_password_check(password)
+            raise
         directory.check_password(entry["dn"], password)
         user = directory.directory_user(entry, email)
         directory.check_allowed(user)

@@ -62,6 +62,26 @@ def test_unknown_email_is_refused(slapd: Slapd) -> None:
     assert error.is_credentials
 
 
+def test_an_unknown_email_costs_the_directory_what_a_wrong_password_costs(slapd: Slapd) -> None:
+    """No timing tells which emails the directory holds: a refused unknown email opens the same
+    connections and makes the same binds (the last one as a DN that names nobody) as a refused
+    password."""
+
+    def cost(email: str) -> tuple[int, int, str]:
+        before = slapd.counters()
+        error = refused(config(slapd), email, "x-pw")
+        after = slapd.counters()
+        spent = (after["binds"] - before["binds"], after["connections"] - before["connections"])
+        return (*spent, error.code)
+
+    wrong_password = cost("alice@example.org")
+    unknown_email = cost("nobody@example.org")
+    assert wrong_password[2] == "ldap_wrong_password"
+    assert unknown_email[2] == "ldap_user_not_found"
+    # One of each reads the counters; the sign-in: the service bind, then the password bind.
+    assert unknown_email[:2] == wrong_password[:2] == (1 + 2, 1 + 2)
+
+
 def test_an_entry_without_mail_cannot_sign_in(slapd: Slapd) -> None:
     # dave has no mail attribute: no address finds him, whatever the password.
     for email in ("dave@example.org", "dave"):
