@@ -7,6 +7,7 @@ answer come from the cache (checked: the request ran no SQL), then changes acces
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +27,8 @@ from rolecall.identity import authenticate
 from rolecall.settings import Settings
 from rolecall.web import deps
 from rolecall.web.app import create_app
+from rolecall.web.fast_path import CHECK as CHECK_ROUTE
+from rolecall.web.fast_path import MAX_CHECK_BODY
 from rolecall.web.fast_path import PROJECT_TEMPLATE as PROJECT_ROUTE
 from tests import factories
 
@@ -219,6 +222,162 @@ def test_the_fast_lane_answers_repeated_reads_and_checks_in_front_of_the_router(
     )
     assert text_body.status_code in (400, 422)
     assert fast_answers("/api/v1/authz/check") == checks + 1
+
+
+@pytest.fixture
+def uncached(own_database_url: str) -> Iterator[TestClient]:
+    """The same database served without an access cache: the router answers everything."""
+    settings = Settings(
+        database_url=own_database_url, host="testserver", port=80, access_cache_size=0
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+#: Questions to ``POST /authz/check`` the lane leaves to the router, as (body, content type):
+#: another principal, a permission or project outside AuthzCheck's limits, an unknown
+#: permission, a path that is no project, a body that is no object, no JSON content type, more
+#: than the lane reads.
+ROUTER_CHECKS = {
+    "principal": (b'{"principal": "user:nobody", "permission": "run:create", "project": "P"}', 1),
+    "long_permission": (b'{"permission": "%s", "project": "P"}' % (b"r" * 65), 1),
+    "short_project": (b'{"permission": "run:create", "project": "ab"}', 1),
+    "unknown_permission": (b'{"permission": "run:fly", "project": "P"}', 1),
+    "not_a_project": (b'{"permission": "run:create", "project": "a/b/c"}', 1),
+    "not_an_object": (b'["run:create"]', 1),
+    "not_json_typed": (b'{"permission": "run:create", "project": "P"}', "text/plain"),
+    "untyped": (b'{"permission": "run:create", "project": "P"}', None),
+    "over_the_limit": (b'{"permission": "run:create", %s"project": "P"}' % (b" " * 1100), 1),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ROUTER_CHECKS))
+def test_a_check_the_lane_does_not_take_is_answered_as_without_a_cache(
+    server, uncached, statements, world, case
+):
+    headers = world["alice_headers"]
+    warm(server, statements, "POST", CHECK_ROUTE, json=check_body(world["path"]), headers=headers)
+    body, how = ROUTER_CHECKS[case]
+    body = body.replace(b'"P"', f'"{world["path"]}"'.encode())
+    kind = how if isinstance(how, str) or how is None else "application/json"
+    sent = {**headers, **({"content-type": kind} if kind else {})}
+    taken = fast_answers(CHECK_ROUTE)
+
+    answer = server.post(CHECK_ROUTE, content=body, headers=sent)
+    expected = uncached.post(CHECK_ROUTE, content=body, headers=sent)
+
+    assert fast_answers(CHECK_ROUTE) == taken
+    assert (answer.status_code, answer.json()) == (expected.status_code, expected.json())
+    if case == "over_the_limit":
+        assert answer.status_code == 200  # every byte read by the lane reached the route
+
+
+@pytest.mark.parametrize("rest", ["", "team", "team/", "/project", "team/project/runs"])
+def test_a_project_path_the_lane_does_not_take_is_answered_as_without_a_cache(
+    server, uncached, statements, world, rest
+):
+    headers = world["alice_headers"]
+    warm(server, statements, "GET", f"/api/v1/projects/{world['path']}", headers=headers)
+    project = world["path"].split("/")[1]
+    url = f"/api/v1/projects/{rest.replace('team', world['team']).replace('project', project)}"
+    taken = fast_answers(PROJECT_ROUTE)
+
+    answer, expected = server.get(url, headers=headers), uncached.get(url, headers=headers)
+
+    assert fast_answers(PROJECT_ROUTE) == taken
+    assert answer.status_code == expected.status_code
+    assert answer.content == expected.content
+
+
+def post_in_messages(client: TestClient, headers: dict[str, str], messages: list[Any]):
+    """POST ``/authz/check`` straight to the app, its body in the ASGI messages given (the test
+    client would join them into one): (status, body), or (None, b"") when nothing was sent."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": CHECK_ROUTE,
+        "raw_path": CHECK_ROUTE.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    pending = list(messages)
+    answer: dict[str, Any] = {"status": None, "body": b""}
+
+    async def receive() -> Any:
+        return pending.pop(0) if pending else {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+        elif message["type"] == "http.response.body":
+            answer["body"] += message.get("body", b"")
+
+    async def call() -> None:
+        await client.app(scope, receive, send)  # type: ignore[misc]
+
+    client.portal.call(call)  # type: ignore[union-attr]
+    return answer["status"], answer["body"]
+
+
+def pieces(body: bytes, size: int) -> list[Any]:
+    parts = [body[i : i + size] for i in range(0, len(body), size)]
+    return [
+        {"type": "http.request", "body": part, "more_body": n < len(parts) - 1}
+        for n, part in enumerate(parts)
+    ]
+
+
+def test_a_question_in_several_messages_is_still_answered_by_the_lane(
+    server, uncached, statements, world
+):
+    headers = {**world["alice_headers"], "content-type": "application/json"}
+    body = json.dumps(check_body(world["path"])).encode()
+    warm(server, statements, "POST", CHECK_ROUTE, content=body, headers=headers)
+    taken = fast_answers(CHECK_ROUTE)
+
+    status, answer = post_in_messages(server, headers, pieces(body, 7))
+
+    assert fast_answers(CHECK_ROUTE) == taken + 1
+    expected = uncached.post(CHECK_ROUTE, content=body, headers=headers)
+    assert (status, answer) == (200, expected.content)
+
+
+def test_a_long_question_in_several_messages_reaches_the_route_whole(
+    server, uncached, statements, world
+):
+    """Past ``MAX_CHECK_BODY`` the lane stops reading: the route gets the messages it read,
+    then the ones it did not."""
+    headers = {**world["alice_headers"], "content-type": "application/json"}
+    question = check_body(world["path"])
+    warm(server, statements, "POST", CHECK_ROUTE, json=question, headers=headers)
+    body = json.dumps(question, indent=600).encode()
+    assert len(body) > MAX_CHECK_BODY + 300  # more messages follow the one that passes it
+    taken = fast_answers(CHECK_ROUTE)
+
+    status, answer = post_in_messages(server, headers, pieces(body, 300))
+
+    assert fast_answers(CHECK_ROUTE) == taken
+    expected = uncached.post(CHECK_ROUTE, content=body, headers=headers)
+    assert (status, answer) == (200, expected.content)
+
+
+def test_a_client_gone_before_its_question_ends_is_left_to_the_route(server, statements, world):
+    headers = {**world["alice_headers"], "content-type": "application/json"}
+    question = check_body(world["path"])
+    warm(server, statements, "POST", CHECK_ROUTE, json=question, headers=headers)
+    first = pieces(json.dumps(question).encode(), 10)[0]
+    taken = fast_answers(CHECK_ROUTE)
+
+    status, _ = post_in_messages(server, headers, [first, {"type": "http.disconnect"}])
+
+    assert fast_answers(CHECK_ROUTE) == taken
+    assert status != 200  # half a question is never answered as a whole one
 
 
 def test_a_cached_refusal_is_byte_identical(server, statements, world, arrange):
