@@ -1,7 +1,7 @@
 """SCIM discovery (RFC 7644 §4, RFC 7643 §5-7): what this server really supports.
 
 Only the attributes rolecall stores are described; ``organizationRole`` and ``teamRoles`` are
-top-level User attributes, as the seeds show them. Patch and filter are supported; bulk, sort,
+top-level User attributes, as the seeds show them. Patch, filter and sort are supported; bulk,
 ETags and password changes are not.
 """
 
@@ -35,7 +35,7 @@ def service_provider_config(base: str) -> dict[str, Any]:
         bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
         filter=Filter(supported=True, max_results=MAX_RESULTS),
         change_password=ChangePassword(supported=False),
-        sort=Sort(supported=False),
+        sort=Sort(supported=True),
         etag=ETag(supported=False),
         authentication_schemes=[
             AuthenticationScheme(

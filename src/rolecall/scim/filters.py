@@ -33,7 +33,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import Integer
 
-from rolecall.scim.errors import INVALID_FILTER, bad_request
+from rolecall.scim.errors import INVALID_FILTER, ScimError, bad_request
 
 MAX_FILTER_LENGTH = 4096
 STRING, BOOLEAN, DATETIME = "string", "boolean", "dateTime"
@@ -94,6 +94,19 @@ def to_sql(text: str, attrs: Mapping[str, Attr], core_urn: str) -> ColumnElement
     """The SQL condition for filter ``text`` over a resource whose attributes are ``attrs``
     (keys lower-cased, sub-attributes as ``name.sub``). Raises ``ScimError`` (invalidFilter)."""
     return _Translator(attrs, core_urn).visit(parse(text))
+
+
+def attribute_of(path: str, attrs: Mapping[str, Attr], core_urn: str) -> tuple[Attr, bool]:
+    """The attribute an attribute path (``name.familyName``) names, and whether a resource has
+    one value of it (``members.value`` has several). Raises ``ScimError`` (invalidFilter)."""
+    try:
+        node = parse(f"{path} pr")
+    except ScimError:
+        node = None
+    if not isinstance(node, Present):
+        raise bad_request(INVALID_FILTER, "not an attribute path")
+    attr, wrap = _Translator(attrs, core_urn)._resolve(node.attr_path)
+    return attr, wrap is _same
 
 
 class _Translator:

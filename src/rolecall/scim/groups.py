@@ -40,6 +40,7 @@ from rolecall.scim.messages import (
     split_urn,
     text,
 )
+from rolecall.scim.sorting import UNSORTED, Sort
 from rolecall.teams import service as teams
 from rolecall.teams.models import Team
 from rolecall.users.naming import ENTITY_NAME_RE
@@ -60,12 +61,19 @@ def list_groups(
     filter_text: str | None,
     window: Page,
     with_members: bool = True,
+    sort: Sort = UNSORTED,
 ) -> dict[str, Any]:
     where: ColumnElement[bool] | None = None
     if filter_text:
         where = to_sql(filter_text, mapping.GROUP_ATTRS, GROUP_URN)
     found, total = teams.search_teams(
-        session, actor=actor, org=org, where=where, offset=window.offset, limit=window.limit
+        session,
+        actor=actor,
+        org=org,
+        where=where,
+        order=sort.terms(mapping.GROUP_ATTRS, GROUP_URN),
+        offset=window.offset,
+        limit=window.limit,
     )
     return list_response(_resources(session, found, base, with_members), total, window.start_index)
 

@@ -37,6 +37,7 @@ from rolecall.scim.messages import (
     require_object,
     text,
 )
+from rolecall.scim.sorting import UNSORTED, Sort
 
 MAX_ID_LENGTH = 64
 
@@ -49,16 +50,19 @@ def list_roles(
     base: str,
     filter_text: str | None,
     window: Page,
+    sort: Sort = UNSORTED,
 ) -> dict[str, Any]:
     where: ColumnElement[bool] | None = None
     if filter_text:
         where = to_sql(filter_text, mapping.ROLE_ATTRS, ROLE_URN)
+    order = sort.terms(mapping.ROLE_ATTRS, ROLE_URN)
     authz.require(session, actor, Permission.ORG_READ, org)
     query = select(CustomRole).where(CustomRole.org_id == org.id)
     if where is not None:
         query = query.where(where)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(CustomRole.id).offset(window.offset).limit(window.limit))
+    query = query.order_by(*order, CustomRole.id)
+    rows = session.scalars(query.offset(window.offset).limit(window.limit))
     resources = [mapping.role_resource(role, org, base) for role in rows]
     return list_response(resources if window.limit else [], total, window.start_index)
 

@@ -41,6 +41,7 @@ from rolecall.scim.messages import (
     split_urn,
     text,
 )
+from rolecall.scim.sorting import UNSORTED, Sort
 from rolecall.teams import service as teams
 from rolecall.users import service as users
 from rolecall.users.service import OrgUser, scim_user_name
@@ -116,12 +117,19 @@ def search(
     base: str,
     filter_text: str | None,
     window: Page,
+    sort: Sort = UNSORTED,
 ) -> tuple[list[dict[str, Any]], int]:
     where: ColumnElement[bool] | None = None
     if filter_text:
         where = to_sql(filter_text, mapping.USER_ATTRS, USER_URN)
     found = users.search_users(
-        session, actor=actor, org=org, where=where, offset=window.offset, limit=window.limit
+        session,
+        actor=actor,
+        org=org,
+        where=where,
+        order=sort.terms(mapping.USER_ATTRS, USER_URN),
+        offset=window.offset,
+        limit=window.limit,
     )
     return _resources(session, org, found.items, base), found.total
 
@@ -134,9 +142,10 @@ def list_users(
     base: str,
     filter_text: str | None,
     window: Page,
+    sort: Sort = UNSORTED,
 ) -> dict[str, Any]:
     resources, total = search(
-        session, actor=actor, org=org, base=base, filter_text=filter_text, window=window
+        session, actor=actor, org=org, base=base, filter_text=filter_text, window=window, sort=sort
     )
     return list_response(resources, total, window.start_index)
 

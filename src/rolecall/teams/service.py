@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
@@ -205,11 +206,13 @@ def search_teams(
     actor: Principal,
     org: Organization,
     where: ColumnElement[bool] | None = None,
+    order: Sequence[ColumnElement[Any]] = (),
     offset: int = 0,
     limit: int = 100,
 ) -> tuple[list[Team], int]:
-    """A page of the org's teams matching ``where`` (such as a translated SCIM filter) by id,
-    a unique order, with the total matched; ``limit`` 0 only counts.
+    """A page of the org's teams matching ``where`` (such as a translated SCIM filter), by
+    ``order`` (a translated SCIM sort) then by id, a unique order, with the total matched;
+    ``limit`` 0 only counts.
 
     Raises ``PermissionDenied`` (needs ``org:read``).
     """
@@ -220,7 +223,7 @@ def search_teams(
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     if limit <= 0:
         return [], total
-    page = session.scalars(query.order_by(Team.id).offset(offset).limit(limit))
+    page = session.scalars(query.order_by(*order, Team.id).offset(offset).limit(limit))
     return list(page), total
 
 

@@ -8,7 +8,7 @@ applies the domain rules, records an audit event in the caller's transaction and
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
@@ -128,12 +128,14 @@ def search_users(
     actor: Principal,
     org: Organization,
     where: ColumnElement[bool] | None = None,
+    order: Sequence[ColumnElement[Any]] = (),
     offset: int = 0,
     limit: int = 100,
 ) -> UserPage:
     """A page of ``org``'s users matching ``where`` (a condition over ``User`` and
-    ``OrgMembership``, such as a translated SCIM filter), ordered by user id: unique, so pages
-    never overlap, and the order the (org, user) index already holds.
+    ``OrgMembership``, such as a translated SCIM filter), ordered by ``order`` (a translated
+    SCIM sort), then by user id: unique, so pages never overlap, and the order the (org, user)
+    index already holds.
 
     ``limit`` 0 only counts. Raises ``PermissionDenied`` without ``org:read``.
     """
@@ -144,7 +146,8 @@ def search_users(
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     if limit <= 0:
         return UserPage([], total, offset, 0)
-    rows = session.execute(query.order_by(OrgMembership.user_id).offset(offset).limit(limit))
+    query = query.order_by(*order, OrgMembership.user_id)
+    rows = session.execute(query.offset(offset).limit(limit))
     return UserPage([OrgUser(*row) for row in rows], total, offset, limit)
 
 

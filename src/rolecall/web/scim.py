@@ -36,6 +36,7 @@ from rolecall.scim.errors import (
 )
 from rolecall.scim.mapping import GROUP_URN, ROLE_URN, USER_URN, project
 from rolecall.scim.messages import Page, get, list_response, page, require_object
+from rolecall.scim.sorting import UNSORTED, Sort
 from rolecall.settings import OrgMode
 from rolecall.teams import service as teams
 from rolecall.users.models import User
@@ -178,6 +179,7 @@ class Search:
     window: Page
     attributes: str | None
     excluded: str | None
+    sort: Sort = UNSORTED
 
     @classmethod
     def of_query(cls, ctx: ScimContext) -> Search:
@@ -186,11 +188,13 @@ class Search:
             _window(ctx),
             ctx.query("attributes"),
             ctx.query("excludedAttributes"),
+            Sort(ctx.query("sortBy"), ctx.query("sortOrder")),
         )
 
     @classmethod
     def of_body(cls, body: Any) -> Search:
-        """RFC 7644 §3.4.3: a SearchRequest's filter, startIndex, count and attribute lists."""
+        """RFC 7644 §3.4.3: a SearchRequest's filter, sortBy, sortOrder, startIndex, count and
+        attribute lists."""
         body = require_object(body)
 
         def listed(name: str) -> str | None:
@@ -209,11 +213,18 @@ class Search:
                 return str(value)
             raise ScimError(400, f"{name} must be an integer", INVALID_VALUE)
 
+        def text(name: str) -> str | None:
+            value = get(body, name)
+            if value is None or isinstance(value, str):
+                return value
+            raise ScimError(400, f"{name} must be a string", INVALID_VALUE)
+
         filter_text = get(body, "filter")
         if filter_text is not None and not isinstance(filter_text, str):
             raise ScimError(400, "filter must be a string", INVALID_FILTER)
         window = page(number("startIndex"), number("count"))
-        return cls(filter_text, window, listed("attributes"), listed("excludedAttributes"))
+        sort = Sort(text("sortBy"), text("sortOrder"))
+        return cls(filter_text, window, listed("attributes"), listed("excludedAttributes"), sort)
 
 
 def build_router() -> APIRouter:
@@ -295,6 +306,7 @@ def _users(router: APIRouter) -> None:
             base=ctx.base,
             filter_text=search.filter,
             window=search.window,
+            sort=search.sort,
         )
         return _listed(ctx, USER_URN, found, search)
 
@@ -354,6 +366,7 @@ def _groups(router: APIRouter) -> None:
             filter_text=search.filter,
             window=search.window,
             with_members=_wants_members(search.attributes, search.excluded),
+            sort=search.sort,
         )
         return _listed(ctx, GROUP_URN, found, search)
 
@@ -429,6 +442,7 @@ def _roles(router: APIRouter) -> None:
             base=ctx.base,
             filter_text=search.filter,
             window=search.window,
+            sort=search.sort,
         )
         return _listed(ctx, ROLE_URN, found, search)
 
