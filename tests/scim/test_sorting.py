@@ -67,6 +67,17 @@ def test_missing_values_come_last_ascending_and_ties_keep_one_order(scim, people
     assert down == ["s-carol", "s-bob", *young]
 
 
+def test_sort_by_takes_the_schema_qualified_name_in_any_case(scim, people):
+    plain = listed(scim, filter=OURS, sortBy="name.familyName", sortOrder="descending")
+
+    qualified = listed(
+        scim, filter=OURS, sortBy=f"{USER_URN}:name.familyName", sortOrder="DESCENDING"
+    )
+
+    assert qualified == plain
+    assert listed(scim, filter=OURS, sortBy="NAME.FAMILYNAME", sortOrder="descending") == plain
+
+
 def test_a_multi_valued_attribute_sorts_by_its_value(scim, people):
     assert listed(scim, filter=OURS, sortBy="emails") == listed(
         scim, filter=OURS, sortBy="emails.value"
