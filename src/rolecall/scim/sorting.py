@@ -7,7 +7,8 @@ case-exact sort case-insensitively, case-exact ones as stored, both by Unicode c
 whatever the database's locale ("no specific locale implied"). Resources without a value sort
 last ascending and first descending. The resource's usual order follows the sort key, so equal
 values keep one order and pages never overlap. ``sortOrder`` defaults to ascending and is
-ignored without ``sortBy``; anything that cannot be sorted on is ``invalidValue``.
+ignored without ``sortBy`` (a bad one is still refused); anything that cannot be sorted on is
+``invalidValue``.
 """
 
 from __future__ import annotations
