@@ -35,7 +35,7 @@ from rolecall.scim.errors import (
     from_domain,
 )
 from rolecall.scim.mapping import GROUP_URN, ROLE_URN, USER_URN, project
-from rolecall.scim.messages import Page, get, list_response, page, require_object
+from rolecall.scim.messages import Page, get, list_response, page, require_object, text
 from rolecall.scim.sorting import UNSORTED, Sort
 from rolecall.settings import OrgMode
 from rolecall.teams import service as teams
@@ -213,17 +213,11 @@ class Search:
                 return str(value)
             raise ScimError(400, f"{name} must be an integer", INVALID_VALUE)
 
-        def text(name: str) -> str | None:
-            value = get(body, name)
-            if value is None or isinstance(value, str):
-                return value
-            raise ScimError(400, f"{name} must be a string", INVALID_VALUE)
-
         filter_text = get(body, "filter")
         if filter_text is not None and not isinstance(filter_text, str):
             raise ScimError(400, "filter must be a string", INVALID_FILTER)
         window = page(number("startIndex"), number("count"))
-        sort = Sort(text("sortBy"), text("sortOrder"))
+        sort = Sort(text(get(body, "sortBy"), "sortBy"), text(get(body, "sortOrder"), "sortOrder"))
         return cls(filter_text, window, listed("attributes"), listed("excludedAttributes"), sort)
 
 
