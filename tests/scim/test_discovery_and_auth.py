@@ -25,7 +25,7 @@ def test_service_provider_config_says_what_is_supported(client, prefix):
     assert body["patch"] == {"supported": True}
     assert body["filter"]["supported"] is True and body["filter"]["maxResults"] >= 100
     assert body["bulk"]["supported"] is False
-    assert body["sort"] == {"supported": True} and body["etag"] == {"supported": False}
+    assert body["sort"] == {"supported": True} and body["etag"] == {"supported": True}
     assert body["changePassword"] == {"supported": False}
     assert body["authenticationSchemes"][0]["type"] == "httpbasic"
 

@@ -1,8 +1,8 @@
 """SCIM discovery (RFC 7644 §4, RFC 7643 §5-7): what this server really supports.
 
 Only the attributes rolecall stores are described; ``organizationRole`` and ``teamRoles`` are
-top-level User attributes, as the seeds show them. Patch, filter and sort are supported; bulk,
-ETags and password changes are not.
+top-level User attributes, as the seeds show them. Patch, filter, sort and ETags are
+supported; bulk and password changes are not.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def service_provider_config(base: str) -> dict[str, Any]:
         filter=Filter(supported=True, max_results=MAX_RESULTS),
         change_password=ChangePassword(supported=False),
         sort=Sort(supported=True),
-        etag=ETag(supported=False),
+        etag=ETag(supported=True),
         authentication_schemes=[
             AuthenticationScheme(
                 type="httpbasic",

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from rolecall.errors import Conflict
 from rolecall.identity.principal import Principal
 from rolecall.orgs.models import Organization, OrgMembership
-from rolecall.scim import mapping
+from rolecall.scim import mapping, versions
 from rolecall.scim.errors import (
     INVALID_PATH,
     INVALID_VALUE,
@@ -81,7 +81,9 @@ def list_groups(
 def _resources(
     session: Session, found: list[Team], base: str, with_members: bool
 ) -> list[dict[str, Any]]:
-    members = teams.user_members(session, team_ids=[t.id for t in found]) if with_members else {}
+    if not with_members:
+        return [mapping.group_resource(t, None, base) for t in found]
+    members = teams.user_members(session, team_ids=[t.id for t in found])
     return [mapping.group_resource(t, members.get(t.id, []), base) for t in found]
 
 
@@ -92,6 +94,18 @@ def _require(session: Session, actor: Principal, org: Organization, group_id: st
     if not found:
         raise ScimError(404, f"no group {group_id[:64]!r} in this organization")
     return found[0]
+
+
+def _require_for_write(
+    session: Session, actor: Principal, org: Organization, group_id: str, if_match: str | None
+) -> Team:
+    """The group about to change, held for this transaction (``versions.lock``), and at a
+    version ``If-Match`` names when one was sent (412 otherwise)."""
+    if len(group_id) <= MAX_ID_LENGTH and "\x00" not in group_id:
+        versions.lock(session, Team.id, Team.org_id == org.id, Team.id == group_id)
+    team = _require(session, actor, org, group_id)
+    versions.require_current(if_match, lambda: _resources(session, [team], "", True)[0])
+    return team
 
 
 def get_group(
@@ -129,10 +143,17 @@ def create_group(
 
 
 def replace_group(
-    session: Session, *, actor: Principal, org: Organization, base: str, group_id: str, body: Any
+    session: Session,
+    *,
+    actor: Principal,
+    org: Organization,
+    base: str,
+    group_id: str,
+    body: Any,
+    if_match: str | None = None,
 ) -> dict[str, Any]:
     """PUT /Groups/{id}: display name, external id and the exact set of user members."""
-    team = _require(session, actor, org, group_id)
+    team = _require_for_write(session, actor, org, group_id, if_match)
     body = require_object(body)
     display_name = text(get(body, "displayName"), "displayName", required=True)
     assert display_name is not None
@@ -145,12 +166,19 @@ def replace_group(
 
 
 def patch_group(
-    session: Session, *, actor: Principal, org: Organization, base: str, group_id: str, body: Any
+    session: Session,
+    *,
+    actor: Principal,
+    org: Organization,
+    base: str,
+    group_id: str,
+    body: Any,
+    if_match: str | None = None,
 ) -> dict[str, Any]:
     """PATCH /Groups/{id} (RFC 7644 §3.5.2): members added and removed (by value list or by
     ``members[value eq "id"]``), renamed, external id set."""
     ops = operations(body)
-    team = _require(session, actor, org, group_id)
+    team = _require_for_write(session, actor, org, group_id, if_match)
     for op in ops:
         _apply(session, actor, org, team, op)
     return get_group(session, actor=actor, org=org, base=base, group_id=team.id)

@@ -18,6 +18,7 @@ from rolecall.authz.permissions import Permission
 from rolecall.authz.roles import PREDEFINED, TeamRole
 from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.roles.models import CustomRole
+from rolecall.scim import versions
 from rolecall.scim.errors import INVALID_FILTER, bad_request
 from rolecall.scim.filters import BOOLEAN, DATETIME, Attr
 from rolecall.teams.models import Team, TeamMembership
@@ -158,11 +159,12 @@ def user_resource(member: OrgUser, teams: Sequence[tuple[Team, str]], base: str)
     resource["teamRoles"] = [{"teamName": team.name, "roleName": role} for team, role in teams]
     modified = membership.updated_at
     resource["meta"] = _meta("User", f"{base}/Users/{user.id}", membership.created_at, modified)
-    return resource
+    return versions.stamp(resource)
 
 
-def group_resource(team: Team, members: Iterable[User], base: str) -> dict[str, Any]:
-    """A Group: a team with its users as members (service accounts are no SCIM resources)."""
+def group_resource(team: Team, members: Iterable[User] | None, base: str) -> dict[str, Any]:
+    """A Group: a team with its users as members (service accounts are no SCIM resources).
+    ``members=None``: rendered without them, and so without a version (``scim.versions``)."""
     resource: dict[str, Any] = {
         "schemas": [GROUP_URN],
         "id": team.id,
@@ -177,10 +179,10 @@ def group_resource(team: Team, members: Iterable[User], base: str) -> dict[str, 
             "$ref": f"{base}/Users/{user.id}",
             "type": "User",
         }
-        for user in members
+        for user in members or ()
     ]
     resource["meta"] = _meta("Group", f"{base}/Groups/{team.id}", team.created_at, team.updated_at)
-    return resource
+    return resource if members is None else versions.stamp(resource)
 
 
 def role_resource(role: CustomRole, org: Organization, base: str) -> dict[str, Any]:
@@ -196,12 +198,15 @@ def role_resource(role: CustomRole, org: Organization, base: str) -> dict[str, A
     resource["name"] = role.name
     if role.description:  # an empty description is unassigned (RFC 7643 §2.5)
         resource["description"] = role.description
-    return resource | {
-        "inheritedFrom": role.inherited_from,
-        "organizationID": org.id,
-        "permissions": permissions,
-        "meta": _meta("Role", f"{base}/Roles/{role.id}", role.created_at, role.updated_at),
-    }
+    return versions.stamp(
+        resource
+        | {
+            "inheritedFrom": role.inherited_from,
+            "organizationID": org.id,
+            "permissions": permissions,
+            "meta": _meta("Role", f"{base}/Roles/{role.id}", role.created_at, role.updated_at),
+        }
+    )
 
 
 def known_permission(name: str) -> bool:

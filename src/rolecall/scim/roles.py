@@ -18,7 +18,7 @@ from rolecall.identity.principal import Principal
 from rolecall.orgs.models import Organization
 from rolecall.roles import service as roles
 from rolecall.roles.models import CustomRole
-from rolecall.scim import mapping
+from rolecall.scim import mapping, versions
 from rolecall.scim.errors import (
     INVALID_PATH,
     INVALID_VALUE,
@@ -79,6 +79,18 @@ def _require(session: Session, actor: Principal, org: Organization, role_id: str
     return role
 
 
+def _require_for_write(
+    session: Session, actor: Principal, org: Organization, role_id: str, if_match: str | None
+) -> CustomRole:
+    """The role about to change, held for this transaction (``versions.lock``), and at a
+    version ``If-Match`` names when one was sent (412 otherwise)."""
+    if len(role_id) <= MAX_ID_LENGTH and "\x00" not in role_id:
+        versions.lock(session, CustomRole.id, CustomRole.org_id == org.id, CustomRole.id == role_id)
+    role = _require(session, actor, org, role_id)
+    versions.require_current(if_match, lambda: mapping.role_resource(role, org, ""))
+    return role
+
+
 def get_role(
     session: Session, *, actor: Principal, org: Organization, base: str, role_id: str
 ) -> dict[str, Any]:
@@ -120,11 +132,18 @@ def create_role(
 
 
 def replace_role(
-    session: Session, *, actor: Principal, org: Organization, base: str, role_id: str, body: Any
+    session: Session,
+    *,
+    actor: Principal,
+    org: Organization,
+    base: str,
+    role_id: str,
+    body: Any,
+    if_match: str | None = None,
 ) -> dict[str, Any]:
     """PUT: name, description and inheritedFrom; ``permissions`` in the body are ignored (the
     custom ones stay, as the seeds say)."""
-    role = _require(session, actor, org, role_id)
+    role = _require_for_write(session, actor, org, role_id, if_match)
     body = require_object(body)
     updated = roles.replace_role(
         session,
@@ -140,13 +159,20 @@ def replace_role(
 
 
 def patch_role(
-    session: Session, *, actor: Principal, org: Organization, base: str, role_id: str, body: Any
+    session: Session,
+    *,
+    actor: Principal,
+    org: Organization,
+    base: str,
+    role_id: str,
+    body: Any,
+    if_match: str | None = None,
 ) -> dict[str, Any]:
     """PATCH: ``add``/``remove`` on ``permissions`` (the seeds' only path); ``replace`` of
     ``permissions`` sets the custom permissions exactly; ``replace`` of ``name``,
     ``description`` or ``inheritedFrom`` works as PUT does."""
     ops = operations(body)
-    role = _require(session, actor, org, role_id)
+    role = _require_for_write(session, actor, org, role_id, if_match)
     for op in ops:
         path = (op.path or "").lower()
         if path.startswith(ROLE_URN.lower() + ":"):
@@ -209,6 +235,13 @@ def _replace_fields(
     )
 
 
-def delete_role(session: Session, *, actor: Principal, org: Organization, role_id: str) -> None:
-    role = _require(session, actor, org, role_id)
+def delete_role(
+    session: Session,
+    *,
+    actor: Principal,
+    org: Organization,
+    role_id: str,
+    if_match: str | None = None,
+) -> None:
+    role = _require_for_write(session, actor, org, role_id, if_match)
     roles.delete_role(session, actor=actor, org=org, ref=role.id)

@@ -17,8 +17,8 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
 from rolecall.identity.principal import Principal
-from rolecall.orgs.models import Organization
-from rolecall.scim import mapping
+from rolecall.orgs.models import Organization, OrgMembership
+from rolecall.scim import mapping, versions
 from rolecall.scim.errors import (
     INVALID_PATH,
     INVALID_VALUE,
@@ -157,6 +157,27 @@ def _resources(
     return [mapping.user_resource(m, teams_of[m.user.id], base) for m in members]
 
 
+def _require_for_write(
+    session: Session,
+    actor: Principal,
+    org: Organization,
+    user_id: str,
+    if_match: str | None,
+) -> OrgUser:
+    """The user about to change, held for this transaction (``versions.lock``), and at a
+    version ``If-Match`` names when one was sent (412 otherwise)."""
+    if len(user_id) <= users.MAX_REF_LENGTH and "\x00" not in user_id:
+        versions.lock(
+            session,
+            OrgMembership.id,
+            OrgMembership.org_id == org.id,
+            OrgMembership.user_id == user_id,
+        )
+    member = _require(session, actor, org, user_id)
+    versions.require_current(if_match, lambda: _resources(session, org, [member], "")[0])
+    return member
+
+
 def _require(session: Session, actor: Principal, org: Organization, user_id: str) -> OrgUser:
     """The org's user with that id (SCIM ids only, not usernames); 404 otherwise."""
     found = users.get_user_by_id(session, actor=actor, org=org, user_id=user_id)
@@ -216,10 +237,11 @@ def replace_user(
     user_id: str,
     body: Any,
     multi: bool,
+    if_match: str | None = None,
 ) -> dict[str, Any]:
     """PUT /Users/{id} (RFC 7644 §3.5.1): the writable attributes become the body's; those it
     leaves out are cleared, except the email, activity and roles, which stay."""
-    member = _require(session, actor, org, user_id)
+    member = _require_for_write(session, actor, org, user_id, if_match)
     body = require_object(body)
     current = _draft(member)
     draft = replace(current, user_name=None, external_id=None, display_name=None)
@@ -241,11 +263,12 @@ def patch_user(
     user_id: str,
     body: Any,
     multi: bool,
+    if_match: str | None = None,
 ) -> dict[str, Any]:
     """PATCH /Users/{id} (RFC 7644 §3.5.2), with the seeds' ``organizationRole`` and
     ``teamRoles`` paths."""
     ops = operations(body)
-    member = _require(session, actor, org, user_id)
+    member = _require_for_write(session, actor, org, user_id, if_match)
     current = _draft(member)
     draft = replace(current, team_roles=[])
     for op in ops:
@@ -254,10 +277,17 @@ def patch_user(
     return get_user(session, actor=actor, org=org, base=base, user_id=user_id)
 
 
-def delete_user(session: Session, *, actor: Principal, org: Organization, user_id: str) -> None:
+def delete_user(
+    session: Session,
+    *,
+    actor: Principal,
+    org: Organization,
+    user_id: str,
+    if_match: str | None = None,
+) -> None:
     """DELETE /Users/{id}: the user leaves the organization entirely (the seeds' full delete);
     the runs it created stay, attributed to it."""
-    member = _require(session, actor, org, user_id)
+    member = _require_for_write(session, actor, org, user_id, if_match)
     users.delete_user(session, actor=actor, org=org, ref=member.user.id)
 
 

@@ -25,7 +25,7 @@ from rolecall.authz.permissions import Permission
 from rolecall.errors import RolecallError
 from rolecall.orgs.models import Organization
 from rolecall.roles import service as roles_service
-from rolecall.scim import discovery, groups, roles, users
+from rolecall.scim import discovery, groups, roles, users, versions
 from rolecall.scim.errors import (
     INVALID_FILTER,
     INVALID_SYNTAX,
@@ -111,6 +111,14 @@ class ScimContext(Context):
     def query(self, name: str) -> str | None:
         return self._request.query_params.get(name)
 
+    def header(self, name: str) -> str | None:
+        return self._request.headers.get(name)
+
+    @property
+    def if_match(self) -> str | None:
+        """The write's precondition (RFC 7644 §3.14), checked by ``rolecall.scim``."""
+        return self.header("If-Match")
+
 
 async def get_scim_context(request: Request, response: Response) -> ScimContext:
     return ScimContext(request.app.state.settings, request, response, anonymous_ok=False)
@@ -162,9 +170,24 @@ def _listed(
 
 
 def _one(ctx: ScimContext, urn: str, resource: dict[str, Any], status: int = 200) -> Response:
+    """One resource, with its ``ETag`` (RFC 7644 §3.14) and, when created, its ``Location``."""
     attributes, excluded = ctx.query("attributes"), ctx.query("excludedAttributes")
-    headers = {"Location": resource["meta"]["location"]} if status == 201 else None
+    headers = {"Location": resource["meta"]["location"]} if status == 201 else {}
+    version = resource["meta"].get("version")
+    if version is not None:
+        headers["ETag"] = version
     return scim_json(project(resource, attributes, excluded, urn), status, headers)
+
+
+def _read(ctx: ScimContext, urn: str, resource: dict[str, Any]) -> Response:
+    """A GET of one resource: 304 Not Modified when ``If-None-Match`` names its version (or is
+    ``*``), else the resource. A resource shown without a version matches only ``*``."""
+    if_none_match = ctx.header("If-None-Match")
+    if if_none_match is not None:
+        version = resource["meta"].get("version")
+        if versions.matches(if_none_match, version):
+            return Response(status_code=304, headers={"ETag": version} if version else None)
+    return _one(ctx, urn, resource)
 
 
 def _window(ctx: ScimContext) -> Page:
@@ -327,26 +350,32 @@ def _users(router: APIRouter) -> None:
         found = users.get_user(
             ctx.session, actor=ctx.actor, org=ctx.org, base=ctx.base, user_id=user_id
         )
-        return _one(ctx, USER_URN, found)
+        return _read(ctx, USER_URN, found)
 
     @router.put("/Users/{user_id}")
     @scim_endpoint
     def replace_user(user_id: str, ctx: ScimDep, body: BodyDep) -> Response:
         args = {"actor": ctx.actor, "org": ctx.org, "base": ctx.base, "multi": ctx.multi}
-        found = users.replace_user(ctx.session, user_id=user_id, body=body, **args)
+        found = users.replace_user(
+            ctx.session, user_id=user_id, body=body, if_match=ctx.if_match, **args
+        )
         return _one(ctx, USER_URN, found)
 
     @router.patch("/Users/{user_id}")
     @scim_endpoint
     def patch_user(user_id: str, ctx: ScimDep, body: BodyDep) -> Response:
         args = {"actor": ctx.actor, "org": ctx.org, "base": ctx.base, "multi": ctx.multi}
-        found = users.patch_user(ctx.session, user_id=user_id, body=body, **args)
+        found = users.patch_user(
+            ctx.session, user_id=user_id, body=body, if_match=ctx.if_match, **args
+        )
         return _one(ctx, USER_URN, found)
 
     @router.delete("/Users/{user_id}", status_code=204)
     @scim_endpoint
     def delete_user(user_id: str, ctx: ScimDep) -> Response:
-        users.delete_user(ctx.session, actor=ctx.actor, org=ctx.org, user_id=user_id)
+        users.delete_user(
+            ctx.session, actor=ctx.actor, org=ctx.org, user_id=user_id, if_match=ctx.if_match
+        )
         return Response(status_code=204)
 
 
@@ -391,20 +420,24 @@ def _groups(router: APIRouter) -> None:
             with_members=_wants_members(ctx.query("attributes"), ctx.query("excludedAttributes")),
             **args,
         )
-        return _one(ctx, GROUP_URN, found)
+        return _read(ctx, GROUP_URN, found)
 
     @router.put("/Groups/{group_id}")
     @scim_endpoint
     def replace_group(group_id: str, ctx: ScimDep, body: BodyDep) -> Response:
         args = {"actor": ctx.actor, "org": ctx.org, "base": ctx.base}
-        found = groups.replace_group(ctx.session, group_id=group_id, body=body, **args)
+        found = groups.replace_group(
+            ctx.session, group_id=group_id, body=body, if_match=ctx.if_match, **args
+        )
         return _one(ctx, GROUP_URN, found)
 
     @router.patch("/Groups/{group_id}")
     @scim_endpoint
     def patch_group(group_id: str, ctx: ScimDep, body: BodyDep) -> Response:
         args = {"actor": ctx.actor, "org": ctx.org, "base": ctx.base}
-        found = groups.patch_group(ctx.session, group_id=group_id, body=body, **args)
+        found = groups.patch_group(
+            ctx.session, group_id=group_id, body=body, if_match=ctx.if_match, **args
+        )
         if found is None:  # Entra ID and Okta accept 204 for a PATCH
             return Response(status_code=204)
         return _one(ctx, GROUP_URN, found)
@@ -461,24 +494,30 @@ def _roles(router: APIRouter) -> None:
     @scim_endpoint
     def get_role(role_id: str, ctx: ScimDep) -> Response:
         args = {"actor": ctx.actor, "org": ctx.org, "base": ctx.base}
-        return _one(ctx, ROLE_URN, roles.get_role(ctx.session, role_id=role_id, **args))
+        return _read(ctx, ROLE_URN, roles.get_role(ctx.session, role_id=role_id, **args))
 
     @router.put("/Roles/{role_id}")
     @scim_endpoint
     def replace_role(role_id: str, ctx: ScimDep, body: BodyDep) -> Response:
         args = {"actor": ctx.actor, "org": ctx.org, "base": ctx.base}
-        found = roles.replace_role(ctx.session, role_id=role_id, body=body, **args)
+        found = roles.replace_role(
+            ctx.session, role_id=role_id, body=body, if_match=ctx.if_match, **args
+        )
         return _one(ctx, ROLE_URN, found)
 
     @router.patch("/Roles/{role_id}")
     @scim_endpoint
     def patch_role(role_id: str, ctx: ScimDep, body: BodyDep) -> Response:
         args = {"actor": ctx.actor, "org": ctx.org, "base": ctx.base}
-        found = roles.patch_role(ctx.session, role_id=role_id, body=body, **args)
+        found = roles.patch_role(
+            ctx.session, role_id=role_id, body=body, if_match=ctx.if_match, **args
+        )
         return _one(ctx, ROLE_URN, found)
 
     @router.delete("/Roles/{role_id}", status_code=204)
     @scim_endpoint
     def delete_role(role_id: str, ctx: ScimDep) -> Response:
-        roles.delete_role(ctx.session, actor=ctx.actor, org=ctx.org, role_id=role_id)
+        roles.delete_role(
+            ctx.session, actor=ctx.actor, org=ctx.org, role_id=role_id, if_match=ctx.if_match
+        )
         return Response(status_code=204)

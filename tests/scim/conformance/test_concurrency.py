@@ -30,10 +30,10 @@ def _client(server: LiveServer) -> httpx.Client:
     return httpx.Client(base_url=server.scim_url, headers=headers, timeout=60)
 
 
-def _create_users(client: httpx.Client, count: int) -> list[str]:
+def _create_users(client: httpx.Client, count: int, prefix: str = "burst") -> list[str]:
     ids = []
     for i in range(count):
-        response = client.post("/Users", json=new_user(f"burst-{i}@example.com"))
+        response = client.post("/Users", json=new_user(f"{prefix}-{i}@example.com"))
         assert response.status_code == 201, response.text
         ids.append(response.json()["id"])
     return ids
@@ -139,3 +139,53 @@ def test_simultaneous_adds_of_the_same_member_are_no_ops(live_server: LiveServer
         assert set(statuses) <= {200, 204}, statuses
         members = client.get(f"/Groups/{group_id}").json()["members"]
         assert [m["value"] for m in members] == [user_id]
+
+
+def test_simultaneous_writes_with_one_version_let_exactly_one_through(
+    live_server: LiveServer,
+) -> None:
+    """``If-Match`` (RFC 7644 §3.14) holds under concurrency: 8 clients that read the same
+    version of a group each add a different member with that version as precondition, at the
+    same moment. One write goes through; the others find the group changed (412) and add
+    nothing. Without the row lock, on PostgreSQL, several would pass the check together."""
+    with _client(live_server) as client:
+        ids = _create_users(client, CLIENTS, prefix="guarded")
+        group = {"schemas": [GROUP_URN], "displayName": "Guarded Team", "members": []}
+        created = client.post("/Groups", json=group)
+        assert created.status_code == 201, created.text
+        group_id = created.json()["id"]
+
+        for round_number in range(ROUNDS):
+            tag = client.get(f"/Groups/{group_id}").headers["ETag"]
+            barrier = threading.Barrier(CLIENTS)
+            statuses: dict[str, int] = {}
+            lock = threading.Lock()
+
+            def run(user_id: str, tag: str = tag) -> None:
+                body = patch({"op": "add", "path": "members", "value": [{"value": user_id}]})
+                with _client(live_server) as own:
+                    barrier.wait(timeout=60)
+                    response = own.patch(
+                        f"/Groups/{group_id}", json=body, headers={"If-Match": tag}
+                    )
+                with lock:
+                    statuses[user_id] = response.status_code
+
+            threads = [threading.Thread(target=run, args=(u,)) for u in ids]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=120)
+
+            assert sorted(statuses.values()) == [200] + [412] * (CLIENTS - 1), statuses
+            members = {m["value"] for m in client.get(f"/Groups/{group_id}").json()["members"]}
+            winners = {u for u, status in statuses.items() if status == 200}
+            assert winners <= members, round_number
+            # Start the next round from an empty group again.
+            reset = client.put(
+                f"/Groups/{group_id}",
+                json={"schemas": [GROUP_URN], "displayName": "Guarded Team", "members": []},
+            )
+            assert reset.status_code == 200, reset.text
+            assert reset.json()["members"] == []
+    assert "Traceback" not in live_server.log.read_text()
