@@ -24,7 +24,7 @@ def test_service_provider_config_says_what_is_supported(client, prefix):
     body = response.json()
     assert body["patch"] == {"supported": True}
     assert body["filter"]["supported"] is True and body["filter"]["maxResults"] >= 100
-    assert body["bulk"]["supported"] is False
+    assert body["bulk"] == {"supported": True, "maxOperations": 1000, "maxPayloadSize": 1048576}
     assert body["sort"] == {"supported": True} and body["etag"] == {"supported": True}
     assert body["changePassword"] == {"supported": False}
     assert body["authenticationSchemes"][0]["type"] == "httpbasic"

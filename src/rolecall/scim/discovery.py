@@ -1,8 +1,8 @@
 """SCIM discovery (RFC 7644 §4, RFC 7643 §5-7): what this server really supports.
 
 Only the attributes rolecall stores are described; ``organizationRole`` and ``teamRoles`` are
-top-level User attributes, as the seeds show them. Patch, filter, sort and ETags are
-supported; bulk and password changes are not.
+top-level User attributes, as the seeds show them. Patch, bulk, filter, sort and ETags are
+supported; password changes are not.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from scim2_models import (
 )
 
 from rolecall.authz.permissions import ORG_PERMISSIONS, Permission
+from rolecall.scim.bulk import MAX_BULK_OPERATIONS
 from rolecall.scim.mapping import GROUP_URN, ROLE_URN, USER_URN
-from rolecall.scim.messages import MAX_RESULTS
+from rolecall.scim.messages import MAX_BODY, MAX_RESULTS
 
 SCHEMA_URN = "urn:ietf:params:scim:schemas:core:2.0:Schema"
 RESOURCE_TYPE_URN = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
@@ -32,7 +33,7 @@ def service_provider_config(base: str) -> dict[str, Any]:
     config = ServiceProviderConfig(
         documentation_uri=None,
         patch=Patch(supported=True),
-        bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
+        bulk=Bulk(supported=True, max_operations=MAX_BULK_OPERATIONS, max_payload_size=MAX_BODY),
         filter=Filter(supported=True, max_results=MAX_RESULTS),
         change_password=ChangePassword(supported=False),
         sort=Sort(supported=True),

@@ -20,6 +20,8 @@ LIST_URN = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 DEFAULT_COUNT = 100
 MAX_RESULTS = 1000
 MAX_OPERATIONS = 1000
+#: The largest request body (advertised as ``bulk.maxPayloadSize``).
+MAX_BODY = 1024 * 1024
 MAX_PATH_LENGTH = 1024
 OPS = frozenset({"add", "remove", "replace"})
 

@@ -25,7 +25,7 @@ from rolecall.authz.permissions import Permission
 from rolecall.errors import RolecallError
 from rolecall.orgs.models import Organization
 from rolecall.roles import service as roles_service
-from rolecall.scim import discovery, groups, roles, users, versions
+from rolecall.scim import bulk, discovery, groups, roles, users, versions
 from rolecall.scim.errors import (
     INVALID_FILTER,
     INVALID_SYNTAX,
@@ -35,7 +35,15 @@ from rolecall.scim.errors import (
     from_domain,
 )
 from rolecall.scim.mapping import GROUP_URN, ROLE_URN, USER_URN, project
-from rolecall.scim.messages import Page, get, list_response, page, require_object, text
+from rolecall.scim.messages import (
+    MAX_BODY,
+    Page,
+    get,
+    list_response,
+    page,
+    require_object,
+    text,
+)
 from rolecall.scim.sorting import UNSORTED, Sort
 from rolecall.settings import OrgMode
 from rolecall.teams import service as teams
@@ -53,7 +61,6 @@ from rolecall.web.errors import scim_error_response
 
 MEDIA_TYPE = "application/scim+json"
 PREFIXES = ("/scim/v2", "/scim")
-MAX_BODY = 1024 * 1024
 SURFACE = "scim"
 #: At most this many team or role names are suggested in the User schema.
 MAX_CANONICAL = 1000
@@ -255,6 +262,7 @@ def build_router() -> APIRouter:
     _users(router)
     _groups(router)
     _roles(router)
+    _bulk(router)
     return router
 
 
@@ -521,3 +529,12 @@ def _roles(router: APIRouter) -> None:
             ctx.session, actor=ctx.actor, org=ctx.org, role_id=role_id, if_match=ctx.if_match
         )
         return Response(status_code=204)
+
+
+def _bulk(router: APIRouter) -> None:
+    @router.post("/Bulk")
+    @scim_endpoint
+    def run_bulk(ctx: ScimDep, body: BodyDep) -> Response:
+        """RFC 7644 §3.7: each operation as its own request would be, in one transaction."""
+        context = bulk.BulkContext(ctx.session, ctx.actor, ctx.org, ctx.base, ctx.multi)
+        return scim_json(bulk.run(context, body))
