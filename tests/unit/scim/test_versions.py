@@ -56,7 +56,9 @@ def test_preconditions_list_weak_and_strong_tags_alike():
     assert not matches('W/"a"', 'W/"b"') and not matches('W/"a"', None)
 
 
-@pytest.mark.parametrize("header", ["", " ", ",", "a", '"a', '"a" "b"', '"a", b', "*,*", 'W/ "a"', '"a", *'])
+@pytest.mark.parametrize(
+    "header", ["", " ", ",", "a", '"a', '"a" "b"', '"a", b', "*,*", 'W/ "a"', '"a", *']
+)
 def test_anything_else_is_invalid_value(header):
     with pytest.raises(ScimError) as refused:
         tags(header)
