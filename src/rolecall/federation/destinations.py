@@ -18,10 +18,14 @@ database port, an admin console on the private network.
 - ``ROLECALL_OUTBOUND_ALLOW`` (hosts, addresses or networks, comma-separated) lets the
   operator open any of these, in either mode.
 
-The host is resolved and every address it resolves to must pass. The connection then
-resolves the name again: a DNS server answering differently the second time (rebinding) is
-not caught here. Where that matters, name the providers by address in
-``ROLECALL_OUTBOUND_ALLOW`` or keep an egress firewall.
+A connection looks the host up once, every address of the answer must pass, and it is made
+to one of those very addresses (``Destinations.addresses``; httpx clients from ``client``
+connect through ``VettedBackend``, LDAP through ``sso.ldap_connection.PinnedServer``), never
+to a second lookup's answer: a DNS server answering a public address to the check and
+``169.254.169.254`` to the connection (rebinding) gains nothing. TLS still checks the
+certificate against the host name, not the address. Through a proxy set in the environment
+(``HTTPS_PROXY``...) the proxy looks the name up itself: such a request's host is checked by
+name first (``ProxiedTransport``), and the proxy must keep to the rule for its own answers.
 """
 
 from __future__ import annotations
@@ -30,9 +34,15 @@ import ipaddress
 import socket
 import ssl
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 
+import httpcore
 import httpx
+
+# How httpx reads HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY for a client of its own
+# making; a client given a transport, as ours are, reads none of them by itself.
+from httpx._utils import get_environment_proxies
 
 from rolecall.settings import OrgMode, Settings
 
@@ -88,17 +98,33 @@ class Destinations:
 
     def check(self, host: str, port: int) -> None:
         """Raise ``DestinationRefused`` unless every address ``host`` resolves to may be
-        reached. A name that does not resolve passes: the connection fails by itself."""
-        name = host.strip("[]").lower().rstrip(".")
-        if name in self.allowed_hosts:
+        reached: an address refused when it is stored (connections use ``addresses``). A name
+        that does not resolve passes: the connection fails by itself."""
+        if _bare(host) in self.allowed_hosts:
             return
-        for address in _addresses(name, port):
+        with suppress(OSError):
+            self.addresses(host, port)
+
+    def addresses(self, host: str, port: int) -> list[str]:
+        """The addresses to connect to for ``host``, in the resolver's order: looked up once
+        and each checked. Connect to these, never to the name again: a second lookup may
+        answer what the first did not (DNS rebinding). A host allowed by name is not checked.
+
+        Raises ``DestinationRefused``, or ``OSError`` when the name does not resolve.
+        """
+        name = _bare(host)
+        found = _resolve(name, port)
+        if name in self.allowed_hosts:
+            return found
+        for text in found:
+            address = _address(text)
             reason = self.refusal(address)
             if reason is not None:
                 shown = host if host.strip("[]") == str(address) else f"{host} ({address})"
                 raise DestinationRefused(
                     f"{shown} is {reason}; ROLECALL_OUTBOUND_ALLOW can permit it"
                 )
+        return found
 
     def refusal(self, address: Address) -> str | None:
         """Why ``address`` may not be reached, or None."""
@@ -114,36 +140,115 @@ class Destinations:
             return None
         return "not a public address (multi-org mode)"
 
-    def check_request(self, request: httpx.Request) -> None:
-        """An httpx request hook: runs before every request of a client, redirects included."""
-        url = request.url
-        self.check(url.host, url.port or (443 if url.scheme == "https" else 80))
-
     def client(
         self, timeout: float, verify: ssl.SSLContext, *, follow_redirects: bool = False
     ) -> httpx.Client:
-        """An httpx client whose every request (redirects too) passes ``check`` first."""
+        """An httpx client that connects only where this rule permits: every connection (a
+        redirect's too) goes to an address ``addresses`` gave, and a request through a proxy
+        of the environment is checked by name first. A refusal raises ``DestinationRefused``.
+        """
         return httpx.Client(
             timeout=timeout,
-            verify=verify,
             follow_redirects=follow_redirects,
             max_redirects=3,
-            event_hooks={"request": [self.check_request]},
+            transport=VettedTransport(self, verify),
+            mounts=self._environment_proxies(verify),
         )
+
+    def _environment_proxies(self, verify: ssl.SSLContext) -> dict[str, httpx.BaseTransport | None]:
+        """The environment's proxies, mounted as httpx mounts them on a client without a
+        transport of its own, so that an operator's proxy settings work as for any httpx
+        client; a URL ``NO_PROXY`` names (None) goes through the client's ``VettedTransport``."""
+        return {
+            pattern: None
+            if proxy is None
+            else ProxiedTransport(self, httpx.HTTPTransport(verify=verify, proxy=proxy))
+            for pattern, proxy in get_environment_proxies().items()
+        }
 
 
 #: The rule when nothing else is said: single-org mode, nothing added.
 SINGLE_ORG = Destinations()
 
 
-def _addresses(name: str, port: int) -> list[Address]:
+class VettedBackend(httpcore.SyncBackend):
+    """httpcore's network backend, connecting only to the addresses ``Destinations.addresses``
+    gives. httpcore hands it the URL's host name, which the plain backend would look up anew
+    for the connection; TLS then starts on the stream with that name, so the certificate is
+    still checked against it (and it is the SNI sent)."""
+
+    def __init__(self, destinations: Destinations) -> None:
+        self.destinations = destinations
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            *others, last = self.destinations.addresses(host, port)
+        except OSError as exc:  # what the plain backend raises when the name does not resolve
+            raise httpcore.ConnectError(str(exc)) from exc
+        for address in others:  # in order, as socket.create_connection tries a name's addresses
+            with suppress(httpcore.ConnectError, httpcore.ConnectTimeout):
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+        return super().connect_tcp(last, port, timeout, local_address, socket_options)
+
+
+class VettedTransport(httpx.HTTPTransport):
+    """httpx's transport, its connections made by ``VettedBackend``."""
+
+    def __init__(self, destinations: Destinations, verify: ssl.SSLContext) -> None:
+        super().__init__(verify=verify)
+        # httpx 0.28 takes no network backend (httpcore's pools do): the pool it made is
+        # replaced by one that has ours. A client serves one exchange, so the pool's limits,
+        # left at httpcore's defaults, hardly matter.
+        self._pool.close()
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=verify, network_backend=VettedBackend(destinations)
+        )
+
+
+class ProxiedTransport(httpx.BaseTransport):
+    """A proxy of the environment. The proxy looks the name up and connects, out of reach of
+    ``VettedBackend``: the request's host is checked here first, by name (its own address is
+    the operator's choice, not checked)."""
+
+    def __init__(self, destinations: Destinations, proxy: httpx.HTTPTransport) -> None:
+        self.destinations = destinations
+        self.proxy = proxy
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        self.destinations.check(url.host, url.port or (443 if url.scheme == "https" else 80))
+        return self.proxy.handle_request(request)
+
+    def close(self) -> None:
+        self.proxy.close()
+
+
+def _bare(host: str) -> str:
+    """``host`` as the rule compares it: no brackets, lower case, no final dot."""
+    return host.strip("[]").lower().rstrip(".")
+
+
+def _resolve(name: str, port: int) -> list[str]:
+    """The addresses ``name`` resolves to (itself when it is one); ``OSError`` when none."""
     try:
-        return [ipaddress.ip_address(name)]
+        ipaddress.ip_address(name)
+        return [name]
     except ValueError:
         pass
     try:
         found = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        return []
+    except UnicodeError as exc:  # a label IDNA cannot encode: no name DNS could answer
+        raise OSError(f"{name!r} is not a host name: {exc}") from exc
+    return [str(info[4][0]) for info in found]
+
+
+def _address(text: str) -> Address:
     # The scope of a link-local IPv6 address ("fe80::1%eth0") is not part of the address.
-    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]
+    return ipaddress.ip_address(text.split("%")[0])

@@ -294,19 +294,27 @@ class Directory:
 
     def _open(self) -> Connection:
         endpoint = self.endpoint
+        where = f"{endpoint.host}:{endpoint.port}"
         try:
-            self.config.destinations.check(endpoint.host, endpoint.port)
+            # Looked up once: the connection goes to these addresses, not to a second answer.
+            addresses = self.config.destinations.addresses(endpoint.host, endpoint.port)
         except DestinationRefused as exc:
             raise LdapError(
                 "connect", "ldap_destination_refused", f"will not connect: {exc}"
             ) from None
+        except OSError as exc:
+            raise LdapError(
+                "connect",
+                "ldap_unreachable",
+                f"cannot reach {where}: {socket_reason(str(exc), CONNECT_TIMEOUT)}",
+            ) from None
         conn = make_connection(
             endpoint,
+            addresses,
             self.config.ca_file or None,
             connect_timeout=CONNECT_TIMEOUT,
             receive_timeout=RECEIVE_TIMEOUT,
         )
-        where = f"{endpoint.host}:{endpoint.port}"
         try:
             conn.open()
         except LDAPException as exc:

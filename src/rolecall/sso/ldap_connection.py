@@ -3,13 +3,16 @@
 ``ldap.Directory`` runs these as its steps; each failure is an ``LdapError`` naming the step
 (connect, tls, bind, password) with a stable code and a detail for the administrator.
 Certificates are always verified (``CERT_REQUIRED``) against the configured CA file or the
-system's bundle.
+system's bundle, and must name the configured host. The connection goes only to the addresses
+``federation.destinations`` looked up and checked (``PinnedServer``).
 """
 
 from __future__ import annotations
 
+import socket
 import ssl
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from ldap3 import ANONYMOUS, NONE, SIMPLE, Connection, Server, Tls
@@ -70,11 +73,41 @@ def parse_address(address: str | None, *, tls_enable: bool) -> Endpoint:
     )
 
 
+class PinnedServer(Server):  # type: ignore[misc]  # ldap3 has no type hints
+    """A directory reached only at ``addresses``, not at what its host name resolves to when a
+    connection opens (ldap3 would look the name up there again, and a DNS server could answer
+    an address never checked). The host stays the name, so TLS checks the certificate against
+    the name alone: ldap3 accepts a certificate naming ``Server.host``, so with an address as
+    the host a certificate for the address would pass too."""
+
+    def __init__(self, host: str, addresses: list[str], **options: Any) -> None:
+        super().__init__(host, **options)
+        self._pinned = [
+            # ldap3's form of a getaddrinfo entry: plus whether it answered, and when.
+            [*info, None, None]
+            for address in addresses
+            for info in socket.getaddrinfo(
+                address, self.port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+            )
+        ]
+
+    @property
+    def address_info(self) -> list[list[Any]]:
+        """What ldap3 connects to (and otherwise resolves the host name for)."""
+        return self._pinned
+
+
 def make_connection(
-    endpoint: Endpoint, ca_file: str | None, *, connect_timeout: int, receive_timeout: int
+    endpoint: Endpoint,
+    addresses: list[str],
+    ca_file: str | None,
+    *,
+    connect_timeout: int,
+    receive_timeout: int,
 ) -> Connection:
-    """An unopened, read-only, anonymous connection to ``endpoint`` (TLS set up for LDAPS or
-    StartTLS); ``LdapError`` (step tls) when the CA file cannot be read."""
+    """An unopened, read-only, anonymous connection to ``endpoint``, made to ``addresses`` only
+    (the host's, as ``Destinations.addresses`` checked them), TLS set up for LDAPS or StartTLS;
+    ``LdapError`` (step tls) when the CA file cannot be read."""
     tls = None
     if endpoint.ldaps or endpoint.start_tls:
         try:
@@ -83,8 +116,9 @@ def make_connection(
             raise LdapError(
                 "tls", "ldap_tls_failed", f"the CA file {ca_file} is missing or unreadable"
             ) from None
-    server = Server(
+    server = PinnedServer(
         endpoint.host,
+        addresses,
         port=endpoint.port,
         use_ssl=endpoint.ldaps,
         tls=tls,

@@ -7,11 +7,14 @@ import time
 
 import pytest
 
+from rolecall.federation.destinations import Destinations
+from rolecall.settings import Settings
 from rolecall.sso import ldap, ldap_groups
 from rolecall.sso.config import LdapConfig
-from rolecall.sso.ldap import LdapError, authenticate
+from rolecall.sso.ldap import Directory, LdapError, authenticate
 from rolecall.sso.ldap_check import run_checks
 from tests.idp.ldap.conftest import GROUPS, SERVICE_DN, Slapd, settings_values, user_dn
+from tests.resolver import Names
 
 
 def config(server: Slapd, **overrides: object) -> LdapConfig:
@@ -219,6 +222,62 @@ def test_unreachable_directory(slapd: Slapd, unreachable_url: str) -> None:
     error = refused(config(slapd, address=unreachable_url), "bob@example.org", "bob-pw")
     assert (error.step, error.code) == ("connect", "ldap_unreachable")
     assert "connection refused" in error.detail
+
+
+def test_a_directory_name_that_does_not_resolve_is_unreachable(slapd: Slapd) -> None:
+    error = refused(config(slapd, address="ldap://no-such-host.invalid"), "bob@example.org", "x")
+    assert (error.step, error.code) == ("connect", "ldap_unreachable")
+    assert "no-such-host.invalid:389: unknown host name" in error.detail
+
+
+# --- the address checked is the address connected to (DNS rebinding) -----------------------
+
+
+@pytest.fixture
+def names(monkeypatch: pytest.MonkeyPatch) -> Names:
+    return Names(monkeypatch)
+
+
+def test_a_connection_goes_to_the_address_checked_not_to_a_later_answer(
+    slapd: Slapd, names: Names
+) -> None:
+    """The directory's name answers 127.0.0.1 (which the operator allows) to the lookup that is
+    checked, then 127.0.0.2 (refused in multi-org mode, as a metadata address would be in any
+    mode): the connection goes to slapd at 127.0.0.1, and the next connection's own lookup is
+    checked and refused; nothing ever connects to 127.0.0.2."""
+    names.answer("directory.test", ["127.0.0.1"], ["127.0.0.2"])
+    rule = Destinations.of(Settings(mode="multi", outbound_allow="127.0.0.1"))
+    cfg = config(slapd, address=f"ldap://directory.test:{slapd.port}", destinations=rule)
+    with socket.socket() as rebound, Directory(cfg) as directory:
+        rebound.bind(("127.0.0.2", slapd.port))
+        rebound.listen()
+        rebound.setblocking(False)
+        directory.connect()
+        assert directory.bind_service() == f"bound as {SERVICE_DN}"  # slapd answered
+        with pytest.raises(LdapError) as caught:
+            directory.check_password(user_dn("bob"), "bob-pw")
+        with pytest.raises(BlockingIOError):
+            rebound.accept()  # no connection came
+    assert (caught.value.step, caught.value.code) == ("connect", "ldap_destination_refused")
+    assert "directory.test (127.0.0.2) is not a public address" in caught.value.detail
+    assert names.lookups["directory.test"] == 2  # once for each connection
+
+
+@pytest.mark.parametrize("tls", ["ldaps", "starttls"])
+def test_tls_checks_the_certificate_against_the_directorys_name(
+    slapd: Slapd, names: Names, tls: str
+) -> None:
+    """Connected by address, TLS still wants the certificate to name the configured host:
+    slapd's names localhost (and 127.0.0.1), not directory.test, though both lead there."""
+    scheme, port = ("ldaps", slapd.ldaps_port) if tls == "ldaps" else ("ldap", slapd.port)
+    names.answer("localhost", ["127.0.0.1"])
+    names.answer("directory.test", ["127.0.0.1"])
+    named = config(slapd, address=f"{scheme}://localhost:{port}", tls_enable=True)
+    assert authenticate(named, email="bob@example.org", password="bob-pw").dn == user_dn("bob")
+    other = config(slapd, address=f"{scheme}://directory.test:{port}", tls_enable=True)
+    error = refused(other, "bob@example.org", "bob-pw")
+    assert (error.step, error.code) == ("tls", "ldap_tls_failed")
+    assert "the certificate does not name this host" in error.detail
 
 
 def test_base_dn_that_does_not_exist(slapd: Slapd) -> None:

@@ -3,12 +3,21 @@ and mode, ``ROLECALL_OUTBOUND_ALLOW``, and a redirect checked like the first req
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
+import json
+import ssl
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
 from rolecall.federation.destinations import (
@@ -19,6 +28,7 @@ from rolecall.federation.destinations import (
 )
 from rolecall.federation.jwks import FetchFailed, fetch_json
 from rolecall.settings import Settings
+from tests.resolver import Names
 
 MULTI_ORG = Destinations.of(Settings(mode="multi"))
 
@@ -80,6 +90,7 @@ def test_a_host_name_is_judged_by_what_it_resolves_to():
 
 def test_a_name_that_does_not_resolve_is_left_to_fail_on_its_own():
     MULTI_ORG.check("no-such-host.invalid", 443)
+    MULTI_ORG.check("x" * 64 + ".example.org", 443)  # a label too long to look up
 
 
 @pytest.mark.parametrize("entry", ["bad host!", "-", "a..b", "x" * 300])
@@ -126,3 +137,235 @@ def test_a_redirect_to_a_refused_address_is_not_followed(redirecting):
 def test_in_multi_org_mode_a_loopback_issuer_is_not_fetched(redirecting):
     with pytest.raises(FetchFailed, match=r"will not fetch .* not a public address"):
         fetch_json(redirecting + "/jwks", MULTI_ORG)
+
+
+# --- the address checked is the address connected to (DNS rebinding) -----------------------
+
+#: Multi-org mode, with the operator allowing 127.0.0.1 only: 127.0.0.2 stands for an address
+#: a rebinding DNS server would point a checked name to (a metadata service, an admin port).
+LOOPBACK_ONE = Destinations.of(Settings(mode="multi", outbound_allow="127.0.0.1"))
+
+
+class _Answering(BaseHTTPRequestHandler):
+    """Answers every GET with 200 and the server's name, and notes the request."""
+
+    server: Served
+
+    def do_GET(self) -> None:
+        self.server.requests.append(self.requestline)
+        body = json.dumps({"server": self.server.name}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class Served(ThreadingHTTPServer):
+    """An HTTP server on ``host``:``port`` (0: a free one), over TLS with ``tls``, noting what
+    it is asked; a context manager that serves meanwhile."""
+
+    def __init__(
+        self, name: str, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+    ) -> None:
+        super().__init__((host, port), _Answering)
+        if tls is not None:
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
+        self.name = name
+        self.requests: list[str] = []
+        self.port = self.server_address[1]
+
+    def __enter__(self) -> Served:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+@pytest.fixture
+def names(monkeypatch: pytest.MonkeyPatch) -> Names:
+    return Names(monkeypatch)
+
+
+def get(rule: Destinations, url: str, verify: ssl.SSLContext | None = None) -> httpx.Response:
+    with rule.client(5.0, verify or ssl.create_default_context()) as client:
+        return client.get(url)
+
+
+def test_a_name_is_looked_up_once_and_connected_to_at_the_address_checked(names):
+    """A DNS server answering an allowed address to the check and another to the connection
+    (rebinding) gains nothing: the connection goes to the address that was checked."""
+    with Served("checked") as checked, Served("rebound", "127.0.0.2", checked.port) as rebound:
+        names.answer("idp.test", ["127.0.0.1"], ["127.0.0.2"])
+        response = get(LOOPBACK_ONE, f"http://idp.test:{checked.port}/jwks")
+        assert response.json() == {"server": "checked"}
+        assert checked.requests == ["GET /jwks HTTP/1.1"]
+        assert rebound.requests == []
+        assert names.lookups["idp.test"] == 1
+
+
+def test_a_refused_answer_is_not_connected_to_whatever_the_next_lookup_says(names):
+    with Served("checked") as checked:
+        names.answer("idp.test", ["127.0.0.2"], ["127.0.0.1"])
+        with pytest.raises(DestinationRefused, match=r"^idp\.test \(127\.0\.0\.2\) is not a"):
+            get(LOOPBACK_ONE, f"http://idp.test:{checked.port}/jwks")
+        assert checked.requests == []
+        assert names.lookups["idp.test"] == 1
+
+
+def test_every_address_of_the_answer_must_pass(names):
+    with Served("checked") as checked:
+        names.answer("idp.test", ["127.0.0.1", "127.0.0.2"])
+        with pytest.raises(DestinationRefused, match=r"idp\.test \(127\.0\.0\.2\)"):
+            get(LOOPBACK_ONE, f"http://idp.test:{checked.port}/jwks")
+        assert checked.requests == []
+
+
+def test_the_addresses_of_a_name_are_tried_in_turn(names):
+    with Served("checked") as checked:
+        names.answer("idp.test", ["127.0.0.3", "127.0.0.1"])  # nothing listens on 127.0.0.3
+        assert get(SINGLE_ORG, f"http://idp.test:{checked.port}/").json() == {"server": "checked"}
+        assert names.lookups["idp.test"] == 1
+
+
+def test_a_host_allowed_by_name_is_connected_to_without_the_rule(names):
+    rule = Destinations.of(Settings(mode="multi", outbound_allow="idp.test"))
+    with Served("checked") as checked:
+        names.answer("idp.test", ["127.0.0.1"])
+        assert get(rule, f"http://idp.test:{checked.port}/").json() == {"server": "checked"}
+
+
+def test_a_name_that_does_not_resolve_fails_to_connect():
+    with pytest.raises(httpx.ConnectError, match="not known"):
+        get(SINGLE_ORG, "http://no-such-host.invalid/")
+
+
+def test_a_refused_redirect_reaches_the_caller_as_a_refusal(redirecting):
+    client = SINGLE_ORG.client(5.0, ssl.create_default_context(), follow_redirects=True)
+    with client, pytest.raises(DestinationRefused, match=r"^169\.254\.169\.254 is a link-local"):
+        client.get(redirecting + "/")
+
+
+# --- TLS: the certificate is still checked against the host name ---------------------------
+
+
+@dataclass
+class Authority:
+    """A certificate authority of the tests' own, and a server certificate it signed for
+    ``localhost`` (for the name only, no address in it)."""
+
+    ca_pem: str
+    cert_file: str
+    key_file: str
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cadata=self.ca_pem)
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
+def _signed(
+    subject: str, key: ec.EllipticCurvePublicKey, ca_key: ec.EllipticCurvePrivateKey,
+    extensions: list[tuple[x509.ExtensionType, bool]],
+) -> x509.Certificate:  # fmt: skip
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rolecall-test-ca")]))
+        .public_key(key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(ca_key, hashes.SHA256())
+
+
+@pytest.fixture(scope="module")
+def authority(tmp_path_factory: pytest.TempPathFactory) -> Authority:
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _signed("rolecall-test-ca", ca_key.public_key(), ca_key, [
+        (x509.BasicConstraints(ca=True, path_length=None), True),
+        (x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+            encipher_only=False, decipher_only=False,
+        ), True),
+    ])  # fmt: skip
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = _signed("localhost", key.public_key(), ca_key, [
+        (x509.SubjectAlternativeName([x509.DNSName("localhost")]), False),
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+    ])  # fmt: skip
+    where = tmp_path_factory.mktemp("tls")
+    (where / "server.crt").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    (where / "server.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    ca_pem = ca.public_bytes(serialization.Encoding.PEM).decode()
+    return Authority(ca_pem, str(where / "server.crt"), str(where / "server.key"))
+
+
+@pytest.fixture
+def https(authority: Authority) -> Iterator[tuple[Served, list[str | None]]]:
+    """An HTTPS server on 127.0.0.1 with the ``localhost`` certificate, and the server names
+    its clients sent (SNI)."""
+    sent: list[str | None] = []
+    context = authority.server_context()
+    context.sni_callback = lambda _socket, name, _context: sent.append(name)
+    with Served("tls", tls=context) as served:
+        yield served, sent
+
+
+def test_tls_checks_the_certificate_against_the_name_not_the_address(https, authority, names):
+    served, sent = https
+    names.answer("localhost", ["127.0.0.1"])
+    url = f"https://localhost:{served.port}/"
+    assert get(SINGLE_ORG, url, authority.client_context()).json() == {"server": "tls"}
+    assert names.lookups["localhost"] == 1  # connected to the address looked up...
+    assert sent == ["localhost"]  # ...with the name as SNI, and its certificate accepted
+
+
+def test_tls_refuses_a_certificate_for_another_name_at_the_same_address(https, authority, names):
+    served, sent = https
+    names.answer("idp.test", ["127.0.0.1"])
+    with pytest.raises(httpx.ConnectError, match=r"Hostname mismatch.*'idp\.test'"):
+        get(SINGLE_ORG, f"https://idp.test:{served.port}/", authority.client_context())
+    # Nor does the address the name led to stand in for the name.
+    with pytest.raises(httpx.ConnectError, match="IP address mismatch"):
+        get(SINGLE_ORG, f"https://127.0.0.1:{served.port}/", authority.client_context())
+    assert served.requests == []
+    assert sent == ["idp.test", None]  # no SNI for an address (RFC 6066 §3)
+
+
+# --- proxies of the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) --------------
+
+
+def test_a_proxy_of_the_environment_is_still_used_the_name_checked_first(monkeypatch, names):
+    """Through a proxy the proxy looks the name up: rolecall checks the name before."""
+    with Served("proxy") as proxy, Served("direct") as direct:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        names.answer("idp.test", ["127.0.0.1"])
+        assert get(SINGLE_ORG, "http://idp.test/jwks").json() == {"server": "proxy"}
+        assert proxy.requests == ["GET http://idp.test/jwks HTTP/1.1"]
+        with pytest.raises(DestinationRefused, match=r"^169\.254\.169\.254 is a link-local"):
+            get(SINGLE_ORG, "http://169.254.169.254/latest/meta-data/")
+        assert len(proxy.requests) == 1
+        # Named by NO_PROXY: straight to the server, through the checked connection.
+        assert get(SINGLE_ORG, f"http://127.0.0.1:{direct.port}/").json() == {"server": "direct"}
+        assert len(proxy.requests) == 1
