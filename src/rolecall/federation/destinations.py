@@ -26,6 +26,8 @@ to a second lookup's answer: a DNS server answering a public address to the chec
 certificate against the host name, not the address. Through a proxy set in the environment
 (``HTTPS_PROXY``...) the proxy looks the name up itself: such a request's host is checked by
 name first (``ProxiedTransport``), and the proxy must keep to the rule for its own answers.
+LDAP referrals are never followed (``auto_referrals=False``): a directory's answer would name
+the next host, and ldap3 would connect there unchecked and bind with the same credentials.
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ One sign-in is, in this order (RFC 4513 §5.1 for the binds):
 4. **search** under ``LOCAL_LDAP_BASE_DN`` for the one person entry whose email attribute
    (``email=`` of ``LOCAL_LDAP_ATTRIBUTES``, default ``mail``) equals the address typed, with
    the value escaped (RFC 4515 §3); none or several entries: refused (none only after a bind
-   as a DN that names nobody, so that an unknown email takes as long as a wrong password);
+   as a DN that names nobody, so that an unknown email takes as long as a wrong password).
+   Referrals are not followed (RFC 4511 §4.1.10, §4.5.3): parts of the tree held by another
+   directory are left out of the answer, and a base DN held elsewhere is an error;
 5. **password**: a second bind as that entry's DN. An empty password is refused before any of
    this: RFC 4513 §5.1.2 makes it an "unauthenticated bind", which some servers answer with
    success;
@@ -34,6 +36,7 @@ from ldap3.core.exceptions import (
     LDAPException,
     LDAPInvalidDnError,
 )
+from ldap3.core.results import RESULT_REFERRAL
 from ldap3.utils.conv import escape_filter_chars
 
 from rolecall.federation.destinations import DestinationRefused
@@ -177,6 +180,8 @@ class Directory:
                 "ldap_base_dn_not_found",
                 f"the base DN {self.base_dn} does not exist (or the bind cannot see it)",
             )
+        if code == RESULT_REFERRAL:
+            raise self._referred("base_dn")
         if code != 0:
             raise result_error("base_dn", "ldap_search_failed", "reading the base DN", conn)
         if not conn.entries:
@@ -366,8 +371,25 @@ class Directory:
                 raise LdapError(
                     step, "ldap_base_dn_not_found", f"the base DN {self.base_dn} does not exist"
                 )
+            if code == RESULT_REFERRAL:
+                raise self._referred(step)
             raise result_error(step, "ldap_search_failed", "the search", conn)
+        # Entries only: a continuation reference (searchResRef) says part of the tree is held
+        # by another directory, which is not asked (see ``_referred``).
         return [r for r in conn.response or () if r.get("type") == "searchResEntry"]
+
+    def _referred(self, step: str) -> LdapError:
+        """The base DN is held by another directory (a referral result). It is not followed:
+        the directory would choose the host, outside ``federation.destinations``, and ldap3
+        would bind there with the service account's credentials."""
+        assert self._service is not None
+        where = ", ".join(self._service.result.get("referrals") or ()) or "another directory"
+        return LdapError(
+            step,
+            "ldap_search_failed",
+            f"the directory refers the base DN {self.base_dn} to {where}; referrals are not "
+            "followed: set the base DN to an entry this directory holds",
+        )
 
 
 def authenticate(config: LdapConfig, *, email: str, password: str) -> DirectoryUser:

@@ -4,7 +4,8 @@
 (connect, tls, bind, password) with a stable code and a detail for the administrator.
 Certificates are always verified (``CERT_REQUIRED``) against the configured CA file or the
 system's bundle, and must name the configured host. The connection goes only to the addresses
-``federation.destinations`` looked up and checked (``PinnedServer``).
+``federation.destinations`` looked up and checked (``PinnedServer``), and referrals are never
+followed: the directory would choose where to connect next.
 """
 
 from __future__ import annotations
@@ -106,8 +107,8 @@ def make_connection(
     receive_timeout: int,
 ) -> Connection:
     """An unopened, read-only, anonymous connection to ``endpoint``, made to ``addresses`` only
-    (the host's, as ``Destinations.addresses`` checked them), TLS set up for LDAPS or StartTLS;
-    ``LdapError`` (step tls) when the CA file cannot be read."""
+    (the host's, as ``Destinations.addresses`` checked them), TLS set up for LDAPS or StartTLS,
+    following no referral; ``LdapError`` (step tls) when the CA file cannot be read."""
     tls = None
     if endpoint.ldaps or endpoint.start_tls:
         try:
@@ -129,6 +130,9 @@ def make_connection(
         server,
         auto_bind=False,
         read_only=True,
+        # ldap3 would otherwise answer a referral result by connecting to the host it names
+        # (looked up anew, never checked) and binding there with these very credentials.
+        auto_referrals=False,
         raise_exceptions=False,
         receive_timeout=receive_timeout,
         authentication=ANONYMOUS,
