@@ -28,20 +28,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from rolecall.errors import RolecallError
 from rolecall.identity.principal import Principal
 from rolecall.orgs.models import Organization
 from rolecall.scim import groups, roles, users
 from rolecall.scim.errors import (
     INVALID_SYNTAX,
     INVALID_VALUE,
-    UNIQUENESS,
+    REFUSALS,
     ScimError,
     bad_request,
-    from_domain,
+    refusal,
 )
 from rolecall.scim.messages import get, require_object, text
 
@@ -66,13 +64,8 @@ class BulkOperation:
     bulk_id: str | None
     version: str | None
     data: Any
-
-    def references(self) -> set[str]:
-        """The bulkIds this operation refers to (in its path and anywhere in its data)."""
-        found = _references(self.data)
-        if self.target is not None and self.target.startswith(REFERENCE):
-            found.add(self.target[len(REFERENCE) :])
-        return found
+    #: The bulkIds it refers to, in its path and anywhere in its data.
+    references: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +82,6 @@ class BulkContext:
 def run(context: BulkContext, body: Any) -> dict[str, Any]:
     """A BulkRequest's operations, run; its BulkResponse."""
     operations, fail_on_errors = parse(body)
-    needs = [operation.references() for operation in operations]
     created: dict[str, str] = {}  # bulkId -> id of the resource it created
     failed: set[str] = set()  # bulkIds whose operation failed
     results: dict[int, dict[str, Any]] = {}
@@ -98,7 +90,7 @@ def run(context: BulkContext, body: Any) -> dict[str, Any]:
     while waiting and (fail_on_errors is None or errors < fail_on_errors):
         # The first operation whose references all exist; if none, what is left waits on
         # failures or on one another, and the first of it fails.
-        index = next((i for i in waiting if needs[i] <= created.keys()), waiting[0])
+        index = next((i for i in waiting if operations[i].references <= created.keys()), waiting[0])
         waiting.remove(index)
         operation = operations[index]
         result, new_id = _run_one(context, operation, created, failed)
@@ -134,7 +126,7 @@ def parse(body: Any) -> tuple[list[BulkOperation], int | None]:
     if repeated:
         raise bad_request(INVALID_VALUE, f"bulkId {repeated[0][:64]!r} is used more than once")
     for n, operation in enumerate(operations, start=1):
-        unknown = sorted(operation.references() - declared.keys())
+        unknown = sorted(operation.references - declared.keys())
         if unknown:
             detail = f"operation {n} refers to bulkId {unknown[0][:64]!r}, which no POST declares"
             raise bad_request(INVALID_VALUE, detail)
@@ -168,7 +160,12 @@ def _operation(raw: Any, n: int) -> BulkOperation:
     if method != "DELETE" and not isinstance(data, dict):
         raise bad_request(INVALID_SYNTAX, f"operation {n}: {method} needs data, a JSON object")
     version = text(get(raw, "version"), f"operation {n}'s version")
-    return BulkOperation(method, path.strip(), kind, target, bulk_id, version, data)
+    references = _references(data)
+    if target is not None and target.startswith(REFERENCE):
+        references.add(target[len(REFERENCE) :])
+    return BulkOperation(
+        method, path.strip(), kind, target, bulk_id, version, data, frozenset(references)
+    )
 
 
 def _references(value: Any) -> set[str]:
@@ -202,7 +199,7 @@ def _run_one(
     target = _resolved(operation.target, created)
     if target is not None:
         result["location"] = f"{context.base}/{operation.kind}/{target}"
-    unresolved = sorted(operation.references() - created.keys())
+    unresolved = sorted(operation.references - created.keys())
     if unresolved:
         why = "failed" if unresolved[0] in failed else "waits on this one in turn"
         detail = f"bulkId {unresolved[0][:64]!r} cannot be resolved: its operation {why}"
@@ -210,13 +207,8 @@ def _run_one(
     try:
         with context.session.begin_nested():
             status, resource = _dispatch(context, operation, target, created)
-    except ScimError as exc:
-        return _failure(result, exc), None
-    except RolecallError as exc:
-        return _failure(result, from_domain(exc)), None
-    except IntegrityError:
-        detail = "a name or email was taken by another request at the same moment; retry"
-        return _failure(result, ScimError(409, detail, UNIQUENESS)), None
+    except REFUSALS as exc:
+        return _failure(result, refusal(exc)), None
     result["status"] = str(status)
     if resource is None:
         return result, None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from scim2_models import Error
+from sqlalchemy.exc import IntegrityError
 
 from rolecall.errors import (
     AuthenticationFailed,
@@ -67,3 +68,19 @@ def from_domain(error: RolecallError) -> ScimError:
     if isinstance(error, InvalidInput):
         return ScimError(400, detail, INVALID_VALUE)
     return ScimError(400, detail, INVALID_VALUE)
+
+
+#: What a request that refuses, in any of the ways ``refusal`` knows, raises.
+REFUSALS = (ScimError, RolecallError, IntegrityError)
+
+
+def refusal(error: ScimError | RolecallError | IntegrityError) -> ScimError:
+    """The SCIM error for a refused request (one of ``REFUSALS``): its own, a service's
+    refusal in SCIM's terms, or a name two requests took at once (the database's unique
+    constraint caught the loser)."""
+    if isinstance(error, ScimError):
+        return error
+    if isinstance(error, RolecallError):
+        return from_domain(error)
+    detail = "a name or email was taken by another request at the same moment; retry"
+    return ScimError(409, detail, UNIQUENESS)

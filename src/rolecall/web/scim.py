@@ -18,7 +18,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
 
 from rolecall import authz
 from rolecall.authz.permissions import Permission
@@ -30,9 +29,9 @@ from rolecall.scim.errors import (
     INVALID_FILTER,
     INVALID_SYNTAX,
     INVALID_VALUE,
-    UNIQUENESS,
+    REFUSALS,
     ScimError,
-    from_domain,
+    refusal,
 )
 from rolecall.scim.mapping import GROUP_URN, ROLE_URN, USER_URN, project
 from rolecall.scim.messages import (
@@ -154,14 +153,8 @@ def scim_endpoint(endpoint: Callable[..., Response]) -> Callable[..., Response]:
     def run(*args: Any, **kwargs: Any) -> Response:
         try:
             return endpoint(*args, **kwargs)
-        except ScimError as exc:
-            return error_response(exc)
-        except RolecallError as exc:
-            return error_response(from_domain(exc))
-        except IntegrityError:
-            # Two requests took the same name at once; the loser's transaction rolls back.
-            detail = "a name or email was taken by another request at the same moment; retry"
-            return error_response(ScimError(409, detail, UNIQUENESS))
+        except REFUSALS as exc:
+            return error_response(refusal(exc))
 
     return run
 
