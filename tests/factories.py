@@ -7,6 +7,7 @@ HTTP surface.
 from __future__ import annotations
 
 import base64
+import functools
 import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from rolecall.api_keys.issue import issue_key
 from rolecall.authz.permissions import Permission
+from rolecall.identity.passwords import hash_password
 from rolecall.orgs.bootstrap import initialize
 from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.projects.models import Project, ProjectMembership
@@ -47,14 +49,26 @@ def headers(secret: str) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
+#: The bootstrap admin's local password.
+ADMIN_PASSWORD = "correct horse battery"
+
+
+@functools.cache
+def admin_password_hash() -> str:
+    """One real argon2id hash of ``ADMIN_PASSWORD`` per test process: hashing costs about a
+    tenth of a second here, and almost every test bootstraps an organization."""
+    return hash_password(ADMIN_PASSWORD)
+
+
 def bootstrap(db: Session, org_name: str | None = None, email: str | None = None) -> World:
+    """``rolecall init``'s organization and admin (``ADMIN_PASSWORD``, hashed once: the tests of
+    ``initialize`` itself hash the password they give it)."""
     n = _n()
     result = initialize(
-        db,
-        org_name=org_name or f"acme{n}",
-        admin_email=email or f"admin{n}@example.com",
-        admin_password="correct horse battery",
+        db, org_name=org_name or f"acme{n}", admin_email=email or f"admin{n}@example.com"
     )
+    result.admin.password_hash = admin_password_hash()
+    db.flush()
     return World(org=result.org, admin=result.admin, admin_key=result.api_key)
 
 

@@ -22,7 +22,7 @@ from tests import factories
 
 LOGIN = "/api/v1/auth/login"
 LOGOUT = "/api/v1/auth/logout"
-PASSWORD = "correct horse battery"  # what tests/factories.bootstrap gives the admin
+PASSWORD = factories.ADMIN_PASSWORD
 
 
 def audit_events(db, action: str) -> list[AuditEvent]:

@@ -440,7 +440,7 @@ def test_deactivating_twice_changes_nothing_more(client, db, org):
 def test_deactivation_ends_the_users_browser_sessions(client, db, org):
     client.post(
         "/api/v1/auth/login",
-        json={"email": org.admin.email, "password": "correct horse battery"},
+        json={"email": org.admin.email, "password": factories.ADMIN_PASSWORD},
     )
     factories.user(db, org.org, username="other-admin", role="admin")
     other_key = factories.api_key(db, db.scalar(select(User).where(User.username == "other-admin")))

@@ -65,7 +65,7 @@ def test_an_org_scoped_service_account_names_its_default_team(client, db, org):
 
 def test_a_browser_session(client, org):
     client.post(
-        "/api/v1/auth/login", json={"email": org.admin.email, "password": "correct horse battery"}
+        "/api/v1/auth/login", json={"email": org.admin.email, "password": factories.ADMIN_PASSWORD}
     )
 
     body = client.get(VIEWER).json()

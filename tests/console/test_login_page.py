@@ -12,8 +12,9 @@ from rolecall.audit.models import AuditEvent
 from rolecall.identity.models import BrowserSession
 from rolecall.sso.oidc import safe_return_to
 from rolecall.web.console.routes import LOGIN_CSRF_COOKIE
+from tests import factories
 
-PASSWORD = "correct horse battery"
+PASSWORD = factories.ADMIN_PASSWORD
 
 
 def form_token(page: str) -> str:

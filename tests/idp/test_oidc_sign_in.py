@@ -361,7 +361,7 @@ def test_an_unreachable_provider_is_a_clear_503_and_passwords_still_work(make_rp
     assert refused.status_code == 503
     assert error_of(refused)["code"] == "idp_unavailable"
     assert "cannot be reached" in error_of(refused)["message"]
-    body = {"email": org.admin.email, "password": "correct horse battery"}
+    body = {"email": org.admin.email, "password": factories.ADMIN_PASSWORD}
     assert rp.agent.post(f"{RP}/api/v1/auth/login", json=body).status_code == 200
     assert rp.viewer().json()["email"] == org.admin.email
 
@@ -575,7 +575,7 @@ def test_a_logout_without_the_sessions_token_is_refused_and_the_session_stays(ma
 
 def test_logout_of_a_password_session_goes_home(make_rp, org):
     rp = make_rp()
-    body = {"email": org.admin.email, "password": "correct horse battery"}
+    body = {"email": org.admin.email, "password": factories.ADMIN_PASSWORD}
     signed = rp.agent.post(f"{RP}/api/v1/auth/login", json=body)
     assert signed.status_code == 200
     assert rp.agent.post(f"{RP}/logout").status_code == 403
