@@ -15,11 +15,13 @@ def session_settings(session: Session) -> Settings:
 
 def commit_before_calling_out(session: Session) -> None:
     """Commit what the request did so far, before a call to another server (an identity
-    provider's endpoints, a directory): the one place a service ends a transaction.
+    provider's endpoints, a directory) or other slow work that needs no database (checking a
+    password with argon2id): the one place a service ends a transaction.
 
     A writer's transaction holds SQLite's single write lock (on PostgreSQL, a connection and
-    any row locks) from its first query. A call out may take its whole timeout, and no other
-    request should wait for it. The work before the call must therefore stand on its own
+    any row locks) from its first query. A call out may take its whole timeout, a password
+    check a tenth of a second or more, and no other request should wait for either. The work
+    before must therefore stand on its own
     (a claimed sign-in state, an audited failure) or be reads only; the next query begins a
     new transaction, which the request's end commits or rolls back as usual.
     """

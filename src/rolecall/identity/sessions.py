@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from rolecall.audit.service import record
 from rolecall.authz.facts import CredentialKind, PrincipalKind
+from rolecall.db.session import commit_before_calling_out
 from rolecall.errors import AuthenticationFailed
 from rolecall.identity.models import BrowserSession
 from rolecall.identity.passwords import verify_password
@@ -61,8 +62,12 @@ def sign_in_with_password(
     """
     now = now or datetime.now(UTC)
     user = user_by_email(session, email)
+    password_hash = user.password_hash if user else None
+    # argon2id takes a tenth of a second or more: no write lock (SQLite's is the whole
+    # database's) is held while it runs. A change made meanwhile is as if it came just after.
+    commit_before_calling_out(session)
     # verify_password spends a hash's time even without a user, so timing does not tell either.
-    if not verify_password(user.password_hash if user else None, password):
+    if not verify_password(password_hash, password):
         reason = "unknown email" if user is None else "wrong password"
         record_sign_in_failure(session, user=user, email=email, reason=reason, surface=surface)
         raise AuthenticationFailed(SIGN_IN_FAILED, code="sign_in_failed")

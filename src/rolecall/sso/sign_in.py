@@ -10,6 +10,9 @@ Both the REST route (``POST /api/v1/auth/login``) and the console's form call
   given a password by hand) signs in with it, locally; everyone else (unknown emails included)
   signs in through the directory. So the local admin gets in while the directory is down or
   misconfigured, and a directory entry cannot take over a local account by sharing its email.
+  A directory sign-in first spends the time of a local password check, so how long a refusal
+  takes does not tell which emails have a local password (only the directory's own round trips
+  still differ).
 * A directory sign-in then goes through ``sso.provisioning.sign_in_external`` like OIDC: an
   unknown user is created as org ``member`` unless ``DISABLE_SSO_PROVISIONING``, a deactivated
   one is refused, and with ``GORILLA_LDAP_GROUP_SYNC`` the directory's groups decide the user's
@@ -24,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from rolecall.db.session import commit_before_calling_out
 from rolecall.errors import AuthenticationFailed, Unavailable
+from rolecall.identity.passwords import spend_verification_time
 from rolecall.identity.sessions import (
     SIGN_IN_FAILED,
     SignIn,
@@ -112,6 +116,7 @@ def _check_directory(
     surface: str,
 ) -> DirectoryUser:
     commit_before_calling_out(session)  # reads only so far
+    spend_verification_time()  # as long as a local check (see the module), holding nothing
     try:
         return authenticate(config, email=email, password=password)
     except LdapError as exc:

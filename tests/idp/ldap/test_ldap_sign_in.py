@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from rolecall.audit.models import AuditEvent
 from rolecall.errors import AuthenticationFailed
 from rolecall.orgs.models import OrgMembership
+from rolecall.sso import sign_in
 from rolecall.sso.sign_in import sign_in_with_email_password
 from rolecall.teams.models import Team, TeamMembership
 from rolecall.users.models import User
@@ -24,7 +25,7 @@ from tests.idp.conftest import LOOPBACK
 from tests.idp.ldap.conftest import BASE, GROUPS, SERVICE_DN, SERVICE_PW, Slapd, user_dn
 
 LOGIN = "/api/v1/auth/login"
-ADMIN_PASSWORD = "correct horse battery"  # tests.factories.bootstrap
+ADMIN_PASSWORD = factories.ADMIN_PASSWORD
 
 
 def ldap_env(server: Slapd, **overrides: Any) -> dict[str, Any]:
@@ -298,6 +299,42 @@ def test_a_local_password_wins_over_the_directory(ldap_client, db, org) -> None:
     client = ldap_client()
     assert login(client, org.admin.email, ADMIN_PASSWORD).status_code == 200
     assert events(db, "auth.login")[-1].after["method"] == "password"
+
+
+@pytest.mark.parametrize(
+    ("email", "password", "refusal"),
+    [("alice@example.org", "alice-pw", None),
+     ("alice@example.org", "wrong-pw", "sign_in_failed"),
+     ("nobody@example.org", "alice-pw", "sign_in_failed")],
+)  # fmt: skip
+def test_a_directory_sign_in_spends_a_local_checks_time(
+    slapd: Slapd, db, org, settings, monkeypatch, email: str, password: str, refusal: str | None
+) -> None:
+    """So how long a refusal takes does not tell which emails have a local password: every
+    directory sign-in, right or wrong, spends one argon2id computation as a local one does,
+    and holds no transaction meanwhile."""
+    spent: list[bool] = []
+    real = sign_in.spend_verification_time
+
+    def watched() -> None:
+        spent.append(db.in_transaction())
+        real()
+
+    monkeypatch.setattr(sign_in, "spend_verification_time", watched)
+    ldap_settings = settings.model_copy(update=ldap_env(slapd))
+
+    def attempt() -> Any:
+        return sign_in_with_email_password(
+            db, org=org.org, email=email, password=password, settings=ldap_settings
+        )
+
+    if refusal is None:
+        assert attempt().browser_session.method == "ldap"
+    else:
+        with pytest.raises(AuthenticationFailed) as refused:
+            attempt()
+        assert refused.value.code == refusal
+    assert spent == [False]
 
 
 # --- the console's form uses the same service ----------------------------------------------

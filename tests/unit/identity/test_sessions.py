@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from rolecall.authz.facts import CredentialKind, PrincipalKind
+from rolecall.db.engine import make_engine, make_sessionmaker
+from rolecall.db.migrate import upgrade
 from rolecall.errors import AuthenticationFailed
+from rolecall.identity import sessions
 from rolecall.identity.authenticate import authenticate_session
 from rolecall.identity.models import BrowserSession
 from rolecall.identity.principal import Principal
@@ -20,11 +24,11 @@ from rolecall.identity.sessions import (
     sign_in_with_password,
     sign_out,
 )
-from rolecall.orgs.models import OrgMembership
+from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.settings import Settings
 from tests import factories
 
-PASSWORD = "correct horse battery"
+PASSWORD = factories.ADMIN_PASSWORD
 
 
 @pytest.fixture
@@ -70,6 +74,72 @@ def test_unknown_emails_fail_like_wrong_passwords(db, org, short_sessions, email
 
     assert unknown.value.message == wrong.value.message == SIGN_IN_FAILED
     assert unknown.value.code == wrong.value.code == "sign_in_failed"
+
+
+def watch_password_checks(monkeypatch, seen: list[object], look) -> None:  # type: ignore[no-untyped-def]
+    """Record ``look()`` at the moment each password is checked, then check it as always."""
+    real = sessions.verify_password
+
+    def watched(password_hash: str | None, password: str) -> bool:
+        seen.append(look())
+        return real(password_hash, password)
+
+    monkeypatch.setattr(sessions, "verify_password", watched)
+
+
+@pytest.mark.parametrize("password", [PASSWORD, "wrong password"])
+def test_no_transaction_is_open_while_a_password_is_checked(db, org, monkeypatch, password):
+    """argon2id takes a tenth of a second or more: the sign-in holds no transaction (on SQLite,
+    the database's one write lock) while it runs, whether the password is right or wrong."""
+    seen: list[object] = []
+    watch_password_checks(monkeypatch, seen, db.in_transaction)
+
+    if password == PASSWORD:
+        signed = sign_in_with_password(db, email=org.admin.email, password=password,
+                                       settings=Settings())  # fmt: skip
+        assert db.get(BrowserSession, signed.browser_session.id) is not None
+    else:
+        with pytest.raises(AuthenticationFailed):
+            sign_in_with_password(db, email=org.admin.email, password=password,
+                                  settings=Settings())  # fmt: skip
+    assert seen == [False]
+
+
+def test_other_writers_commit_while_a_password_is_checked(tmp_path, monkeypatch):
+    """On a SQLite file, another request's write commits during the sign-in's argon2id check
+    (it would wait for the sign-in's end if the sign-in held the write lock)."""
+    url = f"sqlite:///{tmp_path / 'sign-in.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    make_session = make_sessionmaker(engine)
+    with make_session() as arrange:
+        world = factories.bootstrap(arrange, org_name="acme")
+        email = world.admin.email
+        arrange.commit()
+
+    def write_elsewhere() -> None:
+        with make_session() as other:
+            other.execute(update(Organization).values(name="acme-renamed"))
+            other.commit()
+
+    def write_now() -> bool:
+        writer = threading.Thread(target=write_elsewhere)
+        writer.start()
+        writer.join(timeout=5)  # far more than a write takes; the sign-in waits meanwhile
+        return not writer.is_alive()
+
+    seen: list[object] = []
+    watch_password_checks(monkeypatch, seen, write_now)
+    try:
+        with make_session() as session:
+            sign_in_with_password(session, email=email, password=PASSWORD, settings=Settings())
+            session.commit()
+        with make_session() as check:
+            assert check.scalar(select(Organization.name)) == "acme-renamed"
+            assert check.scalar(select(BrowserSession.user_id)) == world.admin.id
+    finally:
+        engine.dispose()
+    assert seen == [True]
 
 
 def test_a_user_deactivated_everywhere_is_refused(db, org, short_sessions):
