@@ -151,8 +151,9 @@ def test_patch_add_members_and_readding_is_a_noop(scim, db):
         ),
     )
 
-    assert response.status_code == 200, response.text
-    assert {m["value"] for m in response.json()["members"]} == {alice, bob}
+    assert response.status_code == 204, response.text
+    assert response.content == b""
+    assert members_of(scim, group["id"]) == {alice, bob}
     rows = db.scalars(select(TeamMembership).where(TeamMembership.team_id == group["id"])).all()
     assert len(rows) == 2
 
@@ -166,7 +167,7 @@ def test_patch_remove_member_by_value_filter(scim):
         json=patch({"op": "remove", "path": f'members[value eq "{alice}"]'}),
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 204, response.text
     assert members_of(scim, group["id"]) == {bob}
 
 
@@ -185,7 +186,7 @@ def test_patch_remove_members_by_value_list_removes_only_those(scim):
         ),
     )
 
-    assert response.status_code == 200, response.text
+    assert response.status_code == 204, response.text
     assert members_of(scim, group["id"]) == {bob}
 
 
@@ -196,6 +197,47 @@ def test_patch_remove_all_members_without_value(scim):
     scim.patch(f"{GROUPS}/{group['id']}", json=patch({"op": "remove", "path": "members"}))
 
     assert members_of(scim, group["id"]) == set()
+
+
+def test_a_patch_answers_204_unless_attributes_are_named(scim):
+    """RFC 7644 §3.5.2: a PATCH answers 204, or 200 with the group when ``attributes`` or
+    ``excludedAttributes`` asks for it (then members are shown only if asked for)."""
+    alice, bob, carol = user_id(scim, "alice"), user_id(scim, "bob"), user_id(scim, "carol")
+    group = create_group(scim, "g1", [alice])
+    path = f"{GROUPS}/{group['id']}"
+
+    def add(member: str, **params: str):  # type: ignore[no-untyped-def]
+        body = patch({"op": "add", "path": "members", "value": [{"value": member}]})
+        return scim.patch(path, params=params, json=body)
+
+    silent = add(bob)
+    without = add(carol, excludedAttributes="members")
+    named = add(alice, attributes="members")
+
+    assert silent.status_code == 204 and silent.content == b"" and "ETag" not in silent.headers
+    assert without.status_code == 200, without.text
+    assert "members" not in without.json() and without.json()["displayName"] == "g1"
+    assert "ETag" not in without.headers  # a group's version covers its members
+    assert named.status_code == 200, named.text
+    assert {m["value"] for m in named.json()["members"]} == {alice, bob, carol}
+    assert named.headers["ETag"] == scim.get(path).headers["ETag"]
+    assert members_of(scim, group["id"]) == {alice, bob, carol}
+
+
+def test_put_and_create_leave_members_out_when_asked(scim):
+    alice = user_id(scim, "alice")
+    params = {"excludedAttributes": "members"}
+    body = {"schemas": [GROUP_URN], "displayName": "quiet", "members": [{"value": alice}]}
+
+    created = scim.post(GROUPS, params=params, json=body)
+    replaced = scim.put(f"{GROUPS}/{created.json()['id']}", params=params, json=body)
+
+    assert created.status_code == 201, created.text
+    assert replaced.status_code == 200, replaced.text
+    for answer in (created.json(), replaced.json()):
+        assert "members" not in answer and answer["displayName"] == "quiet"
+    assert created.headers["Location"] == created.json()["meta"]["location"]
+    assert members_of(scim, created.json()["id"]) == {alice}
 
 
 def test_patch_replace_members_sets_exactly_those(scim):
@@ -215,10 +257,12 @@ def test_patch_rename_by_path_and_pathless(scim, db):
 
     by_path = scim.patch(
         f"{GROUPS}/{group['id']}",
+        params={"attributes": "displayName"},
         json=patch({"op": "replace", "path": "displayName", "value": "Machine Learning"}),
     )
     pathless = scim.patch(
         f"{GROUPS}/{group['id']}",
+        params={"attributes": "displayName"},
         json=patch({"op": "Replace", "value": {"id": group["id"], "displayName": "ml-team"}}),
     )
 

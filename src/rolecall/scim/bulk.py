@@ -14,6 +14,8 @@ operations not reached are left out of the response).
   (its operation failed, or references go round in a circle) fails that operation with 409
   ``invalidValue``.
 - ``version`` on a ``PUT``, ``PATCH`` or ``DELETE`` is its ``If-Match`` (``scim.versions``).
+  An operation's answer carries the resource's new version, except a group ``PATCH``: it is
+  ``204``, as when sent alone, so a large group is not rendered for each change.
 - A request that is malformed as a whole (no ``Operations`` list, an unknown method, a path that
   names no resource, a missing or repeated ``bulkId``, a ``bulkId`` referred to but declared
   nowhere) is refused before anything runs: 400, nothing changes. More than
@@ -231,7 +233,7 @@ def _dispatch(
     handler = _HANDLERS[operation.kind, operation.method]
     data = _resolved(operation.data, created)
     resource = handler(context, target, data, operation.version)
-    status = {"POST": 201, "DELETE": 204}.get(operation.method, 200)
+    status = {"POST": 201, "DELETE": 204}.get(operation.method, 200 if resource else 204)
     return status, resource
 
 
@@ -262,8 +264,9 @@ _HANDLERS: dict[tuple[str, str], _Handler] = {
     ("Groups", "PUT"): lambda c, target, data, version: groups.replace_group(
         c.session, group_id=target or "", body=data, if_match=version, **_shown(c)
     ),
+    # As a PATCH sent alone: 204, the group not rendered (``scim.groups``).
     ("Groups", "PATCH"): lambda c, target, data, version: groups.patch_group(
-        c.session, group_id=target or "", body=data, if_match=version, **_shown(c)
+        c.session, group_id=target or "", body=data, if_match=version, answers=False, **_shown(c)
     ),
     ("Groups", "DELETE"): lambda c, target, _, __: groups.delete_group(
         c.session, group_id=target or "", **_common(c)

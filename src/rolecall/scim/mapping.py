@@ -22,7 +22,7 @@ from rolecall.scim import versions
 from rolecall.scim.errors import INVALID_FILTER, bad_request
 from rolecall.scim.filters import BOOLEAN, DATETIME, Attr
 from rolecall.teams.models import Team, TeamMembership
-from rolecall.teams.service import display_name_matches, display_name_of
+from rolecall.teams.service import UserMember, display_name_matches, display_name_of
 from rolecall.users.models import User
 from rolecall.users.service import OrgUser, scim_user_name, user_name_matches
 
@@ -162,7 +162,7 @@ def user_resource(member: OrgUser, teams: Sequence[tuple[Team, str]], base: str)
     return versions.stamp(resource)
 
 
-def group_resource(team: Team, members: Iterable[User] | None, base: str) -> dict[str, Any]:
+def group_resource(team: Team, members: Iterable[UserMember] | None, base: str) -> dict[str, Any]:
     """A Group: a team with its users as members (service accounts are no SCIM resources).
     ``members=None``: rendered without them, and so without a version (``scim.versions``)."""
     resource: dict[str, Any] = {
@@ -174,12 +174,12 @@ def group_resource(team: Team, members: Iterable[User] | None, base: str) -> dic
         resource["externalId"] = team.external_id
     resource["members"] = [
         {
-            "value": user.id,
-            "display": scim_user_name(user),
-            "$ref": f"{base}/Users/{user.id}",
+            "value": member.id,
+            "display": member.user_name,
+            "$ref": f"{base}/Users/{member.id}",
             "type": "User",
         }
-        for user in members or ()
+        for member in members or ()
     ]
     resource["meta"] = _meta("Group", f"{base}/Groups/{team.id}", team.created_at, team.updated_at)
     return resource if members is None else versions.stamp(resource)

@@ -408,7 +408,9 @@ def _groups(router: APIRouter) -> None:
     @scim_endpoint
     def create_group(ctx: ScimDep, body: BodyDep) -> Response:
         args = {"actor": ctx.actor, "org": ctx.org, "base": ctx.base}
-        created = groups.create_group(ctx.session, body=body, **args)
+        created = groups.create_group(
+            ctx.session, body=body, with_members=_shows_members(ctx), **args
+        )
         return _one(ctx, GROUP_URN, created, 201)
 
     @router.get("/Groups/{group_id}")
@@ -418,7 +420,7 @@ def _groups(router: APIRouter) -> None:
         found = groups.get_group(
             ctx.session,
             group_id=group_id,
-            with_members=_wants_members(ctx.query("attributes"), ctx.query("excludedAttributes")),
+            with_members=_shows_members(ctx),
             **args,
         )
         return _read(ctx, GROUP_URN, found)
@@ -428,7 +430,12 @@ def _groups(router: APIRouter) -> None:
     def replace_group(group_id: str, ctx: ScimDep, body: BodyDep) -> Response:
         args = {"actor": ctx.actor, "org": ctx.org, "base": ctx.base}
         found = groups.replace_group(
-            ctx.session, group_id=group_id, body=body, if_match=ctx.if_match, **args
+            ctx.session,
+            group_id=group_id,
+            body=body,
+            if_match=ctx.if_match,
+            with_members=_shows_members(ctx),
+            **args,
         )
         return _one(ctx, GROUP_URN, found)
 
@@ -436,10 +443,19 @@ def _groups(router: APIRouter) -> None:
     @scim_endpoint
     def patch_group(group_id: str, ctx: ScimDep, body: BodyDep) -> Response:
         args = {"actor": ctx.actor, "org": ctx.org, "base": ctx.base}
+        # RFC 7644 §3.5.2: 200 and the group when attributes are named, else 204 (which Entra
+        # ID and Okta accept): a large group is not rendered for nothing (``scim.groups``).
+        asked = ctx.query("attributes") is not None or ctx.query("excludedAttributes") is not None
         found = groups.patch_group(
-            ctx.session, group_id=group_id, body=body, if_match=ctx.if_match, **args
+            ctx.session,
+            group_id=group_id,
+            body=body,
+            if_match=ctx.if_match,
+            with_members=_shows_members(ctx),
+            answers=asked,
+            **args,
         )
-        if found is None:  # Entra ID and Okta accept 204 for a PATCH
+        if found is None:
             return Response(status_code=204)
         return _one(ctx, GROUP_URN, found)
 
@@ -448,6 +464,11 @@ def _groups(router: APIRouter) -> None:
     def delete_group(group_id: str, ctx: ScimDep) -> Response:
         groups.delete_group(ctx.session, actor=ctx.actor, org=ctx.org, group_id=group_id)
         return Response(status_code=204)  # pragma: no cover - delete_group always refuses
+
+
+def _shows_members(ctx: ScimContext) -> bool:
+    """Whether this request's answer shows ``members`` (its query string)."""
+    return _wants_members(ctx.query("attributes"), ctx.query("excludedAttributes"))
 
 
 def _wants_members(attributes: str | None, excluded: str | None) -> bool:

@@ -1,0 +1,145 @@
+"""SCIM writes to large groups: prints a table; not a test.
+
+A company's "everyone" group holds tens of thousands of members, and identity providers send
+each change of it as a PATCH. This times, against one ``rolecall serve`` on SQLite, a group of
+each size (``--sizes``, members inserted in bulk as ``scim_bench.py`` does):
+
+- ``PATCH`` adding then removing one member (alternately), answered 204 as Entra ID and Okta
+  send it (no ``attributes``): a write's cost should not grow with the group;
+- the same ``PATCH`` with ``excludedAttributes=members`` (answered 200, the group without
+  members);
+- ``GET /Groups/{id}?excludedAttributes=members`` (Entra ID's read) and a ``GET`` with all the
+  members, which is the one request here that has to grow with the group.
+
+One client (``lean_client.py``), one request at a time, so each latency is the server's work.
+
+    python bench/scim_group_bench.py [--sizes 1000,20000] [--requests 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import lean_client  # noqa: E402
+from lean_client import Request  # noqa: E402
+from scim_bench import rolecall_bulk_load  # noqa: E402
+from server_bench import free_port, start_server  # noqa: E402
+
+PATCH_URN = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+USER_URN = "urn:ietf:params:scim:schemas:core:2.0:User"
+
+
+def expect(*statuses: int) -> lean_client.Check:
+    def check(status: int, answer: bytes) -> str | None:
+        return None if status in statuses else f"{status}: {answer[:200]!r}"
+
+    return check
+
+
+def timed(base: str, requests: list[Request]) -> tuple[float, float]:
+    """p50 and p99 in ms of ``requests`` sent one at a time."""
+    outcome = lean_client.run(base, requests, 1, timeout=60, deadline_s=600)
+    if outcome.failures or len(outcome.latencies_ms) < len(requests):
+        raise SystemExit(f"failed: {outcome.failures[:3]}")
+    ordered = sorted(outcome.latencies_ms)
+    return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def bench_size(size: int, count: int, workdir: Path) -> dict[str, tuple[float, float]]:
+    from sqlalchemy.orm import Session
+
+    from rolecall.db.engine import make_engine
+    from rolecall.db.migrate import upgrade
+    from rolecall.orgs.bootstrap import initialize
+    from rolecall.teams.models import Team
+
+    url = f"sqlite:///{workdir / f'groups-{size}.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with Session(engine) as session:
+        boot = initialize(session, org_name="bench", admin_email="admin@bench.example")
+        team = Team(org_id=boot.org.id, name="everyone", name_key="everyone")
+        session.add(team)
+        session.flush()
+        org_id, team_id, key = boot.org.id, team.id, boot.api_key
+        session.commit()
+    engine.dispose()
+    rolecall_bulk_load(url, org_id, [team_id], 0, size)
+    port = free_port()
+    server = start_server(url, port)
+    base = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": "Basic " + base64.b64encode(f"admin:{key}".encode()).decode()}
+    try:
+        newcomer = _create_user(base, auth)
+        group = f"/scim/v2/Groups/{team_id}"
+
+        def patch(op: str, query: str, status: int) -> Request:
+            body = {"schemas": [PATCH_URN], "Operations": [{"op": op, "path": "members"}]}
+            body["Operations"][0]["value"] = [{"value": newcomer}]
+            wire = lean_client.encode(
+                "PATCH", base, group + query, auth, json.dumps(body).encode(),
+                "application/scim+json",
+            )  # fmt: skip
+            return Request(wire, expect(status))
+
+        def patches(query: str, status: int) -> list[Request]:
+            return [patch("add" if i % 2 == 0 else "remove", query, status) for i in range(count)]
+
+        def get(query: str, n: int) -> list[Request]:
+            wire = lean_client.encode("GET", base, group + query, auth)
+            return [Request(wire, expect(200))] * n
+
+        return {
+            "PATCH (204)": timed(base, patches("", 204)),
+            "PATCH, excludedAttributes=members": timed(
+                base, patches("?excludedAttributes=members", 200)
+            ),
+            "GET, excludedAttributes=members": timed(
+                base, get("?excludedAttributes=members", count)
+            ),
+            "GET with every member": timed(base, get("", max(10, count // 10))),
+        }
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _create_user(base: str, auth: dict[str, str]) -> str:
+    import httpx
+
+    body = {"schemas": [USER_URN], "userName": "newcomer", "emails": [{"value": "n@bench.example"}]}
+    made = httpx.post(f"{base}/scim/v2/Users", json=body, headers=auth, timeout=30)
+    made.raise_for_status()
+    return str(made.json()["id"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,20000", help="members per group, comma-separated")
+    parser.add_argument("--requests", type=int, default=200, help="requests per measurement")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    with tempfile.TemporaryDirectory() as workdir:
+        results = {size: bench_size(size, args.requests, Path(workdir)) for size in sizes}
+    names = list(results[sizes[0]])
+    head = f"{'request (p50 / p99 ms)':36}" + "".join(f"{f'{s:,} members':>22}" for s in sizes)
+    print(head)
+    print("-" * len(head))
+    for name in names:
+        cells = "".join(
+            f"{f'{results[s][name][0]:.1f} / {results[s][name][1]:.1f}':>22}" for s in sizes
+        )
+        print(f"{name:36}{cells}")
+
+
+if __name__ == "__main__":
+    main()
