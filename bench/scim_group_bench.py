@@ -83,8 +83,8 @@ def bench_size(size: int, count: int, workdir: Path) -> dict[str, tuple[float, f
         group = f"/scim/v2/Groups/{team_id}"
 
         def patch(op: str, query: str, status: int) -> Request:
-            body = {"schemas": [PATCH_URN], "Operations": [{"op": op, "path": "members"}]}
-            body["Operations"][0]["value"] = [{"value": newcomer}]
+            operation = {"op": op, "path": "members", "value": [{"value": newcomer}]}
+            body = {"schemas": [PATCH_URN], "Operations": [operation]}
             wire = lean_client.encode(
                 "PATCH", base, group + query, auth, json.dumps(body).encode(),
                 "application/scim+json",
