@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import lean_client  # noqa: E402
 from lean_client import Request  # noqa: E402
-from scim_bench import rolecall_bulk_load  # noqa: E402
+from scim_bench import rolecall_bulk_load, run_phase  # noqa: E402
 from server_bench import free_port, start_server  # noqa: E402
 
 PATCH_URN = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -47,11 +47,10 @@ def expect(*statuses: int) -> lean_client.Check:
 
 def timed(base: str, requests: list[Request]) -> tuple[float, float]:
     """p50 and p99 in ms of ``requests`` sent one at a time."""
-    outcome = lean_client.run(base, requests, 1, timeout=60, deadline_s=600)
-    if outcome.failures or len(outcome.latencies_ms) < len(requests):
-        raise SystemExit(f"failed: {outcome.failures[:3]}")
-    ordered = sorted(outcome.latencies_ms)
-    return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    phase = run_phase("group", base, requests, 1)
+    if phase.failures:
+        raise SystemExit(f"failed: {phase.failures[:3]}")
+    return phase.pct(0.5), phase.pct(0.99)
 
 
 def bench_size(size: int, count: int, workdir: Path) -> dict[str, tuple[float, float]]:

@@ -32,6 +32,7 @@ from rolecall.teams.models import Team, TeamMembership
 from rolecall.users.models import User
 from rolecall.users.naming import check_entity_name
 from rolecall.users.queries import find_user, org_membership
+from rolecall.users.service import scim_user_name_column
 
 TEAM = "team"
 STORAGE_TYPE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,32}$")
@@ -228,8 +229,7 @@ def search_teams(
 
 
 class UserMember(NamedTuple):
-    """A team's user as a group lists it: its id and login name (SCIM ``userName``, as
-    ``users.service.scim_user_name`` gives it)."""
+    """A team's user as a group lists it: its id and login name (SCIM ``userName``)."""
 
     id: str
     user_name: str
@@ -237,19 +237,19 @@ class UserMember(NamedTuple):
 
 def user_members(session: Session, *, team_ids: list[str]) -> dict[str, list[UserMember]]:
     """The users (not service accounts) of each team, in the order they joined; one query of
-    three columns (a company's group has tens of thousands of members: no objects are made).
+    plain columns (a company's group has tens of thousands of members: no objects are made).
     No authorization: for callers that have already read these teams."""
     found: dict[str, list[UserMember]] = {team_id: [] for team_id in team_ids}
     if not team_ids:
         return found
     query = (
-        select(TeamMembership.team_id, User.id, User.user_name, User.username)
+        select(TeamMembership.team_id, User.id, scim_user_name_column())
         .join(User, User.id == TeamMembership.user_id)
         .where(TeamMembership.team_id.in_(team_ids))
         .order_by(TeamMembership.created_at, TeamMembership.id)
     )
-    for team_id, user_id, user_name, username in session.execute(query):
-        found[team_id].append(UserMember(user_id, user_name or username))
+    for team_id, user_id, user_name in session.execute(query):
+        found[team_id].append(UserMember(user_id, user_name))
     return found
 
 
@@ -258,7 +258,7 @@ def user_member_ids(session: Session, *, team: Team) -> list[str]:
     indexed query, no rows loaded as objects. No authorization."""
     query = (
         select(TeamMembership.user_id)
-        .where(TeamMembership.team_id == team.id, TeamMembership.user_id.is_not(None))
+        .where(TeamMembership.team_id == team.id)
         .order_by(TeamMembership.created_at, TeamMembership.id)
     )
     return [user_id for user_id in session.scalars(query) if user_id is not None]

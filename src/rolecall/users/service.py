@@ -318,6 +318,11 @@ def scim_user_name(user: User) -> str:
     return user.user_name or user.username
 
 
+def scim_user_name_column() -> ColumnElement[str]:
+    """``scim_user_name`` as a column, for queries that need no ``User`` objects."""
+    return func.coalesce(User.user_name, User.username)
+
+
 def user_name_key() -> ColumnElement[str]:
     """The lower-cased SCIM ``userName``: the expression ``uq_users_scim_user_name`` indexes."""
     return func.coalesce(User.user_name_key, User.username_key)
