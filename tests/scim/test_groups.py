@@ -240,6 +240,69 @@ def test_put_and_create_leave_members_out_when_asked(scim):
     assert members_of(scim, created.json()["id"]) == {alice}
 
 
+@pytest.mark.parametrize(
+    ("params", "shown"),
+    [
+        ({"attributes": ""}, {"schemas", "id", "displayName", "members", "meta"}),
+        ({"excludedAttributes": ""}, {"schemas", "id", "displayName", "members", "meta"}),
+        ({"attributes": "nosuch"}, {"schemas", "id"}),
+        ({"excludedAttributes": "nosuch"}, {"schemas", "id", "displayName", "members", "meta"}),
+        ({"attributes": "displayName,,"}, {"schemas", "id", "displayName"}),
+        ({"attributes": f"{GROUP_URN}:MEMBERS"}, {"schemas", "id", "members"}),
+    ],
+)
+def test_odd_attribute_names_on_a_patch_answer_200_and_apply_it(scim, params, shown):
+    """Empty, unknown and URN-qualified names are no error (as on a GET): the PATCH applies
+    and its answer shows what the names select."""
+    alice, bob = user_id(scim, "alice"), user_id(scim, "bob")
+    group = create_group(scim, "g1", [alice])
+    body = patch({"op": "add", "path": "members", "value": [{"value": bob}]})
+
+    response = scim.patch(f"{GROUPS}/{group['id']}", params=params, json=body)
+
+    assert response.status_code == 200, response.text
+    assert set(response.json()) == shown
+    if "members" in shown:
+        assert {m["value"] for m in response.json()["members"]} == {alice, bob}
+    assert members_of(scim, group["id"]) == {alice, bob}
+
+
+def test_members_named_by_their_urn_are_loaded_on_reads(scim):
+    alice = user_id(scim, "alice")
+    group = create_group(scim, "g1", [alice])
+    params = {"attributes": f"{GROUP_URN}:members.value"}
+
+    one = scim.get(f"{GROUPS}/{group['id']}", params=params)
+    listed = scim.get(GROUPS, params={**params, "filter": 'displayName eq "g1"'})
+
+    assert one.json()["members"] == [{"value": alice}]
+    assert listed.json()["Resources"][0]["members"] == [{"value": alice}]
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+@pytest.mark.parametrize("param", ["attributes", "excludedAttributes"])
+def test_a_malformed_attribute_path_on_a_write_changes_nothing(scim, db, method, param):
+    alice, bob = user_id(scim, "alice"), user_id(scim, "bob")
+    group = create_group(scim, "g1", [alice])
+    teams_before = set(db.scalars(select(Team.id)))
+    full = {"schemas": [GROUP_URN], "displayName": "g2", "members": [{"value": bob}]}
+    body = {
+        "POST": full,
+        "PUT": full,
+        "PATCH": patch({"op": "add", "path": "members", "value": [{"value": bob}]}),
+    }[method]
+    url = GROUPS if method == "POST" else f"{GROUPS}/{group['id']}"
+
+    response = scim.request(method, url, params={param: "members!"}, json=body)
+
+    assert_scim_error(response, 400, "invalidFilter")
+    db.expire_all()
+    assert set(db.scalars(select(Team.id))) == teams_before
+    after = scim.get(f"{GROUPS}/{group['id']}").json()
+    assert after["displayName"] == "g1"
+    assert {m["value"] for m in after["members"]} == {alice}
+
+
 def test_patch_replace_members_sets_exactly_those(scim):
     alice, bob = user_id(scim, "alice"), user_id(scim, "bob")
     group = create_group(scim, "g1", [alice])

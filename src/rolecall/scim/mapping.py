@@ -236,6 +236,16 @@ def _split(param: str | None, core_urn: str) -> list[tuple[str, str | None]]:
     return found
 
 
+def shows(attribute: str, attributes: str | None, excluded: str | None, core_urn: str) -> bool:
+    """Whether ``project`` with these parameters keeps the top-level ``attribute`` (lower
+    case): lets a caller skip loading what the answer leaves out. ``invalidFilter`` for a
+    malformed parameter, as ``project`` would raise, but before anything is written."""
+    wanted = {attr for attr, _ in _split(attributes, core_urn)}
+    if wanted:
+        return attribute in wanted
+    return (attribute, None) not in _split(excluded, core_urn)
+
+
 def project(
     resource: dict[str, Any], attributes: str | None, excluded: str | None, core_urn: str
 ) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from rolecall.scim.errors import (
     ScimError,
     refusal,
 )
-from rolecall.scim.mapping import GROUP_URN, ROLE_URN, USER_URN, project
+from rolecall.scim.mapping import GROUP_URN, ROLE_URN, USER_URN, project, shows
 from rolecall.scim.messages import (
     MAX_BODY,
     Page,
@@ -473,13 +473,7 @@ def _shows_members(ctx: ScimContext) -> bool:
 
 def _wants_members(attributes: str | None, excluded: str | None) -> bool:
     """Whether the response shows ``members`` (Entra ID asks without them, to save work)."""
-
-    def named(param: str | None) -> set[str]:
-        return {part.strip().split(".")[0].lower() for part in (param or "").split(",")}
-
-    if "members" in named(excluded):
-        return False
-    return not attributes or "members" in named(attributes)
+    return shows("members", attributes, excluded, GROUP_URN)
 
 
 def _roles(router: APIRouter) -> None:
