@@ -8,7 +8,13 @@ the same for every target):
 3. the other 9,000 creates (create throughput is over all 10,000),
 4. 90,000 more users inserted directly in bulk (not through SCIM; for rolecall each also joins
    one of 100 teams, as in a company, so that a scan of team memberships would show), then
-5. the same lookups at 100,000 users.
+5. the same lookups at 100,000 users, and
+6. the same lookups again, paired: rolecall's lookups at 100,000 users alternate, in rounds of
+   ``--pair-size`` (25), with lookups to its twin, a second rolecall server on a database of
+   its own that holds only the first 1,000 users (created through SCIM before the timed
+   phases). Steps 2 and 5 run minutes apart, so a change in the machine's load between them
+   moves their p99 ratio; the paired lookups share every moment's load, and their ratio is the
+   one the goal reads (both are printed).
 
 The client (``lean_client.py``): ``--concurrency`` connections (8) for creates, each a
 keep-alive HTTP/1.1 connection sending one request at a time, from one asyncio loop with the
@@ -43,10 +49,11 @@ this machine, whatever the server; every target's creates are also given as a sh
     python bench/scim_bench.py [--backend sqlite|postgres] [--postgres-url URL]
                                [--users 10000] [--bulk 90000] [--lookups 2000]
                                [--concurrency 8] [--round-size 500] [--workers 1]
+                               [--pair-size 25] [--no-twin]
                                [--no-reference] [--no-floor]
 
 Goals: rolecall's create throughput at least 2x the reference's (both are reported);
-rolecall's lookup p99 at 100,000 users within 1.5x of its p99 at 1,000.
+rolecall's lookup p99 at 100,000 users within 1.5x of its p99 at 1,000 (paired, step 6).
 """
 
 from __future__ import annotations
@@ -180,6 +187,8 @@ class Target:
     floor: bool = False
     #: A reference rolecall's creates are compared with.
     reference: bool = False
+    #: rolecall's twin: the same server on a database that keeps the first 1,000 users only.
+    twin: Target | None = None
 
 
 @contextmanager
@@ -224,6 +233,21 @@ def rolecall_target(name: str, url: str, n_teams: int, workers: int = 1) -> Iter
     finally:
         server.terminate()
         server.wait(10)
+
+
+def twin_database(url: str) -> str:
+    """A new, empty database beside ``url``'s, on the same PostgreSQL server, for the twin
+    (``<name>_twin``, dropped first if it is left from an earlier run)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    name = f"{parsed.database}_twin"
+    admin = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return parsed.set(database=name).render_as_string(hide_password=False)
 
 
 def vacuum_analyze(url: str) -> None:
@@ -471,6 +495,8 @@ class Result:
     lookups_small: Phase
     lookups_large: Phase
     bulk_seconds: float
+    #: Step 6: lookups to the twin at 1,000 users and to the target at 100,000, alternating.
+    paired: tuple[Phase, Phase] | None = None
 
     @property
     def create_rate(self) -> float:
@@ -482,7 +508,7 @@ class Result:
         return statistics.median(p.rate for p in self.creates)
 
     def failures(self) -> list[str]:
-        phases = [*self.creates, self.lookups_small, self.lookups_large]
+        phases = [*self.creates, self.lookups_small, self.lookups_large, *(self.paired or ())]
         return [f for p in phases for f in p.failures]
 
 
@@ -532,6 +558,9 @@ def bench(targets: list[Target], args: argparse.Namespace) -> list[Result]:
     def lookups(names: list[int]) -> Callable[[Target, int, int], list[Request]]:
         return lambda t, a, b: [lookup_job(t, i) for i in names[a:b]]
 
+    for t in targets:
+        if t.twin is not None:
+            provision_twin(t.twin, first, args.concurrency)
     creates_first = phase(f"create 1..{first}", creates(0), first, args.concurrency)
     for t in targets:
         t.settle()
@@ -549,6 +578,11 @@ def bench(targets: list[Target], args: argparse.Namespace) -> list[Result]:
     large = phase(
         f"lookups at {total:,}", lookups(large_names), len(large_names), args.lookup_clients
     )
+    paired = {
+        t.name: paired_lookups(t, t.twin, small_names, large_names, args)
+        for t in targets
+        if t.twin is not None
+    }
     return [
         Result(
             t,
@@ -556,9 +590,53 @@ def bench(targets: list[Target], args: argparse.Namespace) -> list[Result]:
             combine("lookups", small[t.name]),
             combine("lookups", large[t.name]),
             bulk[t.name],
+            paired.get(t.name),
         )
         for t in targets
     ]
+
+
+def provision_twin(twin: Target, count: int, concurrency: int) -> None:
+    """The twin's users: the first ``count``, created through SCIM as the target's are
+    (untimed). Its database then stays at that size."""
+    twin.settle()
+    created = run_phase(
+        "twin creates", twin.base_url, [create_job(twin, i) for i in range(count)], concurrency
+    )
+    if created.failures:
+        raise SystemExit(f"{twin.name}: {created.failures[0]}")
+    twin.settle()
+    print(f"  {twin.name}: {count} users created ({created.rate:.0f}/s, untimed)", flush=True)
+
+
+def paired_lookups(
+    target: Target,
+    twin: Target,
+    small_names: list[int],
+    large_names: list[int],
+    args: argparse.Namespace,
+) -> tuple[Phase, Phase]:
+    """Step 6: the same lookups as steps 2 and 5, in alternating rounds of ``--pair-size``
+    (which goes first alternates too), so that both sizes meet the same machine load."""
+    at_small: list[Phase] = []
+    at_large: list[Phase] = []
+    size = max(1, args.pair_size)
+    for n, first in enumerate(range(0, len(large_names), size)):
+        rounds = [
+            (twin, small_names[first : first + size], at_small),
+            (target, large_names[first : first + size], at_large),
+        ]
+        for t, names, into in rounds if n % 2 == 0 else reversed(rounds):
+            jobs = [lookup_job(t, i) for i in names]
+            into.append(run_phase("paired lookups", t.base_url, jobs, args.lookup_clients))
+    small, large = combine("paired at 1,000", at_small), combine("paired lookups", at_large)
+    print(
+        f"  {target.name}: paired lookups, p99 {small.pct(0.99):.2f} ms at 1,000 (twin) and "
+        f"{large.pct(0.99):.2f} ms at {args.users + args.bulk:,}, {len(at_large)} rounds of "
+        f"{size} each; {machine_load()}",
+        flush=True,
+    )
+    return small, large
 
 
 def combine(label: str, phases: list[Phase]) -> Phase:
@@ -612,7 +690,14 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
         if r in references or r is floor:
             continue
         ratio = r.lookups_large.pct(0.99) / r.lookups_small.pct(0.99)
-        print(f"{r.target.name}: lookup p99 {total // 1000}k/1k = {ratio:.2f}x (goal <= 1.5x)")
+        print(f"{r.target.name}: lookup p99 {total // 1000}k/1k = {ratio:.2f}x, steps 2 and 5")
+        if r.paired is not None:
+            small, large = r.paired
+            print(
+                f"  paired (step 6): p50 {small.pct(0.5):.2f} / {large.pct(0.5):.2f} ms, p99 "
+                f"{small.pct(0.99):.2f} / {large.pct(0.99):.2f} ms at 1k / {total // 1000}k: "
+                f"p99 {large.pct(0.99) / small.pct(0.99):.2f}x (goal <= 1.5x)"
+            )
         for reference in references:
             overall = r.create_rate / reference.create_rate
             # Round by round: the two ran one after the other, under the same machine load.
@@ -693,6 +778,12 @@ def main() -> None:
     parser.add_argument(
         "--no-floor", action="store_true", help="leave out the floor (a server doing nothing)"
     )
+    parser.add_argument(
+        "--pair-size", type=int, default=25, help="lookups per round of the paired step 6"
+    )
+    parser.add_argument(
+        "--no-twin", action="store_true", help="leave out rolecall's twin and step 6"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--serve-reference", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -718,6 +809,12 @@ def main() -> None:
             url = f"sqlite:///{workdir / 'bench.db'}"
             target = rolecall_target(named("SQLite", args), url, args.teams, args.workers)
             targets.append(stack.enter_context(target))
+            if not args.no_twin:
+                twin_url = f"sqlite:///{workdir / 'twin.db'}"
+                twin = rolecall_target(
+                    f"{targets[-1].name} twin", twin_url, args.teams, args.workers
+                )
+                targets[-1].twin = stack.enter_context(twin)
         if "postgres" in backends:
             url = args.postgres_url
             if url is None:
@@ -728,6 +825,12 @@ def main() -> None:
                 url = pg.create_database("bench")
             target = rolecall_target(named("PostgreSQL", args), url, args.teams, args.workers)
             targets.append(stack.enter_context(target))
+            if not args.no_twin:
+                twin_url = twin_database(url)
+                twin = rolecall_target(
+                    f"{targets[-1].name} twin", twin_url, args.teams, args.workers
+                )
+                targets[-1].twin = stack.enter_context(twin)
         if not args.no_reference:
             targets.append(stack.enter_context(shipped_reference_target(args.concurrency)))
             targets.append(stack.enter_context(reference_target()))
