@@ -43,8 +43,11 @@ decision_observers: list[Callable[[policy.Decision], None]] = []
 #: facts)`` to it (what the access cache keeps for the next request).
 FACTS_SEEN = "rolecall.facts_seen"
 
-#: ``session.info`` key of the decisions made since the session last wrote or ended.
+#: ``session.info`` key of the decisions made, and the facts loaded, since the session last
+#: wrote or ended.
 _MEMO = "rolecall.authz.decisions"
+#: Marks a memo key naming facts (a principal's about one target) rather than a decision.
+_FACTS = "facts"
 
 
 @event.listens_for(Session, "after_flush")
@@ -299,24 +302,22 @@ def check(
 ) -> policy.Decision:
     """Decide without raising.
 
-    A decision is remembered in the session until its next flush, commit or rollback (nothing
-    it rests on can change before then), so a route's gate and the service behind it asking the
-    same question load the facts once. Pending, unflushed changes bypass the memo.
+    A decision, and the facts it rests on, are remembered in the session until its next flush,
+    commit or rollback (nothing they rest on can change before then): a route's gate and the
+    service behind it load the facts once, even when they ask about different permissions on
+    the same target. Pending, unflushed changes bypass the memo.
     """
-    key = (
-        principal,
-        permission,
-        type(target),
-        target.id,
-        acting_on_self,
-        id(session.info.get("settings")),
-    )
-    memo: dict[Any, policy.Decision] = session.info.setdefault(_MEMO, {})
-    decision = memo.get(key)
-    if decision is None or session.new or session.dirty or session.deleted:
-        facts = load_facts(session, principal, target)
-        decision = policy.decide(facts, permission, acting_on_self=acting_on_self)
-        memo[key] = decision
+    settings_id = id(session.info.get("settings"))
+    facts_key = (_FACTS, principal, type(target), target.id, settings_id)
+    key = (principal, permission, type(target), target.id, acting_on_self, settings_id)
+    memo: dict[Any, Any] = session.info.setdefault(_MEMO, {})
+    current = not (session.new or session.dirty or session.deleted)
+    decision: policy.Decision | None = memo.get(key) if current else None
+    if decision is None:
+        facts: DecisionFacts | None = memo.get(facts_key) if current else None
+        if facts is None:
+            facts = memo[facts_key] = load_facts(session, principal, target)
+        decision = memo[key] = policy.decide(facts, permission, acting_on_self=acting_on_self)
     return observed(decision)
 
 

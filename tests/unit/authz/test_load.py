@@ -3,10 +3,12 @@ on them (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from rolecall.authz import load, policy, roles
@@ -15,6 +17,7 @@ from rolecall.authz.permissions import Permission
 from rolecall.authz.roles import OrgRole, SeatType, TeamRole, Visibility
 from rolecall.errors import PermissionDenied
 from rolecall.identity.principal import ANONYMOUS, Principal
+from rolecall.orgs.models import OrgMembership
 from rolecall.service_accounts.models import ServiceAccount
 from rolecall.settings import Settings
 from rolecall.teams.models import Team
@@ -23,6 +26,7 @@ from tests import factories
 from tests.factories import World
 
 P = Permission
+T = TypeVar("T")
 
 
 def as_user(user: User, *, scopes: frozenset[Permission] | None = None) -> Principal:
@@ -350,3 +354,41 @@ def test_decide_observed_is_told_to_the_observers(db: Session, org: World):
         load.decision_observers.remove(seen.append)
     assert_allowed(decision, policy.RULE_ORG_ADMIN)
     assert seen == [decision]
+
+
+def _statements_during(db: Session, work: Callable[[], T]) -> tuple[T, list[str]]:
+    """``work()``'s result, and the SQL statements it sent."""
+    sent: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    engine = db.get_bind()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        return work(), sent
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def test_a_second_permission_on_the_same_target_reuses_the_loaded_facts(db: Session, org: World):
+    admin = as_user(org.admin)
+    load.check(db, admin, P.ORG_MANAGE_USERS, org.org)
+
+    decision, sent = _statements_during(db, lambda: load.check(db, admin, P.ORG_READ, org.org))
+
+    assert sent == []
+    expected = policy.decide(load.load_facts(db, admin, org.org), P.ORG_READ)
+    assert decision.allowed and decision.as_dict() == expected.as_dict()
+
+
+def test_facts_are_loaded_again_after_a_write(db: Session, org: World):
+    user = factories.user(db, org.org)
+    principal = as_user(user)
+    assert load.check(db, principal, P.ORG_READ, org.org).allowed
+    membership = db.scalars(select(OrgMembership).where(OrgMembership.user_id == user.id)).one()
+
+    membership.active = False  # pending: the memo is bypassed, and the check flushes it
+
+    assert_denied(load.check(db, principal, P.ORG_MANAGE_USERS, org.org), policy.RULE_DEACTIVATED)
+    assert_denied(load.check(db, principal, P.ORG_READ, org.org), policy.RULE_DEACTIVATED)
