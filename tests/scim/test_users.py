@@ -368,6 +368,25 @@ def test_put_without_username_is_invalid_value(scim):
     assert_scim_error(response, 400, "invalidValue")
 
 
+def test_put_without_organization_role_or_team_roles_keeps_both(scim, db, org):
+    # An identity provider's PUT carries only the attributes its mapping names: an admin whose
+    # role is not mapped must not be demoted by a profile push, nor leave their teams.
+    factories.team(db, org.org, name="team1")
+    created = create(
+        scim,
+        organizationRole="admin",
+        teamRoles=[{"teamName": "team1", "roleName": "admin"}],
+    )
+
+    response = scim.put(f"{USERS}/{created['id']}", json=new_user(name={"givenName": "Augusta"}))
+
+    assert response.status_code == 200, response.text
+    replaced = response.json()
+    assert replaced["name"] == {"givenName": "Augusta"}
+    assert replaced["organizationRole"] == "admin"
+    assert replaced["teamRoles"] == [{"teamName": "team1", "roleName": "admin"}]
+
+
 # --- PATCH --------------------------------------------------------------------------------------
 
 
@@ -733,3 +752,44 @@ def test_a_deactivated_user_keeps_and_gets_team_roles(scim, db, org):
     body = response.json()
     assert body["active"] is False
     assert body["teamRoles"] == [{"teamName": "research", "roleName": "member"}]
+
+
+# --- roles mapped in an identity provider --------------------------------------------------------
+# docs/scim.md tells admins to map a role attribute; each shape a provider may send it in sets
+# the role. Core-URN forms: Entra ID's target attributes named with the schema URN.
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"organizationRole": "Viewer"},
+        {USER_URN: {"organizationRole": "viewer"}},
+        {f"{USER_URN}:organizationRole": "VIEWER"},
+    ],
+    ids=["top-level", "nested-under-the-core-urn", "urn-qualified-key"],
+)
+def test_organization_role_on_create_in_each_shape_a_provider_sends(scim, db, extra):
+    created = create(scim, **extra)
+
+    assert created["organizationRole"] == "viewer"
+    assert scim.get(f"{USERS}/{created['id']}").json()["organizationRole"] == "viewer"
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        {"op": "Add", "path": f"{USER_URN}:organizationRole", "value": "admin"},
+        {"op": "replace", "value": {f"{USER_URN}:organizationRole": "Admin"}},
+        {"op": "Replace", "value": {"organizationRole": "admin"}},
+    ],
+    ids=["urn-qualified-path", "pathless-urn-qualified-key", "pathless-plain-key"],
+)
+def test_organization_role_on_patch_in_each_shape_a_provider_sends(scim, db, operation):
+    created = create(scim)
+
+    response = scim.patch(f"{USERS}/{created['id']}", json=patch(operation))
+
+    assert response.status_code == 200, response.text
+    assert response.json()["organizationRole"] == "admin"
+    [event] = events(db, "user.update")
+    assert event.surface == "scim" and event.after == {"role": "admin"}
