@@ -368,7 +368,7 @@ def test_put_without_username_is_invalid_value(scim):
     assert_scim_error(response, 400, "invalidValue")
 
 
-def test_put_without_organization_role_or_team_roles_keeps_both(scim, db, org):
+def test_put_clears_what_it_leaves_out_but_organization_role_and_team_roles(scim, db, org):
     # An identity provider's PUT carries only the attributes its mapping names: an admin whose
     # role is not mapped must not be demoted by a profile push, nor leave their teams.
     factories.team(db, org.org, name="team1")
@@ -376,6 +376,8 @@ def test_put_without_organization_role_or_team_roles_keeps_both(scim, db, org):
         scim,
         organizationRole="admin",
         teamRoles=[{"teamName": "team1", "roleName": "admin"}],
+        externalId="okta-1",
+        displayName="Ada L",
     )
 
     response = scim.put(f"{USERS}/{created['id']}", json=new_user(name={"givenName": "Augusta"}))
@@ -383,6 +385,7 @@ def test_put_without_organization_role_or_team_roles_keeps_both(scim, db, org):
     assert response.status_code == 200, response.text
     replaced = response.json()
     assert replaced["name"] == {"givenName": "Augusta"}
+    assert "externalId" not in replaced and "displayName" not in replaced  # replaced: cleared
     assert replaced["organizationRole"] == "admin"
     assert replaced["teamRoles"] == [{"teamName": "team1", "roleName": "admin"}]
 
