@@ -7,8 +7,10 @@ from sqlalchemy import select
 
 from rolecall.audit.models import AuditEvent
 from rolecall.teams.models import Team, TeamMembership
+from rolecall.users.models import User
 from tests import factories
 from tests.scim.conftest import GROUP_URN, assert_scim_error, new_user, patch
+from tests.statements import statements_sent
 
 GROUPS = "/scim/v2/Groups"
 
@@ -197,6 +199,60 @@ def test_patch_remove_all_members_without_value(scim):
     scim.patch(f"{GROUPS}/{group['id']}", json=patch({"op": "remove", "path": "members"}))
 
     assert members_of(scim, group["id"]) == set()
+
+
+def test_member_operations_apply_in_order_although_runs_of_them_are_batched(scim, db):
+    alice, bob, carol, dave = (user_id(scim, n) for n in ("alice", "bob", "carol", "dave"))
+    group = create_group(scim, "g1", [alice, bob])
+    names = {alice: "alice", bob: "bob", carol: "carol", dave: "dave"}
+
+    response = scim.patch(
+        f"{GROUPS}/{group['id']}",
+        json=patch(
+            {"op": "remove", "path": f'members[value eq "{alice}"]'},
+            {"op": "add", "path": "members", "value": [{"value": alice}]},
+            {"op": "add", "path": "members", "value": [{"value": carol}]},
+            {"op": "remove", "path": "members", "value": [{"value": carol}]},
+            {"op": "remove", "path": f'members[value eq "{bob}"]'},
+            {"op": "add", "path": "members", "value": [{"value": dave}]},
+            {"op": "replace", "path": "displayName", "value": "g2"},
+            {"op": "remove", "path": f'members[value eq "{dave}"]'},
+        ),
+    )
+
+    assert response.status_code == 204, response.text
+    shown = scim.get(f"{GROUPS}/{group['id']}").json()
+    assert shown["displayName"] == "g2"
+    assert {m["value"] for m in shown["members"]} == {alice}
+    recorded = db.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.object_id == group["id"], AuditEvent.action.like("team.member.%"))
+        .order_by(AuditEvent.seq)
+    ).all()
+    steps = [(e.action.rsplit(".", 1)[1], (e.after or e.before)["user"]) for e in recorded]
+    username = {name: db.get(User, user).username for user, name in names.items()}
+    expected = [
+        ("add", "alice"), ("add", "bob"),  # the create
+        ("remove", "alice"), ("add", "alice"), ("add", "carol"), ("remove", "carol"),
+        ("remove", "bob"), ("add", "dave"), ("remove", "dave"),
+    ]  # fmt: skip
+    assert steps == [(action, username[name]) for action, name in expected]
+
+
+def test_many_member_operations_cost_as_many_statements_as_a_few(scim, db):
+    ids = [user_id(scim, f"member{i}") for i in range(24)]
+
+    def patched(operations: list[dict]) -> int:
+        group = create_group(scim, f"g{len(operations)}-{operations[0]['op']}", ids)
+        with statements_sent(db) as sent:
+            response = scim.patch(f"{GROUPS}/{group['id']}", json=patch(*operations))
+        assert response.status_code == 204, response.text
+        return len(sent)
+
+    removals = [{"op": "remove", "path": f'members[value eq "{i}"]'} for i in ids]
+    assert patched(removals) == patched(removals[:2])
+    re_adds = [{"op": "add", "path": "members", "value": [{"value": i}]} for i in ids]
+    assert patched(removals + re_adds) == patched(removals[:2] + re_adds[:2])
 
 
 def test_a_patch_answers_204_unless_attributes_are_named(scim):

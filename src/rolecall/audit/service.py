@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from rolecall import authz
 from rolecall.audit.models import AuditEvent
 from rolecall.authz.permissions import Permission
-from rolecall.db.rows import insert_now
+from rolecall.db.rows import insert_now, insert_rows
 from rolecall.identity.principal import Principal
 from rolecall.orgs.models import Organization
 
@@ -24,6 +24,36 @@ def _scrub(values: dict[str, Any] | None) -> dict[str, Any] | None:
     if values is None:
         return None
     return {k: ("[redacted]" if k in _SECRET_KEYS else v) for k, v in values.items()}
+
+
+def _columns(
+    actor: Principal,
+    *,
+    action: str,
+    object_type: str,
+    object_id: str | None,
+    object_name: str | None = None,
+    org_id: str | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    detail: str | None = None,
+) -> dict[str, Any]:
+    """An event's columns: the change as given (secrets scrubbed), by whom and through what."""
+    return {
+        "org_id": org_id or actor.org_id,
+        "actor_type": actor.kind.value,
+        "actor_id": actor.id,
+        "actor_name": actor.name,
+        "credential": actor.credential_label,
+        "surface": actor.surface,
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id,
+        "object_name": object_name,
+        "before": _scrub(before),
+        "after": _scrub(after),
+        "detail": detail,
+    }
 
 
 def record(
@@ -44,22 +74,28 @@ def record(
     The change made so far is flushed and the event inserted at once (one ``INSERT``: the log
     is append-only, nothing about an event changes later)."""
     event = AuditEvent(
-        org_id=org_id or actor.org_id,
-        actor_type=actor.kind.value,
-        actor_id=actor.id,
-        actor_name=actor.name,
-        credential=actor.credential_label,
-        surface=actor.surface,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        object_name=object_name,
-        before=_scrub(before),
-        after=_scrub(after),
-        detail=detail,
+        **_columns(
+            actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            object_name=object_name,
+            org_id=org_id,
+            before=before,
+            after=after,
+            detail=detail,
+        )
     )
     insert_now(session, event)
     return event
+
+
+def record_many(session: Session, *, actor: Principal, events: Sequence[dict[str, Any]]) -> None:
+    """Append several events, in this order, in one statement (``db.rows.insert_rows``); each
+    is what ``record`` takes besides the session and actor (``action``, ``object_type``,
+    ``object_id``, ...). For a change made to many rows at once, which the log still records
+    one event per row."""
+    insert_rows(session, AuditEvent, [_columns(actor, **event) for event in events])
 
 
 def _filtered(

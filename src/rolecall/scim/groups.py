@@ -199,8 +199,10 @@ def patch_group(
     rendered and None returned (the route's 204 No Content)."""
     ops = operations(body)
     team = _require_for_write(session, actor, org, group_id, if_match)
+    changes = _MemberChanges(session, actor, org, team)
     for op in ops:
-        _apply(session, actor, org, team, op)
+        _apply(session, actor, org, team, op, changes)
+    changes.apply()
     if not answers:
         return None
     return get_group(
@@ -281,25 +283,33 @@ def _add_members(
     if unknown:
         listed = ", ".join(sorted(u[:64] for u in unknown)[:5])
         raise bad_request(INVALID_VALUE, f"no user with id {listed} in this organization")
-    present = teams.member_user_ids(session, team=team, user_ids=wanted)
-    for user_id in wanted:
-        if user_id not in present:  # re-adding a member is a no-op
+    # Re-adding a member is a no-op (``add_users`` skips them). All at once, in a savepoint:
+    # identity providers send a group's changes from several workers at once, and on
+    # PostgreSQL an insert that meets another request's new row for the same member waits for
+    # its transaction, then breaks the unique membership. Only this attempt is undone, and the
+    # members are added one at a time, each a no-op if it is there by then.
+    try:
+        with session.begin_nested():
+            teams.add_users(
+                session, actor=actor, org=org, team=team, user_ids=wanted, deactivated_ok=True
+            )
+    except IntegrityError:
+        for user_id in wanted:
             _add_member(session, actor, org, team, user_id)
 
 
 def _add_member(
     session: Session, actor: Principal, org: Organization, team: Team, user_id: str
 ) -> None:
-    """Add one member; a no-op when another request added it at the same moment (identity
-    providers send a group's changes from several workers at once). On PostgreSQL the other
-    request's row shows up between our look and our insert (``Conflict``), or our insert waits
-    for its transaction and then breaks the unique membership (``IntegrityError``): only our
-    attempt is undone (a savepoint), and the member is there."""
+    """Add one member unless it is there; a no-op when another request added it at the same
+    moment: its row shows up between our look and our insert (``Conflict``), or our insert
+    waits for its transaction and then breaks the unique membership (``IntegrityError``)."""
     try:
         with session.begin_nested():
-            teams.add_member(
-                session, actor=actor, org=org, team=team, user=user_id, deactivated_ok=True
-            )
+            if not teams.member_user_ids(session, team=team, user_ids=[user_id]):
+                teams.add_member(
+                    session, actor=actor, org=org, team=team, user=user_id, deactivated_ok=True
+                )
     except (Conflict, IntegrityError):
         if not teams.member_user_ids(session, team=team, user_ids=[user_id]):
             raise
@@ -308,10 +318,8 @@ def _add_member(
 def _remove_members(
     session: Session, actor: Principal, org: Organization, team: Team, ids: list[str]
 ) -> None:
-    present = teams.member_user_ids(session, team=team, user_ids=ids)
-    for user_id in dict.fromkeys(ids):
-        if user_id in present:  # removing a non-member is a no-op
-            teams.remove_member(session, actor=actor, org=org, team=team, member=user_id)
+    # Removing a non-member is a no-op (``remove_users`` skips them).
+    teams.remove_users(session, actor=actor, org=org, team=team, user_ids=ids)
 
 
 def _set_members(
@@ -323,8 +331,40 @@ def _set_members(
     _add_members(session, actor, org, team, ids)
 
 
+class _MemberChanges:
+    """A PATCH's member additions and removals, applied in runs: consecutive operations of one
+    kind become one batch (``teams.add_users``, ``teams.remove_users``). Okta sends a removal
+    operation per member, hundreds in one PATCH; each alone paid a policy check and a lookup.
+    Anything else a PATCH does applies what is queued first, so every operation still sees
+    the ones before it."""
+
+    def __init__(self, session: Session, actor: Principal, org: Organization, team: Team) -> None:
+        self._where = (session, actor, org, team)
+        self._kind: str | None = None
+        self._ids: list[str] = []
+
+    def queue(self, kind: str, ids: list[str]) -> None:
+        if kind != self._kind:
+            self.apply()
+        self._kind = kind
+        self._ids += ids
+
+    def apply(self) -> None:
+        kind, ids = self._kind, self._ids
+        self._kind, self._ids = None, []
+        if kind == "add":
+            _add_members(*self._where, ids)
+        elif kind == "remove":
+            _remove_members(*self._where, ids)
+
+
 def _apply(
-    session: Session, actor: Principal, org: Organization, team: Team, op: Operation
+    session: Session,
+    actor: Principal,
+    org: Organization,
+    team: Team,
+    op: Operation,
+    changes: _MemberChanges,
 ) -> None:
     if op.path is None:
         if op.op == "remove":
@@ -333,13 +373,13 @@ def _apply(
             raise bad_request(INVALID_VALUE, "an operation without a path needs an object value")
         for key, value in op.value.items():
             if isinstance(key, str) and key.lower() not in ("id", "schemas", "meta"):
-                _apply(session, actor, org, team, Operation(op.op, key, value))
+                _apply(session, actor, org, team, Operation(op.op, key, value), changes)
         return
     node = parse_path(op.path)
     if isinstance(node, ValuePath):
         core, attr, _ = split_urn(node.attr_path, GROUP_URN)
         if core and attr == "members" and op.op == "remove" and node.sub_attr is None:
-            _remove_members(session, actor, org, team, _selected_ids(node))
+            changes.queue("remove", _selected_ids(node))
             return
         raise bad_request(INVALID_PATH, f"unsupported path {op.path[:64]!r}")
     if not isinstance(node, AttrPath):
@@ -349,15 +389,19 @@ def _apply(
         return
     if attr == "members" and sub is None:
         if op.op == "add":
-            _add_members(session, actor, org, team, _member_ids(op.value))
-        elif op.op == "remove":
-            ids = _member_ids(op.value) if op.value is not None else None
-            if ids is None:  # no value: every user member goes (RFC 7644 §3.5.2.2)
-                ids = teams.user_member_ids(session, team=team)
-            _remove_members(session, actor, org, team, ids)
+            changes.queue("add", _member_ids(op.value))
+        elif op.op == "remove" and op.value is not None:
+            changes.queue("remove", _member_ids(op.value))
+        elif op.op == "remove":  # no value: every user member goes (RFC 7644 §3.5.2.2)
+            changes.apply()
+            changes.queue("remove", teams.user_member_ids(session, team=team))
         else:
-            _set_members(session, actor, org, team, _member_ids(op.value))
-    elif attr == "displayname" and sub is None:
+            ids = _member_ids(op.value)
+            changes.apply()
+            _set_members(session, actor, org, team, ids)
+        return
+    changes.apply()
+    if attr == "displayname" and sub is None:
         if op.op == "remove":
             raise bad_request(MUTABILITY, "displayName is required and cannot be removed")
         display_name = text(op.value, "displayName", required=True)

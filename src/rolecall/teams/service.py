@@ -9,21 +9,24 @@ from __future__ import annotations
 
 import enum
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from rolecall import authz
-from rolecall.audit.service import record
+from rolecall.audit.service import record, record_many
 from rolecall.authz.permissions import Permission
 from rolecall.authz.roles import Visibility
+from rolecall.db.base import utcnow
+from rolecall.db.rows import insert_rows
 from rolecall.errors import Conflict, InvalidInput, NotFound
 from rolecall.identity.principal import Principal
-from rolecall.orgs.models import Organization
+from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.projects.models import Project, ProjectMembership
 from rolecall.roles.models import CustomRole
 from rolecall.roles.service import AssignedRole, reconcile_project_roles, resolve_assignable_role
@@ -174,18 +177,21 @@ def _settings(team: Team) -> dict[str, object]:
     }
 
 
+def _event(action: str, team: Team, **change: Any) -> dict[str, Any]:
+    """An audit event of ``action`` on ``team``; ``change`` carries before, after and detail."""
+    return {
+        "action": action,
+        "object_type": "team",
+        "object_id": team.id,
+        "object_name": team.name,
+        "org_id": team.org_id,
+        **change,
+    }
+
+
 def _audit(session: Session, actor: Principal, action: str, team: Team, **change: object) -> None:
     """Record ``action`` on ``team``; ``change`` carries before, after and detail."""
-    record(
-        session,
-        actor=actor,
-        action=action,
-        object_type="team",
-        object_id=team.id,
-        object_name=team.name,
-        org_id=team.org_id,
-        **change,  # type: ignore[arg-type]
-    )
+    record(session, actor=actor, **_event(action, team, **change))
 
 
 # --- teams ------------------------------------------------------------------------------------
@@ -552,6 +558,89 @@ def _add_user(
     return row
 
 
+#: Ids named in one statement by ``add_users`` and ``remove_users``, which take the rest in
+#: further rounds: SQLite allows 32,766 parameters a statement and PostgreSQL 65,535, and a
+#: group replaced or emptied through SCIM names every member it had.
+IDS_PER_STATEMENT = 10_000
+
+
+def add_users(
+    session: Session,
+    *,
+    actor: Principal,
+    org: Organization,
+    team: Team | str,
+    user_ids: Sequence[str],
+    role: str = "member",
+    deactivated_ok: bool = False,
+) -> list[str]:
+    """Add many org members, by id, to a team at once: what ``add_member`` checks and records
+    (a ``team.member.add`` event each), in a fixed number of statements. A company's group
+    gains thousands of members in one SCIM request; one at a time, each paid a policy check,
+    four lookups and two inserts (2.4 ms a member, under SQLite's write lock). Users already in
+    the team are skipped. Returns the ids added, in the order given.
+
+    Raises ``PermissionDenied``, ``NotFound`` (no user has an id), ``InvalidInput`` (not an
+    active org member, unknown or ``service`` role).
+    """
+    team = _resolve(session, org, team)
+    authz.require(session, actor, Permission.TEAM_MANAGE_MEMBERS, team)
+    wanted = list(dict.fromkeys(user_ids))
+    if actor.user_id in wanted:
+        authz.require(session, actor, Permission.TEAM_MANAGE_MEMBERS, team, acting_on_self=True)
+    assigned = resolve_assignable_role(session, org=org, value=role)
+    added: list[str] = []
+    for first in range(0, len(wanted), IDS_PER_STATEMENT):
+        chunk = wanted[first : first + IDS_PER_STATEMENT]
+        added += _add_chunk(session, actor, org, team, chunk, assigned, deactivated_ok)
+    return added
+
+
+def _add_chunk(
+    session: Session,
+    actor: Principal,
+    org: Organization,
+    team: Team,
+    wanted: list[str],
+    assigned: AssignedRole,
+    deactivated_ok: bool,
+) -> list[str]:
+    in_org = (OrgMembership.user_id == User.id) & (OrgMembership.org_id == org.id)
+    query = (
+        select(User.id, User.username, OrgMembership.active)
+        .outerjoin(OrgMembership, in_org)
+        .where(User.id.in_(wanted))
+    )
+    found = {user_id: (username, active) for user_id, username, active in session.execute(query)}
+    for user_id in wanted:
+        if user_id not in found:
+            raise NotFound(f"no user {user_id!r}", field="user")
+        username, active = found[user_id]
+        if active is None or not (active or deactivated_ok):
+            raise InvalidInput(
+                f"{username} is not an active member of the organization", field="user"
+            )
+    present = member_user_ids(session, team=team, user_ids=wanted)
+    added = [user_id for user_id in wanted if user_id not in present]
+    joined = utcnow()
+    rows = [
+        {
+            "team_id": team.id,
+            "user_id": user_id,
+            "role": assigned.role,
+            "custom_role_id": assigned.custom_role_id,
+            # A microsecond apart: members are listed in the order they joined.
+            "created_at": joined + timedelta(microseconds=i),
+        }
+        for i, user_id in enumerate(added)
+    ]
+    insert_rows(session, TeamMembership, rows)
+    change = {"role": assigned.name}
+    events = [_event("team.member.add", team, after={"user": found[u][0]} | change) for u in added]
+    record_many(session, actor=actor, events=events)
+    return added
+
+
 def _user_project_rows(session: Session, team: Team, user_id: str) -> list[ProjectMembership]:
     """The user's project memberships in the team's projects."""
     return list(
@@ -651,3 +740,81 @@ def remove_member(
         ),
     )
     session.flush()
+
+
+def remove_users(
+    session: Session,
+    *,
+    actor: Principal,
+    org: Organization,
+    team: Team | str,
+    user_ids: Sequence[str],
+) -> list[str]:
+    """Remove many users, by id, from a team at once: what ``remove_member`` does to each (its
+    project memberships in the team go, restricted projects it owns are flagged
+    ``owner_needed``, one ``team.member.remove`` event each), in a fixed number of statements.
+    Users not in the team are skipped. Returns the ids removed, in the order given.
+
+    Raises ``PermissionDenied``.
+    """
+    team = _resolve(session, org, team)
+    authz.require(session, actor, Permission.TEAM_MANAGE_MEMBERS, team)
+    wanted = list(dict.fromkeys(user_ids))
+    removed: list[str] = []
+    for first in range(0, len(wanted), IDS_PER_STATEMENT):
+        chunk = wanted[first : first + IDS_PER_STATEMENT]
+        removed += _remove_chunk(session, actor, team, chunk)
+    return removed
+
+
+def _remove_chunk(session: Session, actor: Principal, team: Team, wanted: list[str]) -> list[str]:
+    query = (
+        select(TeamMembership.id, User.id, User.username, TeamMembership.role, CustomRole.name)
+        .join(User, User.id == TeamMembership.user_id)
+        .outerjoin(CustomRole, CustomRole.id == TeamMembership.custom_role_id)
+        .where(TeamMembership.team_id == team.id, TeamMembership.user_id.in_(wanted))
+    )
+    leaving = {
+        user_id: (row_id, name, custom or role)
+        for row_id, user_id, name, role, custom in session.execute(query)
+    }
+    removed = [user_id for user_id in wanted if user_id in leaving]
+    if not removed:
+        return []
+    in_team = select(Project.id).where(Project.team_id == team.id)
+    project_rows = session.execute(
+        select(ProjectMembership.id, ProjectMembership.user_id).where(
+            ProjectMembership.project_id.in_(in_team), ProjectMembership.user_id.in_(removed)
+        )
+    ).all()
+    orphaned = session.execute(
+        select(Project.id, Project.owner_user_id).where(
+            Project.team_id == team.id,
+            Project.owner_user_id.in_(removed),
+            Project.visibility == Visibility.RESTRICTED.value,
+        )
+    ).all()
+    if orphaned:
+        flagged = [project_id for project_id, _ in orphaned]
+        session.execute(update(Project).where(Project.id.in_(flagged)).values(owner_needed=True))
+    if project_rows:
+        left = [row_id for row_id, _ in project_rows]
+        session.execute(delete(ProjectMembership).where(ProjectMembership.id.in_(left)))
+    memberships = [leaving[user_id][0] for user_id in removed]
+    session.execute(delete(TeamMembership).where(TeamMembership.id.in_(memberships)))
+    left_by = Counter(user_id for _, user_id in project_rows)
+    owned_by = Counter(owner for _, owner in orphaned)
+    events = [
+        _event(
+            "team.member.remove",
+            team,
+            before={"user": leaving[u][1], "role": leaving[u][2]},
+            detail=(
+                f"left {left_by[u]} project memberships; "
+                f"{owned_by[u]} restricted projects need a new owner"
+            ),
+        )
+        for u in removed
+    ]
+    record_many(session, actor=actor, events=events)
+    return removed

@@ -11,9 +11,13 @@ one write lock; waiting must never turn into an error.
 from __future__ import annotations
 
 import threading
+import time
+import uuid
+from datetime import UTC, datetime
 
 import httpx
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from rolecall.db.engine import make_engine
@@ -189,3 +193,68 @@ def test_simultaneous_writes_with_one_version_let_exactly_one_through(
             assert reset.status_code == 200, reset.text
             assert reset.json()["members"] == []
     assert "Traceback" not in live_server.log.read_text()
+
+
+@pytest.mark.postgres_only
+def test_a_member_another_writer_adds_meanwhile_makes_the_batch_add_a_no_op(
+    live_server: LiveServer, live_database_url: str
+) -> None:
+    """SCIM writers to one group take turns (its row lock), but a REST write does not: here a
+    transaction outside SCIM has inserted the same membership and not committed when a PATCH
+    adds three members at once. PostgreSQL holds the PATCH's insert on the unique membership
+    until that transaction commits, then refuses it; the PATCH undoes its batch and adds the
+    members one at a time, the one already there a no-op. 204, each member once."""
+    with _client(live_server) as client:
+        ids = _create_users(client, 3, prefix="raced")
+        group = {"schemas": [GROUP_URN], "displayName": "Raced Team", "members": []}
+        created = client.post("/Groups", json=group)
+        assert created.status_code == 201, created.text
+        group_id = created.json()["id"]
+
+        engine = make_engine(live_database_url)
+        try:
+            with engine.connect() as other:
+                other.execute(
+                    insert(TeamMembership).values(
+                        id=str(uuid.uuid4()),
+                        team_id=group_id,
+                        user_id=ids[1],
+                        role="member",
+                        created_at=datetime.now(UTC),
+                    )
+                )
+                outcome: list[httpx.Response] = []
+                body = patch({"op": "add", "path": "members", "value": [{"value": u} for u in ids]})
+                sender = threading.Thread(
+                    target=lambda: outcome.append(client.patch(f"/Groups/{group_id}", json=body))
+                )
+                sender.start()
+                _wait_until_a_lock_is_awaited(engine)
+                other.commit()
+            sender.join(timeout=60)
+        finally:
+            engine.dispose()
+
+        assert [response.status_code for response in outcome] == [204], outcome
+        members = [m["value"] for m in client.get(f"/Groups/{group_id}").json()["members"]]
+        assert sorted(members) == sorted(ids)
+    assert "Traceback" not in live_server.log.read_text()
+
+
+def _wait_until_a_lock_is_awaited(engine: Engine) -> None:
+    """Returns once some session of the database waits for a lock (the PATCH, held by the
+    uncommitted membership); fails after 30 s."""
+    deadline = time.monotonic() + 30
+    with engine.connect() as watcher:
+        while time.monotonic() < deadline:
+            waiting = watcher.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+            watcher.rollback()
+            if waiting:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the PATCH never waited for the other transaction's membership")

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rolecall.authz import load, policy, roles
@@ -24,6 +24,7 @@ from rolecall.teams.models import Team
 from rolecall.users.models import User
 from tests import factories
 from tests.factories import World
+from tests.statements import statements_sent
 
 P = Permission
 T = TypeVar("T")
@@ -358,17 +359,8 @@ def test_decide_observed_is_told_to_the_observers(db: Session, org: World):
 
 def _statements_during(db: Session, work: Callable[[], T]) -> tuple[T, list[str]]:
     """``work()``'s result, and the SQL statements it sent."""
-    sent: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        sent.append(statement)
-
-    engine = db.get_bind()
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements_sent(db) as sent:
         return work(), sent
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 def test_a_second_permission_on_the_same_target_reuses_the_loaded_facts(db: Session, org: World):

@@ -1,5 +1,5 @@
-"""``db.rows.insert_now``: rows inserted with one plain INSERT each end up exactly as a flush
-would leave them, on both backends."""
+"""``db.rows.insert_now`` and ``insert_rows``: rows inserted with plain INSERTs end up exactly
+as a flush would leave them, on both backends."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rolecall.audit.models import AuditEvent
 from rolecall.authz.facts import CredentialKind, PrincipalKind
 from rolecall.authz.load import _MEMO
 from rolecall.authz.permissions import Permission
-from rolecall.db.rows import insert_now
+from rolecall.db.rows import insert_now, insert_rows
 from rolecall.identity.principal import Principal
 from rolecall.teams.models import Team
 from rolecall.users.models import User
@@ -82,5 +82,51 @@ def test_the_policy_engine_forgets_its_memoised_decisions(db, org):
     assert db.info.get(_MEMO)
 
     insert_now(db, new_user("barbara"))
+
+    assert not db.info.get(_MEMO)
+
+
+# --- insert_rows -------------------------------------------------------------------------------
+
+
+def audit_row(action: str) -> dict[str, str]:
+    return {"actor_type": "operator", "surface": "cli", "action": action, "object_type": "x"}
+
+
+def test_insert_rows_fills_each_rows_defaults_and_keeps_the_order(db):
+    insert_rows(db, AuditEvent, [audit_row(f"row.{i}") for i in range(3)])
+
+    stored = db.execute(
+        select(AuditEvent.action, AuditEvent.id, AuditEvent.at)
+        .where(AuditEvent.action.like("row.%"))
+        .order_by(AuditEvent.seq)
+    ).all()
+    assert [action for action, _, _ in stored] == ["row.0", "row.1", "row.2"]
+    assert len({row_id for _, row_id, _ in stored}) == 3  # a default called for each row
+    assert all(at is not None and at.tzinfo is not None for _, _, at in stored)
+
+
+def test_insert_rows_may_refer_to_pending_changes_and_makes_no_objects(db, org):
+    pending = new_user("margaret")
+    pending.id = "00000000-0000-4000-8000-00000000000b"
+    db.add(pending)  # not flushed yet: insert_rows flushes it first
+
+    row = {"org_id": org.org.id, "name": "margaret", "name_key": "margaret", "kind": "personal"}
+    insert_rows(db, Team, [row | {"personal_owner_id": pending.id}])
+
+    team = db.scalars(select(Team).where(Team.personal_owner_id == pending.id)).one()
+    assert team.storage_type == "default"  # a scalar default
+    assert not db.new
+
+
+def test_insert_rows_of_nothing_sends_nothing_and_the_engine_forgets_its_decisions(db, org):
+    admin = Principal(
+        PrincipalKind.USER, org.admin.username, CredentialKind.API_KEY, user_id=org.admin.id
+    )
+    authz.check(db, admin, Permission.ORG_READ, org.org)
+    insert_rows(db, AuditEvent, [])
+    assert db.info.get(_MEMO)
+
+    insert_rows(db, AuditEvent, [audit_row("forget.me")])
 
     assert not db.info.get(_MEMO)
