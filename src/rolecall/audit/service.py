@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,76 +26,53 @@ def _scrub(values: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: ("[redacted]" if k in _SECRET_KEYS else v) for k, v in values.items()}
 
 
-def _columns(
-    actor: Principal,
-    *,
-    action: str,
-    object_type: str,
-    object_id: str | None,
-    object_name: str | None = None,
-    org_id: str | None = None,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-    detail: str | None = None,
-) -> dict[str, Any]:
+class EventFields(TypedDict, total=False):
+    """What an event records besides who made the change: the change itself."""
+
+    action: Required[str]
+    object_type: Required[str]
+    object_id: Required[str | None]
+    object_name: str | None
+    #: The organization the event belongs to; the actor's when left out.
+    org_id: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    detail: str | None
+
+
+def _columns(actor: Principal, event: EventFields) -> dict[str, Any]:
     """An event's columns: the change as given (secrets scrubbed), by whom and through what."""
     return {
-        "org_id": org_id or actor.org_id,
+        "org_id": event.get("org_id") or actor.org_id,
         "actor_type": actor.kind.value,
         "actor_id": actor.id,
         "actor_name": actor.name,
         "credential": actor.credential_label,
         "surface": actor.surface,
-        "action": action,
-        "object_type": object_type,
-        "object_id": object_id,
-        "object_name": object_name,
-        "before": _scrub(before),
-        "after": _scrub(after),
-        "detail": detail,
+        "action": event["action"],
+        "object_type": event["object_type"],
+        "object_id": event["object_id"],
+        "object_name": event.get("object_name"),
+        "before": _scrub(event.get("before")),
+        "after": _scrub(event.get("after")),
+        "detail": event.get("detail"),
     }
 
 
-def record(
-    session: Session,
-    *,
-    actor: Principal,
-    action: str,
-    object_type: str,
-    object_id: str | None,
-    object_name: str | None = None,
-    org_id: str | None = None,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-    detail: str | None = None,
-) -> AuditEvent:
+def record(session: Session, *, actor: Principal, **event: Unpack[EventFields]) -> AuditEvent:
     """Append an event in the caller's transaction (it commits or rolls back with the change).
 
     The change made so far is flushed and the event inserted at once (one ``INSERT``: the log
     is append-only, nothing about an event changes later)."""
-    event = AuditEvent(
-        **_columns(
-            actor,
-            action=action,
-            object_type=object_type,
-            object_id=object_id,
-            object_name=object_name,
-            org_id=org_id,
-            before=before,
-            after=after,
-            detail=detail,
-        )
-    )
-    insert_now(session, event)
-    return event
+    row = AuditEvent(**_columns(actor, event))
+    insert_now(session, row)
+    return row
 
 
-def record_many(session: Session, *, actor: Principal, events: Sequence[dict[str, Any]]) -> None:
-    """Append several events, in this order, in one statement (``db.rows.insert_rows``); each
-    is what ``record`` takes besides the session and actor (``action``, ``object_type``,
-    ``object_id``, ...). For a change made to many rows at once, which the log still records
-    one event per row."""
-    insert_rows(session, AuditEvent, [_columns(actor, **event) for event in events])
+def record_many(session: Session, *, actor: Principal, events: Sequence[EventFields]) -> None:
+    """Append several events, in this order, in one statement (``db.rows.insert_rows``): for a
+    change made to many rows at once, which the log still records one event per row."""
+    insert_rows(session, AuditEvent, [_columns(actor, event) for event in events])
 
 
 def _filtered(

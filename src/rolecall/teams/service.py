@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from rolecall import authz
-from rolecall.audit.service import record, record_many
+from rolecall.audit.service import EventFields, record, record_many
 from rolecall.authz.permissions import Permission
 from rolecall.authz.roles import Visibility
 from rolecall.db.base import utcnow
@@ -177,16 +177,16 @@ def _settings(team: Team) -> dict[str, object]:
     }
 
 
-def _event(action: str, team: Team, **change: Any) -> dict[str, Any]:
+def _event(action: str, team: Team, **change: Any) -> EventFields:
     """An audit event of ``action`` on ``team``; ``change`` carries before, after and detail."""
-    return {
-        "action": action,
-        "object_type": "team",
-        "object_id": team.id,
-        "object_name": team.name,
-        "org_id": team.org_id,
+    return EventFields(
+        action=action,
+        object_type="team",
+        object_id=team.id,
+        object_name=team.name,
+        org_id=team.org_id,
         **change,
-    }
+    )
 
 
 def _audit(session: Session, actor: Principal, action: str, team: Team, **change: object) -> None:
