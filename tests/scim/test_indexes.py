@@ -9,7 +9,7 @@ from sqlalchemy import insert, select, text
 from rolecall.orgs.models import OrgMembership
 from rolecall.scim.filters import to_sql
 from rolecall.scim.mapping import GROUP_ATTRS, GROUP_URN, USER_ATTRS, USER_URN
-from rolecall.teams.models import Team
+from rolecall.teams.models import Team, TeamMembership
 from rolecall.users.models import User
 from rolecall.users.service import NAMES_TAKEN
 from tests import factories
@@ -144,3 +144,86 @@ def test_a_new_users_name_check_uses_indexes(db, backend):
     assert "username_key" in found and "name_key" in found, found
     assert found.lower().count("index") >= 3, found
     assert "Seq Scan" not in found and "SCAN users" not in found and "SCAN teams" not in found
+
+
+def _a_directory_in_teams(db) -> str:
+    """An organization of 3,000 users, ten of them in each of ten teams (``team-0`` ...),
+    analysed: what PostgreSQL plans by. Returns the organization's id."""
+    org_id = factories.bootstrap(db).org.id
+    ids = [f"u{i}" for i in range(3000)]
+    db.execute(
+        insert(User),
+        [
+            {
+                "id": u,
+                "email": f"{u}@x.org",
+                "email_key": f"{u}@x.org",
+                "username": u,
+                "username_key": u,
+            }
+            for u in ids
+        ],
+    )
+    db.execute(
+        insert(OrgMembership), [{"org_id": org_id, "user_id": u, "role": "member"} for u in ids]
+    )
+    db.execute(
+        insert(Team),
+        [
+            {
+                "id": f"team-{t}",
+                "org_id": org_id,
+                "name": f"t{t}",
+                "name_key": f"t{t}",
+                "kind": "team",
+            }
+            for t in range(10)
+        ],
+    )
+    db.execute(
+        insert(TeamMembership),
+        [{"team_id": f"team-{i // 10}", "user_id": ids[i], "role": "member"} for i in range(100)],
+    )
+    for table in ("users", "org_memberships", "teams", "team_memberships"):
+        db.execute(text(f"ANALYZE {table}"))
+    return org_id
+
+
+def _conditions_on(plan_text: str, table: str) -> list[str]:
+    """PostgreSQL's plan: the index condition each read of ``table`` looks up by."""
+    lines = plan_text.splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        if f" on {table} " in line or line.rstrip().endswith(f" on {table}"):
+            # A bitmap scan names its condition as "Recheck Cond" under the heap scan.
+            conditions = (x for x in lines[i + 1 : i + 3] if "Index Cond" in x or "Recheck" in x)
+            found.append(next(conditions, line))
+    return found
+
+
+@pytest.mark.parametrize(
+    "filter_text",
+    ['groups.value eq "team-1"', 'groups[value eq "team-1"]', 'groups.display eq "t1"'],
+)
+def test_a_groups_users_are_found_through_its_memberships(db, backend, filter_text):
+    """Users filtered by a group read that group's memberships and look each member up, not
+    every membership of the organization."""
+    org_id = _a_directory_in_teams(db) if backend == "postgres" else "o"
+    where = to_sql(filter_text, USER_ATTRS, USER_URN)
+    query = (
+        select(User.id)
+        .join(OrgMembership, OrgMembership.user_id == User.id)
+        .where(OrgMembership.org_id == org_id, where)
+    )
+
+    found = plan(db, backend, query)
+
+    assert "Seq Scan" not in found, found
+    if backend == "sqlite":
+        assert "SCAN users" not in found and "SCAN org_memberships" not in found, found
+        assert "SCAN team_memberships" not in found, found
+        assert "org_memberships USING COVERING INDEX" in found and "user_id=?" in found, found
+    else:
+        reads = _conditions_on(found, "org_memberships")
+        assert reads and all("user_id" in read for read in reads), found
+        assert any("team_id" in read for read in _conditions_on(found, "team_memberships")), found

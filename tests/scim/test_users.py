@@ -8,9 +8,10 @@ from sqlalchemy import select
 from rolecall.audit.models import AuditEvent
 from rolecall.orgs.models import OrgMembership
 from rolecall.runs.models import Run
+from rolecall.teams.models import Team
 from rolecall.users.models import User
 from tests import factories
-from tests.scim.conftest import USER_URN, assert_scim_error, new_user, patch
+from tests.scim.conftest import GROUP_URN, USER_URN, assert_scim_error, new_user, patch
 
 USERS = "/scim/v2/Users"
 
@@ -242,6 +243,73 @@ def test_filters(scim, org, filter_text, expected):
     assert response.status_code == 200, response.text
     names = {r["userName"] for r in response.json()["Resources"]}
     assert names - {org.admin.username} == expected
+
+
+@pytest.mark.parametrize(
+    ("filter_text", "expected"),
+    [
+        ('groups.value eq "{science}"', {"alpha", "beta"}),
+        ('groups[value eq "{ops}"]', {"gamma"}),
+        ('groups eq "{ops}"', {"gamma"}),
+        ('groups.display eq "DATA SCIENCE"', {"alpha", "beta"}),
+        ('groups[display sw "data"] and userName ne "beta"', {"alpha"}),
+        ('groups.value eq "{science}" or groups.value eq "{ops}"', {"alpha", "beta", "gamma"}),
+        ('groups.value eq "{science}" and groups.value eq "{ops}"', set()),
+        ('groups.value ne "{science}"', {"gamma"}),
+        ("groups pr", {"alpha", "beta", "gamma"}),
+        ('groups.type eq "direct"', {"alpha", "beta", "gamma"}),
+        ("not (groups pr)", {"delta"}),
+        ('not (groups.value eq "{science}")', {"gamma", "delta"}),
+        ('groups.value eq "no-such-group"', set()),
+    ],
+)
+def test_users_filtered_by_their_groups(scim, db, org, filter_text, expected):
+    ids = {
+        name: create(scim, name, emails=[{"value": f"{name}@example.com"}])["id"]
+        for name in ("alpha", "beta", "gamma", "delta")
+    }
+    science = scim.post(
+        "/scim/v2/Groups",
+        json={
+            "schemas": [GROUP_URN],
+            "displayName": "Data Science",
+            "members": [{"value": ids["alpha"]}, {"value": ids["beta"]}],
+        },
+    ).json()["id"]
+    ops = scim.post(
+        "/scim/v2/Groups",
+        json={"schemas": [GROUP_URN], "displayName": "Ops", "members": [{"value": ids["gamma"]}]},
+    ).json()["id"]
+    # A personal entity is no group: delta's membership of its own does not count.
+    personal = db.scalar(select(Team).where(Team.personal_owner_id == ids["delta"]))
+    factories.member(db, personal, db.get(User, ids["delta"]), role="admin")
+
+    query = filter_text.replace("{science}", science).replace("{ops}", ops)
+    response = scim.get(USERS, params={"filter": query, "count": "50"})
+
+    assert response.status_code == 200, response.text
+    names = {r["userName"] for r in response.json()["Resources"]}
+    assert names - {org.admin.username} == expected
+    assert response.json()["totalResults"] == len(names)
+
+
+def test_a_group_of_another_organization_matches_no_user(scim, db, org):
+    """A user of two organizations, in a team of the other one: listed in this one, it is
+    not found by that team, whose id another organization's admin must not learn to match."""
+    user = db.get(User, create(scim, "alpha@example.com")["id"])
+    other = factories.bootstrap(db)
+    db.add(OrgMembership(org_id=other.org.id, user_id=user.id, role="member", active=True))
+    elsewhere = factories.team(db, other.org, name="elsewhere")
+    factories.member(db, elsewhere, user)
+    db.flush()
+
+    by_id = scim.get(USERS, params={"filter": f'groups.value eq "{elsewhere.id}"'})
+    by_name = scim.get(USERS, params={"filter": 'groups.display eq "elsewhere"'})
+    anyone = scim.get(USERS, params={"filter": "groups pr"})
+
+    for response in (by_id, by_name, anyone):
+        assert response.status_code == 200, response.text
+        assert response.json()["totalResults"] == 0, response.text
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, func, select, tuple_
 
 from rolecall.authz.permissions import Permission
 from rolecall.authz.roles import PREDEFINED, TeamRole
@@ -37,6 +37,21 @@ EMAIL_TYPE = "work"
 
 _CREATED = Attr(OrgMembership.created_at, kind=DATETIME)
 _MODIFIED = Attr(func.coalesce(OrgMembership.updated_at, OrgMembership.created_at), kind=DATETIME)
+
+
+def _in_a_group(condition: Any) -> Any:
+    """A condition on a group lifted to the users in it: the teams (not personal entities)
+    that match, their members, each with the team's organization, so that a user is matched
+    in the organization of the team only. As a pair, (organization, user) is the unique
+    index of memberships, which the matches then are looked up by: ``groups.value eq`` reads
+    one group's members, never the whole directory."""
+    members = (
+        select(Team.org_id, TeamMembership.user_id)
+        .join(TeamMembership, TeamMembership.team_id == Team.id)
+        .where(Team.kind == "team", TeamMembership.user_id.is_not(None), condition)
+    )
+    return tuple_(OrgMembership.org_id, OrgMembership.user_id).in_(members)
+
 
 USER_ATTRS: Mapping[str, Attr] = {
     "id": Attr(User.id, case_exact=True),
@@ -63,6 +78,19 @@ USER_ATTRS: Mapping[str, Attr] = {
     ),
     "active": Attr(OrgMembership.active, kind=BOOLEAN),
     "organizationrole": Attr(OrgMembership.role, lowered=True),
+    "groups": Attr(
+        sub={
+            "value": Attr(Team.id, case_exact=True),
+            "display": Attr(
+                func.coalesce(Team.display_name_key, Team.name_key),
+                lowered=True,
+                equals=display_name_matches,
+            ),
+            "type": Attr(constant="direct"),
+        },
+        wrap=_in_a_group,
+        default_sub="value",
+    ),
     "meta": Attr(sub={"created": _CREATED, "lastmodified": _MODIFIED}),
 }
 """Filterable User attributes (keys lower-cased: attribute names are case-insensitive)."""
