@@ -8,7 +8,7 @@ from sqlalchemy import insert, select, text
 
 from rolecall.orgs.models import OrgMembership
 from rolecall.scim.filters import to_sql
-from rolecall.scim.mapping import GROUP_ATTRS, GROUP_URN, USER_ATTRS, USER_URN
+from rolecall.scim.mapping import GROUP_ATTRS, GROUP_URN, USER_ATTRS, USER_URN, user_attrs
 from rolecall.teams.models import Team, TeamMembership
 from rolecall.users.models import User
 from rolecall.users.service import NAMES_TAKEN
@@ -209,7 +209,7 @@ def test_a_groups_users_are_found_through_its_memberships(db, backend, filter_te
     """Users filtered by a group read that group's memberships and look each member up, not
     every membership of the organization."""
     org_id = _a_directory_in_teams(db) if backend == "postgres" else "o"
-    where = to_sql(filter_text, USER_ATTRS, USER_URN)
+    where = to_sql(filter_text, user_attrs(org_id), USER_URN)
     query = (
         select(User.id)
         .join(OrgMembership, OrgMembership.user_id == User.id)
@@ -221,7 +221,7 @@ def test_a_groups_users_are_found_through_its_memberships(db, backend, filter_te
     assert "Seq Scan" not in found, found
     if backend == "sqlite":
         assert "SCAN users" not in found and "SCAN org_memberships" not in found, found
-        assert "SCAN team_memberships" not in found, found
+        assert "SCAN team_memberships" not in found and "SCAN teams" not in found, found
         assert "org_memberships USING COVERING INDEX" in found and "user_id=?" in found, found
     else:
         reads = _conditions_on(found, "org_memberships")

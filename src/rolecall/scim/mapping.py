@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import exists, func, select, tuple_
+from sqlalchemy import exists, func, select
 
 from rolecall.authz.permissions import Permission
 from rolecall.authz.roles import PREDEFINED, TeamRole
@@ -37,20 +37,6 @@ EMAIL_TYPE = "work"
 
 _CREATED = Attr(OrgMembership.created_at, kind=DATETIME)
 _MODIFIED = Attr(func.coalesce(OrgMembership.updated_at, OrgMembership.created_at), kind=DATETIME)
-
-
-def _in_a_group(condition: Any) -> Any:
-    """A condition on a group lifted to the users in it: the teams (not personal entities)
-    that match, their members, each with the team's organization, so that a user is matched
-    in the organization of the team only. As a pair, (organization, user) is the unique
-    index of memberships, which the matches then are looked up by: ``groups.value eq`` reads
-    one group's members, never the whole directory."""
-    members = (
-        select(Team.org_id, TeamMembership.user_id)
-        .join(TeamMembership, TeamMembership.team_id == Team.id)
-        .where(Team.kind == "team", TeamMembership.user_id.is_not(None), condition)
-    )
-    return tuple_(OrgMembership.org_id, OrgMembership.user_id).in_(members)
 
 
 USER_ATTRS: Mapping[str, Attr] = {
@@ -78,7 +64,30 @@ USER_ATTRS: Mapping[str, Attr] = {
     ),
     "active": Attr(OrgMembership.active, kind=BOOLEAN),
     "organizationrole": Attr(OrgMembership.role, lowered=True),
-    "groups": Attr(
+    "meta": Attr(sub={"created": _CREATED, "lastmodified": _MODIFIED}),
+}
+"""Filterable User attributes (keys lower-cased: attribute names are case-insensitive), but
+for ``groups``, which ``user_attrs`` adds for one organization."""
+
+
+def user_attrs(org_id: str) -> Mapping[str, Attr]:
+    """The filterable User attributes of a list of ``org_id``'s users: ``USER_ATTRS`` and the
+    user's ``groups``, its teams of that organization (not personal entities)."""
+    return {**USER_ATTRS, "groups": _groups_in(org_id)}
+
+
+def _groups_in(org_id: str) -> Attr:
+    def in_a_group(condition: Any) -> Any:
+        # The matching teams' members, which the list then looks up by the memberships'
+        # unique (organization, user) index: a group's size, never the directory's.
+        members = (
+            select(TeamMembership.user_id)
+            .join(Team, Team.id == TeamMembership.team_id)
+            .where(Team.org_id == org_id, Team.kind == "team", condition)
+        )
+        return OrgMembership.user_id.in_(members)
+
+    return Attr(
         sub={
             "value": Attr(Team.id, case_exact=True),
             "display": Attr(
@@ -88,12 +97,9 @@ USER_ATTRS: Mapping[str, Attr] = {
             ),
             "type": Attr(constant="direct"),
         },
-        wrap=_in_a_group,
+        wrap=in_a_group,
         default_sub="value",
-    ),
-    "meta": Attr(sub={"created": _CREATED, "lastmodified": _MODIFIED}),
-}
-"""Filterable User attributes (keys lower-cased: attribute names are case-insensitive)."""
+    )
 
 
 def _in_team(condition: Any) -> Any:

@@ -120,14 +120,15 @@ def search(
     sort: Sort = UNSORTED,
 ) -> tuple[list[dict[str, Any]], int]:
     where: ColumnElement[bool] | None = None
+    attrs = mapping.user_attrs(org.id)
     if filter_text:
-        where = to_sql(filter_text, mapping.USER_ATTRS, USER_URN)
+        where = to_sql(filter_text, attrs, USER_URN)
     found = users.search_users(
         session,
         actor=actor,
         org=org,
         where=where,
-        order=sort.terms(mapping.USER_ATTRS, USER_URN),
+        order=sort.terms(attrs, USER_URN),
         offset=window.offset,
         limit=window.limit,
     )
