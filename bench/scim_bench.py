@@ -46,6 +46,13 @@ The floor: a server that answers every request at once with nothing (the same uv
 the same creates by the same client in the same rounds. It is the most this client can send on
 this machine, whatever the server; every target's creates are also given as a share of it.
 
+CPU per create: the CPU time (user and system, from Linux's ``/proc``) of each target's
+processes and their descendants over its create rounds, divided by its creates: rolecall's
+workers and, on a PostgreSQL cluster this script started, the database's processes too. It
+tells how much work a create is, apart from how a server waits: the reference command serves
+one connection per request with threads, and leaves part of a core idle between them. Each
+comparison with a reference is also given per CPU second.
+
     python bench/scim_bench.py [--backend sqlite|postgres] [--postgres-url URL]
                                [--users 10000] [--bulk 90000] [--lookups 2000]
                                [--concurrency 8] [--round-size 500] [--workers 1]
@@ -119,6 +126,8 @@ class Phase:
     seconds: float
     latencies_ms: list[float]
     failures: list[str] = field(default_factory=list)
+    #: CPU time (user + system) the target's processes spent while the phase ran.
+    cpu_seconds: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -189,6 +198,9 @@ class Target:
     reference: bool = False
     #: rolecall's twin: the same server on a database that keeps the first 1,000 users only.
     twin: Target | None = None
+    #: The processes whose CPU time is the target's (with their descendants: workers, and
+    #: for PostgreSQL started by this script, the database's own processes).
+    cpu_pids: list[int] = field(default_factory=list)
 
 
 @contextmanager
@@ -223,6 +235,7 @@ def rolecall_target(name: str, url: str, n_teams: int, workers: int = 1) -> Iter
             headers={"Authorization": f"Basic {token}"},
             bulk_load=lambda start, count: rolecall_bulk_load(url, org_id, team_ids, start, count),
             settle=(lambda: vacuum_analyze(url)) if url.startswith("postgresql") else lambda: None,
+            cpu_pids=[server.pid],
             note=(
                 "VACUUM ANALYZE before each lookup phase (statistics for the fresh tables, and"
                 " nothing left for autovacuum to do while lookups are timed)"
@@ -379,6 +392,7 @@ def reference_target() -> Iterator[Target]:
             note="the reference's ASGI application under rolecall's uvicorn; bulk users created"
             " in its process through its storage",
             reference=True,
+            cpu_pids=[proc.pid],
         )
     finally:
         proc.terminate()
@@ -408,6 +422,7 @@ def shipped_reference_target(concurrency: int) -> Iterator[Target]:
         note="the reference's own `scim2-server` command; bulk users sent to it as SCIM creates"
         " (untimed)",
         reference=True,
+        cpu_pids=[proc.pid],
     )
 
     def bulk_load(start: int, count: int) -> None:
@@ -432,7 +447,15 @@ def floor_target() -> Iterator[Target]:
     per second this client can send on this machine, whatever the server."""
     proc, base_url = serve_this_script("--serve-floor", "/", "the floor server")
     try:
-        yield Target("floor (no-op server)", base_url, "/floor", {}, lambda a, b: None, floor=True)
+        yield Target(
+            "floor (no-op server)",
+            base_url,
+            "/floor",
+            {},
+            lambda a, b: None,
+            floor=True,
+            cpu_pids=[proc.pid],
+        )
     finally:
         proc.terminate()
         proc.wait(10)
@@ -507,6 +530,12 @@ class Result:
     def median_create_rate(self) -> float:
         return statistics.median(p.rate for p in self.creates)
 
+    @property
+    def create_cpu_ms(self) -> float:
+        """The target's CPU time per create (its processes', over every create round)."""
+        count = sum(p.count for p in self.creates)
+        return 1000 * sum(p.cpu_seconds for p in self.creates) / count if count else 0.0
+
     def failures(self) -> list[str]:
         phases = [*self.creates, self.lookups_small, self.lookups_large, *(self.paired or ())]
         return [f for p in phases for f in p.failures]
@@ -532,7 +561,10 @@ def bench(targets: list[Target], args: argparse.Namespace) -> list[Result]:
             order = active if n % 2 == 0 else list(reversed(active))
             for t in order:
                 jobs = jobs_for(t, first, last)
-                merged[t.name].append(run_phase(label, t.base_url, jobs, concurrency))
+                before = cpu_seconds(t.cpu_pids)
+                done = run_phase(label, t.base_url, jobs, concurrency)
+                done.cpu_seconds = cpu_seconds(t.cpu_pids) - before
+                merged[t.name].append(done)
         for t in active if count else []:
             whole = combine(label, merged[t.name])
             print(
@@ -640,14 +672,46 @@ def paired_lookups(
 
 
 def combine(label: str, phases: list[Phase]) -> Phase:
-    """The rounds of one phase as one: their requests, time and failures."""
+    """The rounds of one phase as one: their requests, time, failures and CPU time."""
     return Phase(
         label,
         sum(p.count for p in phases),
         sum(p.seconds for p in phases),
         [x for p in phases for x in p.latencies_ms],
         [f for p in phases for f in p.failures],
+        sum(p.cpu_seconds for p in phases),
     )
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system, all threads) of these processes and their live descendants so
+    far, from Linux's ``/proc``; 0 elsewhere. A process that ends takes its time with it, so
+    this is read around phases in which the targets' processes all live."""
+    proc = Path("/proc")
+    if not pids or not (proc / "self" / "stat").exists():
+        return 0.0
+    times: dict[int, float] = {}
+    children: dict[int, list[int]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # Fields after the command's closing parenthesis: state, ppid, ... utime, stime.
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        pid = int(entry.name)
+        times[pid] = (int(fields[11]) + int(fields[12])) / tick
+        children.setdefault(int(fields[1]), []).append(pid)
+    total, todo, seen = 0.0, list(pids), set()
+    while todo:
+        pid = todo.pop()
+        if pid not in seen:
+            seen.add(pid)
+            total += times.get(pid, 0.0)
+            todo.extend(children.get(pid, []))
+    return total
 
 
 def machine_load() -> str:
@@ -665,7 +729,8 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
     header = (
         f"{'target':28} {'creates/s':>10} {'median rnd':>11} {'create p50':>11} "
         f"{'create p99':>11} {'lookup p50 @1k':>15} {'p99 @1k':>9} "
-        f"{f'p50 @{total // 1000}k':>10} {f'p99 @{total // 1000}k':>10} {'p99 ratio':>10}"
+        f"{f'p50 @{total // 1000}k':>10} {f'p99 @{total // 1000}k':>10} {'p99 ratio':>10} "
+        f"{'CPU/create':>11}"
     )
     print(header)
     print("-" * len(header))
@@ -674,7 +739,8 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
         if r.target.floor:
             print(
                 f"{r.target.name:28} {r.create_rate:10.0f} {r.median_create_rate:9.0f}/s "
-                f"{merged.pct(0.5):9.1f}ms {merged.pct(0.99):9.1f}ms"
+                f"{merged.pct(0.5):9.1f}ms {merged.pct(0.99):9.1f}ms {'':58}"
+                f" {r.create_cpu_ms:9.2f}ms"
             )
             continue
         ratio = r.lookups_large.pct(0.99) / r.lookups_small.pct(0.99)
@@ -682,7 +748,8 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
             f"{r.target.name:28} {r.create_rate:10.0f} {r.median_create_rate:9.0f}/s "
             f"{merged.pct(0.5):9.1f}ms {merged.pct(0.99):9.1f}ms "
             f"{r.lookups_small.pct(0.5):13.2f}ms {r.lookups_small.pct(0.99):7.2f}ms "
-            f"{r.lookups_large.pct(0.5):8.2f}ms {r.lookups_large.pct(0.99):8.2f}ms {ratio:9.2f}x"
+            f"{r.lookups_large.pct(0.5):8.2f}ms {r.lookups_large.pct(0.99):8.2f}ms {ratio:9.2f}x "
+            f"{r.create_cpu_ms:9.2f}ms"
         )
     references = [r for r in results if r.target.reference]
     floor = next((r for r in results if r.target.floor), None)
@@ -709,6 +776,12 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
                 f"  creates {overall:.2f}x those of {reference.target.name} overall, median of "
                 f"rounds {per_round:.2f}x (goal >= 2x)"
             )
+            if r.create_cpu_ms and reference.create_cpu_ms:
+                print(
+                    f"    per CPU second: {1000 / r.create_cpu_ms:.0f} creates against "
+                    f"{1000 / reference.create_cpu_ms:.0f}, "
+                    f"{reference.create_cpu_ms / r.create_cpu_ms:.2f}x"
+                )
     if floor is not None:
         print(
             f"floor: the same client against a server that does nothing: {floor.create_rate:.0f} "
@@ -825,6 +898,12 @@ def main() -> None:
                 url = pg.create_database("bench")
             target = rolecall_target(named("PostgreSQL", args), url, args.teams, args.workers)
             targets.append(stack.enter_context(target))
+            if args.postgres_url is None and pg.proc is not None:
+                # The database's work for rolecall is rolecall's (the reference has none).
+                targets[-1].cpu_pids.append(pg.proc.pid)
+                targets[-1].note += "; its CPU time includes PostgreSQL's processes"
+            else:
+                targets[-1].note += "; its CPU time leaves out the PostgreSQL server's"
             if not args.no_twin:
                 twin_url = twin_database(url)
                 twin = rolecall_target(
