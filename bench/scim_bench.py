@@ -727,7 +727,7 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
         f"{args.round_size} requests"
     )
     header = (
-        f"{'target':28} {'creates/s':>10} {'median rnd':>11} {'create p50':>11} "
+        f"{'target':32} {'creates/s':>10} {'median rnd':>11} {'create p50':>11} "
         f"{'create p99':>11} {'lookup p50 @1k':>15} {'p99 @1k':>9} "
         f"{f'p50 @{total // 1000}k':>10} {f'p99 @{total // 1000}k':>10} {'p99 ratio':>10} "
         f"{'CPU/create':>11}"
@@ -738,14 +738,14 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
         merged = combine("creates", r.creates)
         if r.target.floor:
             print(
-                f"{r.target.name:28} {r.create_rate:10.0f} {r.median_create_rate:9.0f}/s "
+                f"{r.target.name:32} {r.create_rate:10.0f} {r.median_create_rate:9.0f}/s "
                 f"{merged.pct(0.5):9.1f}ms {merged.pct(0.99):9.1f}ms {'':58}"
                 f" {r.create_cpu_ms:9.2f}ms"
             )
             continue
         ratio = r.lookups_large.pct(0.99) / r.lookups_small.pct(0.99)
         print(
-            f"{r.target.name:28} {r.create_rate:10.0f} {r.median_create_rate:9.0f}/s "
+            f"{r.target.name:32} {r.create_rate:10.0f} {r.median_create_rate:9.0f}/s "
             f"{merged.pct(0.5):9.1f}ms {merged.pct(0.99):9.1f}ms "
             f"{r.lookups_small.pct(0.5):13.2f}ms {r.lookups_small.pct(0.99):7.2f}ms "
             f"{r.lookups_large.pct(0.5):8.2f}ms {r.lookups_large.pct(0.99):8.2f}ms {ratio:9.2f}x "
