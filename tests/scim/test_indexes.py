@@ -203,7 +203,12 @@ def _conditions_on(plan_text: str, table: str) -> list[str]:
 
 @pytest.mark.parametrize(
     "filter_text",
-    ['groups.value eq "team-1"', 'groups[value eq "team-1"]', 'groups.display eq "t1"'],
+    [
+        'groups.value eq "team-1"',
+        'groups[value eq "team-1"]',
+        'groups.display eq "t1"',
+        'teamRoles[teamName eq "t1" and roleName eq "member"]',
+    ],
 )
 def test_a_groups_users_are_found_through_its_memberships(db, backend, filter_text):
     """Users filtered by a group read that group's memberships and look each member up, not

@@ -293,6 +293,45 @@ def test_users_filtered_by_their_groups(scim, db, org, filter_text, expected):
     assert response.json()["totalResults"] == len(names)
 
 
+@pytest.mark.parametrize(
+    ("filter_text", "expected"),
+    [
+        ('teamRoles[teamName eq "ML" and roleName eq "admin"]', {"alpha"}),
+        ('teamRoles[teamName eq "ml" and roleName eq "viewer"]', set()),
+        ('teamRoles.teamName eq "ml"', {"alpha", "beta"}),
+        ('teamRoles eq "OPS"', {"gamma"}),
+        ('teamRoles.roleName eq "Admin"', {"alpha"}),
+        ('teamRoles.roleName eq "lead"', {"gamma"}),
+        ('teamRoles.roleName sw "mem"', {"beta"}),
+        ('teamRoles[roleName eq "admin"] and teamRoles[teamName eq "ops"]', set()),
+        ("teamRoles pr", {"alpha", "beta", "gamma"}),
+        ("not (teamRoles pr)", {"delta"}),
+    ],
+)
+def test_users_filtered_by_their_team_roles(scim, db, org, filter_text, expected):
+    """The seeds' ``teamRoles``: a role in a team, predefined or custom, as a User shows it;
+    the team name and the role name compare ignoring case, as the User schema declares."""
+    users = {
+        name: db.get(User, create(scim, name, emails=[{"value": f"{name}@example.com"}])["id"])
+        for name in ("alpha", "beta", "gamma", "delta")
+    }
+    ml, ops = factories.team(db, org.org, name="ml"), factories.team(db, org.org, name="ops")
+    factories.member(db, ml, users["alpha"], role="admin")
+    factories.member(db, ml, users["beta"], role="member")
+    lead = factories.custom_role(db, org.org, name="Lead")
+    factories.member(db, ops, users["gamma"], custom_role=lead)
+    # A service account of the team: a membership that names no user.
+    factories.service_account(db, org.org, ops)
+    shown = scim.get(f"{USERS}/{users['gamma'].id}").json()["teamRoles"]
+
+    response = scim.get(USERS, params={"filter": filter_text, "count": "50"})
+
+    assert shown == [{"teamName": "ops", "roleName": "Lead"}]
+    assert response.status_code == 200, response.text
+    names = {r["userName"] for r in response.json()["Resources"]}
+    assert names - {org.admin.username} == expected
+
+
 def test_a_group_of_another_organization_matches_no_user(scim, db, org):
     """A user of two organizations, in a team of the other one: listed in this one, it is
     not found by that team, whose id another organization's admin must not learn to match."""

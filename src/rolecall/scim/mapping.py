@@ -8,7 +8,7 @@ and the resource builders produce the seeds' shapes (``organizationRole``, ``tea
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +38,6 @@ EMAIL_TYPE = "work"
 _CREATED = Attr(OrgMembership.created_at, kind=DATETIME)
 _MODIFIED = Attr(func.coalesce(OrgMembership.updated_at, OrgMembership.created_at), kind=DATETIME)
 
-
 USER_ATTRS: Mapping[str, Attr] = {
     "id": Attr(User.id, case_exact=True),
     "username": Attr(
@@ -67,27 +66,14 @@ USER_ATTRS: Mapping[str, Attr] = {
     "meta": Attr(sub={"created": _CREATED, "lastmodified": _MODIFIED}),
 }
 """Filterable User attributes (keys lower-cased: attribute names are case-insensitive), but
-for ``groups``, which ``user_attrs`` adds for one organization."""
+for ``groups`` and ``teamRoles``, which ``user_attrs`` adds for one organization."""
 
 
 def user_attrs(org_id: str) -> Mapping[str, Attr]:
-    """The filterable User attributes of a list of ``org_id``'s users: ``USER_ATTRS`` and the
-    user's ``groups``, its teams of that organization (not personal entities)."""
-    return {**USER_ATTRS, "groups": _groups_in(org_id)}
-
-
-def _groups_in(org_id: str) -> Attr:
-    def in_a_group(condition: Any) -> Any:
-        # The matching teams' members, which the list then looks up by the memberships'
-        # unique (organization, user) index: a group's size, never the directory's.
-        members = (
-            select(TeamMembership.user_id)
-            .join(Team, Team.id == TeamMembership.team_id)
-            .where(Team.org_id == org_id, Team.kind == "team", condition)
-        )
-        return OrgMembership.user_id.in_(members)
-
-    return Attr(
+    """The filterable User attributes of a list of ``org_id``'s users: ``USER_ATTRS``, and the
+    user's ``groups`` and ``teamRoles`` in that organization's teams (not personal entities)."""
+    in_a_team = _in_a_team_of(org_id)
+    groups = Attr(
         sub={
             "value": Attr(Team.id, case_exact=True),
             "display": Attr(
@@ -97,9 +83,40 @@ def _groups_in(org_id: str) -> Attr:
             ),
             "type": Attr(constant="direct"),
         },
-        wrap=in_a_group,
+        wrap=in_a_team,
         default_sub="value",
     )
+    team_roles = Attr(
+        sub={
+            "teamname": Attr(Team.name_key, lowered=True),
+            # As the User schema declares it, not case-exact: a predefined role in any case,
+            # like the PATCH that sets it.
+            "rolename": Attr(func.coalesce(CustomRole.name, TeamMembership.role)),
+        },
+        wrap=in_a_team,
+        default_sub="teamname",
+    )
+    return {**USER_ATTRS, "groups": groups, "teamroles": team_roles}
+
+
+def _in_a_team_of(org_id: str) -> Callable[[Any], Any]:
+    """Lifts a condition on a team membership of ``org_id`` (its team, its role) to the users
+    who hold one: the matching members, which the list then looks up by the memberships'
+    unique (organization, user) index, so that a team's size, never the directory's, is read."""
+
+    def in_a_team(condition: Any) -> Any:
+        members = (
+            select(TeamMembership.user_id)
+            .join(Team, Team.id == TeamMembership.team_id)
+            .outerjoin(CustomRole, CustomRole.id == TeamMembership.custom_role_id)
+            .where(Team.org_id == org_id, Team.kind == "team", condition)
+            # Service accounts' memberships name no user (and a NULL in IN's list would make
+            # a non-match NULL instead of false).
+            .where(TeamMembership.user_id.is_not(None))
+        )
+        return OrgMembership.user_id.in_(members)
+
+    return in_a_team
 
 
 def _in_team(condition: Any) -> Any:
