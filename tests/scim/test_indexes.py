@@ -4,7 +4,7 @@ PostgreSQL (issue: ``userName eq``, ``externalId eq``, ``displayName eq``)."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import event, insert, select, text
 
 from rolecall.orgs.models import OrgMembership
 from rolecall.scim.filters import to_sql
@@ -232,3 +232,54 @@ def test_a_groups_users_are_found_through_its_memberships(db, backend, filter_te
         reads = _conditions_on(found, "org_memberships")
         assert reads and all("user_id" in read for read in reads), found
         assert any("team_id" in read for read in _conditions_on(found, "team_memberships")), found
+
+
+def test_a_list_of_teams_reads_the_organizations_teams_alone(db, backend):
+    """A list of an organization's teams (SCIM ``/Groups``, ``GET /api/v1/teams``) and its
+    count read its teams, not also its users' personal entities (one per user), and a page by
+    id comes in the index's order, unsorted."""
+    from rolecall.identity.principal import CredentialKind, Principal, PrincipalKind
+    from rolecall.teams import service as teams
+
+    world = factories.bootstrap(db)
+    admin = Principal(
+        PrincipalKind.USER, world.admin.username, CredentialKind.API_KEY, user_id=world.admin.id
+    )
+    db.execute(
+        insert(Team),
+        [
+            {"org_id": world.org.id, "name": f"p{i}", "name_key": f"p{i}", "kind": "personal"}
+            for i in range(3000)
+        ]
+        + [
+            {"org_id": world.org.id, "name": f"t{i}", "name_key": f"t{i}", "kind": "team"}
+            for i in range(10)
+        ],
+    )
+    if backend == "postgres":
+        db.execute(text("ANALYZE teams"))
+    sent: list[tuple[str, object]] = []
+
+    def note(_conn, _cursor, statement, parameters, *_):
+        sent.append((statement, parameters))
+
+    bind = db.get_bind()
+    event.listen(bind, "before_cursor_execute", note)
+    try:
+        page, total = teams.search_teams(db, actor=admin, org=world.org, limit=5)
+    finally:
+        event.remove(bind, "before_cursor_execute", note)
+    reads = [(q, p) for q, p in sent if q.lstrip().upper().startswith("SELECT") and "teams" in q]
+
+    assert total == 10 and len(page) == 5
+    assert len(reads) == 2  # the count and the page
+    for statement, parameters in reads:
+        explain = "EXPLAIN QUERY PLAN " if backend == "sqlite" else "EXPLAIN "
+        rows = db.connection().exec_driver_sql(explain + statement, parameters).all()
+        found = "\n".join(str(row[-1]) for row in rows)
+        # Read by organization and kind (SQLite: "(org_id=? AND kind=?)"; PostgreSQL: an
+        # "Index Cond" on both), never the organization's every entity.
+        by_kind = [line for line in found.splitlines() if "Index Cond" in line or "kind=?" in line]
+        assert by_kind and all("kind" in line for line in by_kind), found
+        assert "SCAN teams" not in found and "TEMP B-TREE" not in found, found
+        assert "Seq Scan" not in found and "Sort" not in found, found

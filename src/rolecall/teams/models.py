@@ -14,11 +14,17 @@ class Team(IdMixin, CreatedMixin, Base):
     """An entity that owns projects: ``kind`` is ``team`` or ``personal``."""
 
     __tablename__ = "teams"
-    __table_args__ = (Index("ix_teams_org_external_id", "org_id", "external_id"),)
-
-    org_id: Mapped[str] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    __table_args__ = (
+        # SCIM's ``externalId eq`` on Groups: with ``kind``, so that the lookup is not weighed
+        # against the list's index below (both would otherwise match two columns).
+        Index("ix_teams_org_external_id", "org_id", "kind", "external_id"),
+        # An org's teams, apart from its users' personal entities (one per user, so a large
+        # company's org holds a hundred thousand of them beside its few hundred teams), in id
+        # order: a list and its count read the teams alone, a page comes in order unsorted.
+        Index("ix_teams_org_kind_id", "org_id", "kind", "id"),
     )
+
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(128))
     #: Entity names share one namespace (team names and usernames), case-insensitively.
     name_key: Mapped[str] = mapped_column(String(128), unique=True)
