@@ -3,13 +3,19 @@ PostgreSQL (issue: ``userName eq``, ``externalId eq``, ``displayName eq``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 from sqlalchemy import event, insert, select, text
 
+from rolecall.identity.principal import CredentialKind, Principal, PrincipalKind
 from rolecall.orgs.models import OrgMembership
 from rolecall.scim.filters import to_sql
 from rolecall.scim.mapping import GROUP_ATTRS, GROUP_URN, USER_ATTRS, USER_URN, user_attrs
+from rolecall.teams import service as teams
 from rolecall.teams.models import Team, TeamMembership
+from rolecall.users import service as users_service
 from rolecall.users.models import User
 from rolecall.users.service import NAMES_TAKEN
 from tests import factories
@@ -234,17 +240,45 @@ def test_a_groups_users_are_found_through_its_memberships(db, backend, filter_te
         assert any("team_id" in read for read in _conditions_on(found, "team_memberships")), found
 
 
+@contextmanager
+def reads_sent(db, table: str) -> Iterator[list[tuple[str, object]]]:
+    """The SELECT statements naming ``table`` sent on ``db``'s connection in the block, with
+    their parameters."""
+    sent: list[tuple[str, object]] = []
+
+    def note(_conn, _cursor, statement, parameters, *_):
+        if statement.lstrip().upper().startswith("SELECT") and table in statement:
+            sent.append((statement, parameters))
+
+    bind = db.get_bind()
+    event.listen(bind, "before_cursor_execute", note)
+    try:
+        yield sent
+    finally:
+        event.remove(bind, "before_cursor_execute", note)
+
+
+def plans_of(db, backend: str, statements: list[tuple[str, object]]) -> list[str]:
+    explain = "EXPLAIN QUERY PLAN " if backend == "sqlite" else "EXPLAIN "
+    plans = []
+    for statement, parameters in statements:
+        rows = db.connection().exec_driver_sql(explain + statement, parameters).all()
+        plans.append("\n".join(str(row[-1]) for row in rows))
+    return plans
+
+
+def admin_of(world) -> Principal:
+    return Principal(
+        PrincipalKind.USER, world.admin.username, CredentialKind.API_KEY, user_id=world.admin.id
+    )
+
+
 def test_a_list_of_teams_reads_the_organizations_teams_alone(db, backend):
     """A list of an organization's teams (SCIM ``/Groups``, ``GET /api/v1/teams``) and its
     count read its teams, not also its users' personal entities (one per user), and a page by
     id comes in the index's order, unsorted."""
-    from rolecall.identity.principal import CredentialKind, Principal, PrincipalKind
-    from rolecall.teams import service as teams
-
     world = factories.bootstrap(db)
-    admin = Principal(
-        PrincipalKind.USER, world.admin.username, CredentialKind.API_KEY, user_id=world.admin.id
-    )
+    admin = admin_of(world)
     db.execute(
         insert(Team),
         [
@@ -258,28 +292,38 @@ def test_a_list_of_teams_reads_the_organizations_teams_alone(db, backend):
     )
     if backend == "postgres":
         db.execute(text("ANALYZE teams"))
-    sent: list[tuple[str, object]] = []
-
-    def note(_conn, _cursor, statement, parameters, *_):
-        sent.append((statement, parameters))
-
-    bind = db.get_bind()
-    event.listen(bind, "before_cursor_execute", note)
-    try:
+    with reads_sent(db, "teams") as reads:
         page, total = teams.search_teams(db, actor=admin, org=world.org, limit=5)
-    finally:
-        event.remove(bind, "before_cursor_execute", note)
-    reads = [(q, p) for q, p in sent if q.lstrip().upper().startswith("SELECT") and "teams" in q]
 
     assert total == 10 and len(page) == 5
     assert len(reads) == 2  # the count and the page
-    for statement, parameters in reads:
-        explain = "EXPLAIN QUERY PLAN " if backend == "sqlite" else "EXPLAIN "
-        rows = db.connection().exec_driver_sql(explain + statement, parameters).all()
-        found = "\n".join(str(row[-1]) for row in rows)
+    for found in plans_of(db, backend, reads):
         # Read by organization and kind (SQLite: "(org_id=? AND kind=?)"; PostgreSQL: an
         # "Index Cond" on both), never the organization's every entity.
         by_kind = [line for line in found.splitlines() if "Index Cond" in line or "kind=?" in line]
         assert by_kind and all("kind" in line for line in by_kind), found
         assert "SCAN teams" not in found and "TEMP B-TREE" not in found, found
         assert "Seq Scan" not in found and "Sort" not in found, found
+
+
+def test_an_unfiltered_user_count_reads_the_memberships_index_alone(db, backend):
+    """An identity provider's import pages through the whole directory, each page counting it:
+    without a filter the count reads the organization's memberships (whose users the foreign
+    key guarantees), not a user row for each; with a filter it counts what matches."""
+    world = factories.bootstrap(db)
+    for i in range(3):
+        factories.user(db, world.org, username=f"counted{i}")
+    where = to_sql('userName sw "counted"', USER_ATTRS, USER_URN)
+
+    with reads_sent(db, "org_memberships") as reads:
+        everyone = users_service.search_users(db, actor=admin_of(world), org=world.org, limit=2)
+        some = users_service.search_users(
+            db, actor=admin_of(world), org=world.org, where=where, limit=0
+        )
+
+    assert (everyone.total, len(everyone.items), some.total) == (4, 2, 3)
+    counts = [(q, p) for q, p in reads if "count(" in q.lower()]
+    assert len(counts) == 2, reads
+    unfiltered, filtered = plans_of(db, backend, counts)
+    assert "users" not in unfiltered.replace("org_memberships", ""), unfiltered
+    assert "users" in filtered.replace("org_memberships", ""), filtered

@@ -143,7 +143,15 @@ def search_users(
     query = _members(OrgMembership.org_id == org.id)
     if where is not None:
         query = query.where(where)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        counted = select(func.count()).select_from(query.subquery())
+    else:
+        # Every membership has its user (a foreign key, deleted with it): an unfiltered count
+        # reads the memberships' index alone, not a user row for each (an identity provider's
+        # import pages through the whole directory, and each page counts it again).
+        counted = (
+            select(func.count()).select_from(OrgMembership).where(OrgMembership.org_id == org.id)
+        )
+    total = session.scalar(counted) or 0
     if limit <= 0:
         return UserPage([], total, offset, 0)
     query = query.order_by(*order, OrgMembership.user_id)
