@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event, insert, select, text
+from sqlalchemy import insert, select, text
 
 from rolecall.identity.principal import CredentialKind, Principal, PrincipalKind
 from rolecall.orgs.models import Organization, OrgMembership
@@ -20,6 +20,7 @@ from rolecall.users import service as users_service
 from rolecall.users.models import User
 from rolecall.users.service import NAMES_TAKEN
 from tests import factories
+from tests.statements import statements_and_parameters_sent
 
 
 def plan(db, backend: str, query) -> str:
@@ -251,19 +252,11 @@ def test_a_groups_users_are_found_through_its_memberships(db, backend, filter_te
 @contextmanager
 def reads_sent(db, table: str) -> Iterator[list[tuple[str, object]]]:
     """The SELECT statements naming ``table`` sent on ``db``'s connection in the block, with
-    their parameters."""
-    sent: list[tuple[str, object]] = []
-
-    def note(_conn, _cursor, statement, parameters, *_):
-        if statement.lstrip().upper().startswith("SELECT") and table in statement:
-            sent.append((statement, parameters))
-
-    bind = db.get_bind()
-    event.listen(bind, "before_cursor_execute", note)
-    try:
-        yield sent
-    finally:
-        event.remove(bind, "before_cursor_execute", note)
+    their parameters (the list is filled when the block ends)."""
+    reads: list[tuple[str, object]] = []
+    with statements_and_parameters_sent(db) as sent:
+        yield reads
+    reads += [(q, p) for q, p in sent if q.lstrip().upper().startswith("SELECT") and table in q]
 
 
 def plans_of(db, backend: str, statements: list[tuple[str, object]]) -> list[str]:
