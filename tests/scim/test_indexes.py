@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import insert, select, text
 
 from rolecall.identity.principal import CredentialKind, Principal, PrincipalKind
-from rolecall.orgs.models import Organization, OrgMembership
+from rolecall.orgs.models import OrgMembership
 from rolecall.scim.filters import to_sql
 from rolecall.scim.mapping import GROUP_ATTRS, GROUP_URN, USER_ATTRS, USER_URN, user_attrs
 from rolecall.teams import service as teams
@@ -20,6 +20,7 @@ from rolecall.users import service as users_service
 from rolecall.users.models import User
 from rolecall.users.service import NAMES_TAKEN
 from tests import factories
+from tests.factories import World
 from tests.statements import statements_and_parameters_sent
 
 
@@ -154,11 +155,11 @@ def test_a_new_users_name_check_uses_indexes(db, backend):
     assert "Seq Scan" not in found and "SCAN users" not in found and "SCAN teams" not in found
 
 
-def _a_directory_in_teams(db) -> str:
+def _a_directory_in_teams(db) -> World:
     """An organization of 3,000 users (``u0`` ..., external ids ``x-0`` ...), ten of them in
-    each of ten teams (``team-0`` ...), analysed on PostgreSQL (which plans by statistics).
-    Returns the organization's id."""
-    org_id = factories.bootstrap(db).org.id
+    each of ten teams (``team-0`` ...), analysed on PostgreSQL (which plans by statistics)."""
+    world = factories.bootstrap(db)
+    org_id = world.org.id
     ids = [f"u{i}" for i in range(3000)]
     db.execute(
         insert(User),
@@ -201,7 +202,31 @@ def _a_directory_in_teams(db) -> str:
         # SQLite plans as rolecall runs it, without statistics (it never analyses).
         for table in ("users", "org_memberships", "teams", "team_memberships"):
             db.execute(text(f"ANALYZE {table}"))
-    return org_id
+    return world
+
+
+def _teams_among_personal_entities(db, world: World, count: int) -> None:
+    """``count`` teams (``t0`` ..., external ids ``g-0`` ...) in ``world``'s organization beside
+    3,000 personal entities (as many users' own), analysed on PostgreSQL."""
+    db.execute(
+        insert(Team),
+        [
+            {"org_id": world.org.id, "name": f"p{i}", "name_key": f"p{i}", "kind": "personal"}
+            for i in range(3000)
+        ]
+        + [
+            {
+                "org_id": world.org.id,
+                "name": f"t{i}",
+                "name_key": f"t{i}",
+                "kind": "team",
+                "external_id": f"g-{i}",
+            }
+            for i in range(count)
+        ],
+    )
+    if db.bind.dialect.name == "postgresql":
+        db.execute(text("ANALYZE teams"))
 
 
 def _conditions_on(plan_text: str, table: str) -> list[str]:
@@ -228,7 +253,7 @@ def _conditions_on(plan_text: str, table: str) -> list[str]:
 def test_a_groups_users_are_found_through_its_memberships(db, backend, filter_text):
     """Users filtered by a group read that group's memberships and look each member up, not
     every membership of the organization."""
-    org_id = _a_directory_in_teams(db) if backend == "postgres" else "o"
+    org_id = _a_directory_in_teams(db).org.id if backend == "postgres" else "o"
     where = to_sql(filter_text, user_attrs(org_id), USER_URN)
     query = (
         select(User.id)
@@ -279,22 +304,10 @@ def test_a_list_of_teams_reads_the_organizations_teams_alone(db, backend):
     count read its teams, not also its users' personal entities (one per user), and a page by
     id comes in the index's order, unsorted."""
     world = factories.bootstrap(db)
-    admin = admin_of(world)
-    db.execute(
-        insert(Team),
-        [
-            {"org_id": world.org.id, "name": f"p{i}", "name_key": f"p{i}", "kind": "personal"}
-            for i in range(3000)
-        ]
-        + [
-            {"org_id": world.org.id, "name": f"t{i}", "name_key": f"t{i}", "kind": "team"}
-            for i in range(10)
-        ],
-    )
-    if backend == "postgres":
-        db.execute(text("ANALYZE teams"))
+    _teams_among_personal_entities(db, world, 10)
+
     with reads_sent(db, "teams") as reads:
-        page, total = teams.search_teams(db, actor=admin, org=world.org, limit=5)
+        page, total = teams.search_teams(db, actor=admin_of(world), org=world.org, limit=5)
 
     assert total == 10 and len(page) == 5
     assert len(reads) == 2  # the count and the page
@@ -316,18 +329,24 @@ def test_an_unfiltered_user_count_reads_the_memberships_index_alone(db, backend)
         factories.user(db, world.org, username=f"counted{i}")
     where = to_sql('userName sw "counted"', USER_ATTRS, USER_URN)
 
+    admin = admin_of(world)
+
     with reads_sent(db, "org_memberships") as reads:
-        everyone = users_service.search_users(db, actor=admin_of(world), org=world.org, limit=2)
-        some = users_service.search_users(
-            db, actor=admin_of(world), org=world.org, where=where, limit=0
-        )
+        everyone = users_service.search_users(db, actor=admin, org=world.org, limit=2)
+        some = users_service.search_users(db, actor=admin, org=world.org, where=where, limit=0)
+        # The REST list counts the same way (``q`` is its filter).
+        listed = users_service.list_users(db, actor=admin, org=world.org, limit=2)
+        searched = users_service.list_users(db, actor=admin, org=world.org, q="counted", limit=1)
 
     assert (everyone.total, len(everyone.items), some.total) == (4, 2, 3)
+    assert (listed.total, len(listed.items), searched.total) == (4, 2, 3)
     counts = [(q, p) for q, p in reads if "count(" in q.lower()]
-    assert len(counts) == 2, reads
-    unfiltered, filtered = plans_of(db, backend, counts)
-    assert "users" not in unfiltered.replace("org_memberships", ""), unfiltered
-    assert "users" in filtered.replace("org_memberships", ""), filtered
+    assert len(counts) == 4, reads
+    unfiltered, filtered, rest_unfiltered, rest_filtered = plans_of(db, backend, counts)
+    for plan_text in (unfiltered, rest_unfiltered):
+        assert "users" not in plan_text.replace("org_memberships", ""), plan_text
+    for plan_text in (filtered, rest_filtered):
+        assert "users" in plan_text.replace("org_memberships", ""), plan_text
 
 
 @pytest.mark.parametrize(
@@ -337,20 +356,11 @@ def test_a_users_lookup_counts_and_pages_by_index(db, backend, filter_text):
     """What identity providers look users up by, as ``search_users`` sends it: the count and
     the page (ordered by user id, which the (organization, user) index would give unsorted)
     both find the user by the filter's index, never by walking the organization's members."""
-    org_id = _a_directory_in_teams(db)
-    org = db.get(Organization, org_id)
-    world_admin = db.scalars(
-        select(User)
-        .join(OrgMembership)
-        .where(OrgMembership.org_id == org_id, OrgMembership.role == "admin")
-    ).first()
-    admin = Principal(
-        PrincipalKind.USER, world_admin.username, CredentialKind.API_KEY, user_id=world_admin.id
-    )
-    where = to_sql(filter_text, user_attrs(org_id), USER_URN)
+    world = _a_directory_in_teams(db)
+    where = to_sql(filter_text, user_attrs(world.org.id), USER_URN)
 
     with reads_sent(db, "org_memberships") as reads:
-        page = users_service.search_users(db, actor=admin, org=org, where=where)
+        page = users_service.search_users(db, actor=admin_of(world), org=world.org, where=where)
 
     assert page.total == 1 and [found.user.id for found in page.items] == ["u7"]
     statements = [(q, p) for q, p in reads if "count(" in q.lower() or "LIMIT" in q.upper()]
@@ -369,25 +379,7 @@ def test_a_users_lookup_counts_and_pages_by_index(db, backend, filter_text):
 def test_a_groups_lookup_counts_and_pages_by_index(db, backend, filter_text):
     """The same for Groups, in an organization of many teams and more personal entities."""
     world = factories.bootstrap(db)
-    db.execute(
-        insert(Team),
-        [
-            {"org_id": world.org.id, "name": f"p{i}", "name_key": f"p{i}", "kind": "personal"}
-            for i in range(3000)
-        ]
-        + [
-            {
-                "org_id": world.org.id,
-                "name": f"t{i}",
-                "name_key": f"t{i}",
-                "kind": "team",
-                "external_id": f"g-{i}",
-            }
-            for i in range(300)
-        ],
-    )
-    if backend == "postgres":
-        db.execute(text("ANALYZE teams"))
+    _teams_among_personal_entities(db, world, 300)
     where = to_sql(filter_text, GROUP_ATTRS, GROUP_URN)
 
     with reads_sent(db, "teams") as reads:

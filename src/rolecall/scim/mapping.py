@@ -22,7 +22,7 @@ from rolecall.scim import versions
 from rolecall.scim.errors import INVALID_FILTER, bad_request
 from rolecall.scim.filters import BOOLEAN, DATETIME, Attr
 from rolecall.teams.models import Team, TeamMembership
-from rolecall.teams.service import UserMember, display_name_matches, display_name_of
+from rolecall.teams.service import TEAM, UserMember, display_name_matches, display_name_of
 from rolecall.users.models import User
 from rolecall.users.service import OrgUser, scim_user_name, user_name_matches
 
@@ -109,7 +109,7 @@ def _in_a_team_of(org_id: str) -> Callable[[Any], Any]:
             select(TeamMembership.user_id)
             .join(Team, Team.id == TeamMembership.team_id)
             .outerjoin(CustomRole, CustomRole.id == TeamMembership.custom_role_id)
-            .where(Team.org_id == org_id, Team.kind == "team", condition)
+            .where(Team.org_id == org_id, Team.kind == TEAM, condition)
             # Service accounts' memberships name no user (and a NULL in IN's list would make
             # a non-match NULL instead of false).
             .where(TeamMembership.user_id.is_not(None))

@@ -117,7 +117,7 @@ def list_users(
             User.username_key.contains(needle, autoescape=True)
             | User.email_key.contains(needle, autoescape=True)
         )
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    total = _total(session, org, query, filtered=bool(q))
     rows = session.execute(query.order_by(User.created_at, User.id).offset(offset).limit(limit))
     return UserPage([OrgUser(*row) for row in rows], total, offset, limit)
 
@@ -143,15 +143,7 @@ def search_users(
     query = _members(OrgMembership.org_id == org.id)
     if where is not None:
         query = query.where(where)
-        counted = select(func.count()).select_from(query.subquery())
-    else:
-        # Every membership has its user (a foreign key, deleted with it): an unfiltered count
-        # reads the memberships' index alone, not a user row for each (an identity provider's
-        # import pages through the whole directory, and each page counts it again).
-        counted = (
-            select(func.count()).select_from(OrgMembership).where(OrgMembership.org_id == org.id)
-        )
-    total = session.scalar(counted) or 0
+    total = _total(session, org, query, filtered=where is not None)
     if limit <= 0:
         return UserPage([], total, offset, 0)
     query = query.order_by(*order, OrgMembership.user_id)
@@ -655,6 +647,19 @@ def _check_user_name(value: str) -> str:
 
 def _fields(membership: OrgMembership) -> dict[str, Any]:
     return {f: getattr(membership, f) for f in ("role", "models_seat", "weave_seat", "active")}
+
+
+def _total(session: Session, org: Organization, query: Any, *, filtered: bool) -> int:
+    """How many of ``org``'s members ``query`` (``_members`` of the org) finds. Unfiltered, the
+    memberships' index alone counts them: every membership has its user (a foreign key,
+    deleted with it), and an identity provider's import counts the whole directory again on
+    every page it reads."""
+    if filtered:
+        counted = select(func.count()).select_from(query.subquery())
+    else:
+        counted = select(func.count()).select_from(OrgMembership)
+        counted = counted.where(OrgMembership.org_id == org.id)
+    return session.scalar(counted) or 0
 
 
 def _members(*conditions: ColumnElement[bool]):  # type: ignore[no-untyped-def]
