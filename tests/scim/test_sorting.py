@@ -158,6 +158,8 @@ def test_without_sort_by_the_usual_order_stays_and_sort_order_alone_is_ignored(s
         (USERS, {"sortOrder": "up"}),
         (GROUPS, {"sortBy": "members"}),  # several values per group
         (GROUPS, {"sortBy": "members.value"}),
+        (USERS, {"sortBy": "groups.display"}),  # several values per user
+        (USERS, {"sortBy": "teamRoles.teamName"}),
         (ROLES, {"sortBy": "permissions"}),
     ],
 )

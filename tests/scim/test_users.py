@@ -363,6 +363,11 @@ def test_a_group_of_another_organization_matches_no_user(scim, db, org):
         'name eq "x"',
         'urn:other:schema:userName eq "x"',
         '(userName eq "x"',
+        'groups.nosuch eq "x"',
+        'groups.value eq 5',
+        'teamRoles.roleName eq true',
+        "teamRoles.teamName gt false",
+        'teamRoles[nosuch eq "x"]',
     ],
 )
 def test_bad_filters_are_invalid_filter(scim, filter_text):
