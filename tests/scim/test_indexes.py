@@ -18,7 +18,7 @@ from rolecall.teams import service as teams
 from rolecall.teams.models import Team, TeamMembership
 from rolecall.users import service as users_service
 from rolecall.users.models import User
-from rolecall.users.service import NAMES_TAKEN
+from rolecall.users.queries import NAMES_TAKEN
 from tests import factories
 from tests.factories import World
 from tests.statements import statements_and_parameters_sent

@@ -118,6 +118,21 @@ def test_username_of_an_existing_rest_user_is_taken(scim, db, org):
     assert_scim_error(response, 409, "uniqueness")
 
 
+def test_a_derived_username_avoids_another_users_login_name(scim, db):
+    """A username derived from the email skips a name that is some user's ``userName`` (one
+    namespace), instead of refusing the create."""
+    grace = create(scim, "grace-smith", emails=[{"value": "grace.smith@example.com"}])
+    renamed = scim.patch(
+        f"{USERS}/{grace['id']}", json=patch({"op": "replace", "path": "userName", "value": "ada"})
+    )
+    assert renamed.status_code == 200, renamed.text
+
+    body = create(scim, "ada@example.com")
+
+    assert body["userName"] == "ada@example.com"
+    assert db.get(User, body["id"]).username == "ada-2"
+
+
 @pytest.mark.parametrize(
     ("body", "scim_type"),
     [

@@ -17,6 +17,7 @@ from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.teams.models import Team
 from rolecall.users.models import User
 from rolecall.users.naming import check_entity_name, normalise_email, username_from_email
+from rolecall.users.queries import available_username
 
 
 @dataclass(frozen=True)
@@ -33,17 +34,6 @@ class Bootstrap:
     org: Organization
     admin: User
     api_key: str
-
-
-def available_username(session: Session, wanted: str) -> str:
-    """``wanted``, or ``wanted-2``, ``wanted-3``... whichever is free as a username and entity."""
-    candidate, n = wanted, 1
-    while session.scalar(
-        select(User.id).where(User.username_key == candidate.lower())
-    ) or session.scalar(select(Team.id).where(Team.name_key == candidate.lower())):
-        n += 1
-        candidate = f"{wanted}-{n}"
-    return candidate
 
 
 def initialize(

@@ -25,7 +25,6 @@ from rolecall.db.rows import insert_now
 from rolecall.errors import Conflict, InvalidInput, NotFound
 from rolecall.identity.principal import Principal
 from rolecall.identity.sessions import revoke_user_sessions
-from rolecall.orgs.bootstrap import available_username
 from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.orgs.service import guard_last_admin, remove_membership
 from rolecall.roles.models import CustomRole
@@ -37,7 +36,12 @@ from rolecall.users.naming import (
     normalise_email,
     username_from_email,
 )
-from rolecall.users.queries import org_membership
+from rolecall.users.queries import (
+    available_username,
+    names_taken,
+    org_membership,
+    user_name_key,
+)
 
 MAX_PAGE_SIZE = 500
 MAX_FULL_NAME_LENGTH = 256
@@ -274,10 +278,11 @@ def create_user(
             )
         if login_name_is_username:
             username = user_name  # just found free: no second look
-        else:
-            seed = user_name if user_name and "@" in user_name else email
-            username = username or available_username(session, username_from_email(seed))
+        elif username is not None:
             _check_name_free(session, username)
+        else:  # derived, and found free
+            seed = user_name if user_name and "@" in user_name else email
+            username = available_username(session, username_from_email(seed))
         user = User(email=email, email_key=email.lower(), username=username)
         user.username_key, user.full_name = username.lower(), full_name
         user.given_name, user.family_name = given_name, family_name
@@ -323,42 +328,12 @@ def scim_user_name_column() -> ColumnElement[str]:
     return func.coalesce(User.user_name, User.username)
 
 
-def user_name_key() -> ColumnElement[str]:
-    """The lower-cased SCIM ``userName``: the expression ``uq_users_scim_user_name`` indexes."""
-    return func.coalesce(User.user_name_key, User.username_key)
-
-
 def user_name_matches(key: str) -> ColumnElement[bool]:
     """``userName`` equals ``key`` (lower-cased): one index lookup, no scan."""
     return user_name_key() == key
 
 
-class NamesTaken(NamedTuple):
-    """What a name is already used as (lower-cased, compared case-insensitively)."""
-
-    #: Some user's login name (SCIM ``userName``, or its username when it has none).
-    user_name: bool
-    #: Some user's username or some team's name (one namespace of entities).
-    entity: bool
-
-
-_KEY = bindparam("key")
-#: One round trip, three index lookups (``uq_users_scim_user_name``, ``username_key``,
-#: ``name_key``); built once, since building a statement costs more than running it.
-NAMES_TAKEN = select(
-    select(User.id).where(user_name_key() == _KEY).exists(),
-    select(User.id).where(User.username_key == _KEY).exists(),
-    select(Team.id).where(Team.name_key == _KEY).exists(),
-)
 _USER_WITH_EMAIL = select(User.id).where(User.email_key == bindparam("email_key"))
-
-
-def names_taken(session: Session, key: str) -> NamesTaken:
-    """Whether ``key`` (lower-cased) is taken as a login name, and as an entity name."""
-    as_user_name, as_username, as_team = (
-        session.connection().execute(NAMES_TAKEN, {"key": key}).one()
-    )
-    return NamesTaken(bool(as_user_name), bool(as_user_name or as_username or as_team))
 
 
 def _user_with_email(session: Session, email_key: str) -> User | None:
