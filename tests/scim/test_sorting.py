@@ -174,6 +174,17 @@ def test_a_search_request_with_a_non_string_sort_is_invalid_value(scim):
         assert_scim_error(scim.post(f"{USERS}/.search", json=body), 400, "invalidValue")
 
 
+def test_names_sort_ignoring_case_in_any_script(scim):
+    """ "élise" < "éric" < "Øystein" whatever their case: every letter is folded before the
+    code points are compared, not only ASCII ones."""
+    for name, family in [("s-1", "Éric"), ("s-2", "élise"), ("s-3", "øystein"), ("s-4", "Émile")]:
+        make_user(scim, name, family)
+
+    families = listed(scim, key="name", filter=OURS, sortBy="name.familyName")
+
+    assert [name["familyName"] for name in families] == ["élise", "Émile", "Éric", "øystein"]
+
+
 def test_the_service_provider_config_says_sort_is_supported(scim):
     config = scim.get("/scim/v2/ServiceProviderConfig").json()
 
@@ -185,7 +196,7 @@ def test_code_point_order_holds_whatever_the_collation(db, backend):
     orders by code point all the same: PostgreSQL's ICU root locale, SQLite's NOCASE."""
     from sqlalchemy import column, select, table, text
 
-    from rolecall.scim.sorting import by_code_point
+    from rolecall.db.text import by_code_point
 
     collation = '"und-x-icu"' if backend == "postgres" else "NOCASE"
     db.execute(text(f"CREATE TEMPORARY TABLE sorted_names (name TEXT COLLATE {collation})"))

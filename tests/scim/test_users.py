@@ -203,6 +203,34 @@ def test_username_filter_is_case_insensitive(scim):
     assert body["totalResults"] == 1 and body["Resources"][0]["id"] == created["id"]
 
 
+@pytest.mark.parametrize(
+    "filter_text",
+    [
+        'displayName eq "élise łukasiewicz"',
+        'displayName co "ÉLISE Ł"',
+        'name.givenName sw "él"',
+        'name.familyName ew "WICZ"',
+        'name.familyName eq "ŁUKASIEWICZ"',
+        'not (name.givenName ne "ÉLISE")',
+    ],
+)
+def test_case_insensitive_filters_fold_every_letter_not_only_ascii(scim, filter_text):
+    """Attributes that are not case-exact compare ignoring case in any script (RFC 7643 §2.2):
+    "Élise" and "élise" are one name on both backends (SQLite's own ``lower`` and ``LIKE``
+    fold ASCII letters only)."""
+    created = create(
+        scim,
+        "elise@example.com",
+        displayName="Élise Łukasiewicz",
+        name={"givenName": "Élise", "familyName": "Łukasiewicz"},
+    )
+    create(scim, "other@example.com", displayName="Émile", name={"givenName": "Émile"})
+
+    found = scim.get(USERS, params={"filter": filter_text}).json()
+
+    assert [r["id"] for r in found["Resources"]] == [created["id"]]
+
+
 def test_external_id_filter_is_case_exact(scim):
     create(scim, "a@example.com", externalId="Abc-1")
 

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from rolecall.db.changes import announce_writes
+from rolecall.db.text import register_sqlite_functions
 from rolecall.db.write_turn import WriteTurn, lock_path_for
 
 #: Execution option naming how a SQLite transaction begins (IMMEDIATE unless it only reads).
@@ -122,6 +123,7 @@ def _apply_sqlite_recipe(engine: Engine) -> None:
         # disk for good. Past this size the log is cut back when it is next reused.
         cursor.execute(f"PRAGMA journal_size_limit={WAL_KEPT_BYTES}")
         cursor.close()
+        register_sqlite_functions(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]

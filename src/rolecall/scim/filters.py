@@ -33,6 +33,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import Integer
 
+from rolecall.db.text import by_code_point, lowered
 from rolecall.scim.errors import INVALID_FILTER, ScimError, bad_request
 
 MAX_FILTER_LENGTH = 4096
@@ -197,7 +198,7 @@ def _compare(attr: Attr, op: CompareOperator, value: Any, name: str) -> ColumnEl
     key = value.lower()
     if op is CompareOperator.eq and attr.equals is not None:
         return attr.equals(key)
-    column = attr.column if attr.lowered else func.lower(attr.column)
+    column = attr.column if attr.lowered else lowered(attr.column)
     return _string(column, op, key, exact=False)
 
 
@@ -218,7 +219,8 @@ def _string(column: Any, op: CompareOperator, value: str, *, exact: bool) -> Col
         if exact:
             return _position(column, value) > 0
         return column.contains(value, autoescape=True)
-    return _ordered(column, op, value, "")
+    # RFC 7644 §3.4.2.2: "lexicographical", here by code point, as sorting orders them.
+    return _ordered(by_code_point(column), op, value, "")
 
 
 def _ordered(column: Any, op: CompareOperator, value: Any, name: str) -> ColumnElement[bool]:

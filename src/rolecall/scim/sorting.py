@@ -17,32 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy import ColumnElement
 
+from rolecall.db.text import by_code_point, lowered
 from rolecall.scim.errors import INVALID_VALUE, ScimError
 from rolecall.scim.filters import STRING, Attr, attribute_of
 
 ASCENDING, DESCENDING = "ascending", "descending"
 MAX_SORT_BY_LENGTH = 256
-
-
-class by_code_point(FunctionElement[str]):
-    """Text compared by code point, whatever the column's or database's collation (which may
-    follow a locale): PostgreSQL's ``C`` collation, SQLite's ``BINARY``."""
-
-    inherit_cache = True
-
-
-@compiles(by_code_point)
-def _by_code_point_default(element: Any, compiler: Any, **kw: Any) -> str:
-    return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
-
-
-@compiles(by_code_point, "sqlite")
-def _by_code_point_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
-    return f"({compiler.process(element.clauses, **kw)}) COLLATE BINARY"
 
 
 @dataclass(frozen=True)
@@ -86,7 +68,7 @@ def order_by(
         return []  # every resource has the same value: the usual order decides
     key = attr.column
     if attr.kind == STRING:
-        key = by_code_point(key if attr.case_exact or attr.lowered else func.lower(key))
+        key = by_code_point(key if attr.case_exact or attr.lowered else lowered(key))
     return [key.desc().nulls_first() if descending else key.asc().nulls_last()]
 
 
