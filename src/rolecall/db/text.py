@@ -1,5 +1,5 @@
 """Text in SQL compared as Python compares it, on both backends: folded by ``str.lower``,
-ordered by code point.
+ordered by code point, searched case-sensitively.
 
 The lower-cased key columns (``username_key``, ``email_key``, ``name_key``...) are lowered in
 Python, so they fold every letter. A query that must fold a column that has no key (a SCIM
@@ -15,49 +15,57 @@ punctuation); ``by_code_point`` compares by Unicode code point whatever the coll
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import String
+from sqlalchemy.types import Integer, String
 
 #: The SQLite function ``lowered`` compiles to.
 SQLITE_LOWER = "rolecall_lower"
 
 
-class lowered(FunctionElement[str]):
+class _DialectFunction(FunctionElement[Any]):
+    """A function written differently per database: ``sql`` by dialect name (``default`` for
+    the others), ``{}`` standing for the arguments."""
+
+    inherit_cache = True
+    sql: ClassVar[dict[str, str]]
+
+
+@compiles(_DialectFunction)
+def _compile(element: Any, compiler: Any, **kw: Any) -> str:
+    template: str = element.sql.get(compiler.dialect.name, element.sql["default"])
+    return template.format(compiler.process(element.clauses, **kw))
+
+
+class lowered(_DialectFunction):
     """The text lower-cased in every script, as ``str.lower`` does."""
 
     type = String()
     inherit_cache = True
+    sql: ClassVar[dict[str, str]] = {"default": "lower({})", "sqlite": SQLITE_LOWER + "({})"}
 
 
-@compiles(lowered)
-def _lowered_default(element: Any, compiler: Any, **kw: Any) -> str:
-    return f"lower({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(lowered, "sqlite")
-def _lowered_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
-    return f"{SQLITE_LOWER}({compiler.process(element.clauses, **kw)})"
-
-
-class by_code_point(FunctionElement[str]):
+class by_code_point(_DialectFunction):
     """Text compared by code point, whatever the column's or database's collation (which may
     follow a locale): PostgreSQL's ``C`` collation, SQLite's ``BINARY``."""
 
     type = String()
     inherit_cache = True
+    sql: ClassVar[dict[str, str]] = {
+        "default": '({}) COLLATE "C"',
+        "sqlite": "({}) COLLATE BINARY",
+    }
 
 
-@compiles(by_code_point)
-def _by_code_point_default(element: Any, compiler: Any, **kw: Any) -> str:
-    return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
+class position(_DialectFunction):
+    """Where a substring starts in a text (1 and up; 0 when absent), case-sensitively: ``LIKE``
+    ignores ASCII case on SQLite, which a case-exact search must not."""
 
-
-@compiles(by_code_point, "sqlite")
-def _by_code_point_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
-    return f"({compiler.process(element.clauses, **kw)}) COLLATE BINARY"
+    type = Integer()
+    inherit_cache = True
+    sql: ClassVar[dict[str, str]] = {"default": "strpos({})", "sqlite": "instr({})"}
 
 
 def _lower(value: Any) -> Any:

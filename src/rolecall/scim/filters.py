@@ -29,11 +29,8 @@ from scim2_models.path import (
     ValuePath,
 )
 from sqlalchemy import ColumnElement, and_, false, func, not_, or_, true
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import Integer
 
-from rolecall.db.text import by_code_point, lowered
+from rolecall.db.text import by_code_point, lowered, position
 from rolecall.scim.errors import INVALID_FILTER, ScimError, bad_request
 
 MAX_FILTER_LENGTH = 4096
@@ -61,24 +58,6 @@ class Attr:
     wrap: Callable[[ColumnElement[bool]], ColumnElement[bool]] | None = None
     #: The sub-attribute a bare comparison on a complex attribute means (``emails eq x``).
     default_sub: str | None = None
-
-
-class _position(FunctionElement[int]):
-    """Position of a substring, case-sensitively: ``instr`` on SQLite, ``strpos`` elsewhere
-    (``LIKE`` ignores ASCII case on SQLite, which a case-exact ``co`` must not)."""
-
-    type = Integer()
-    inherit_cache = True
-
-
-@compiles(_position)
-def _position_default(element: Any, compiler: Any, **kw: Any) -> str:
-    return f"strpos({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(_position, "sqlite")
-def _position_sqlite(element: Any, compiler: Any, **kw: Any) -> str:
-    return f"instr({compiler.process(element.clauses, **kw)})"
 
 
 def parse(text: str) -> FilterNode:
@@ -217,7 +196,7 @@ def _string(column: Any, op: CompareOperator, value: str, *, exact: bool) -> Col
         return column.endswith(value, autoescape=True)
     if op is CompareOperator.co:
         if exact:
-            return _position(column, value) > 0
+            return position(column, value) > 0
         return column.contains(value, autoescape=True)
     # RFC 7644 §3.4.2.2: "lexicographical", here by code point, as sorting orders them.
     return _ordered(by_code_point(column), op, value, "")
