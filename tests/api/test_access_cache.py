@@ -248,6 +248,7 @@ ROUTER_CHECKS = {
     "not_json_typed": (b'{"permission": "run:create", "project": "P"}', "text/plain"),
     "untyped": (b'{"permission": "run:create", "project": "P"}', None),
     "over_the_limit": (b'{"permission": "run:create", %s"project": "P"}' % (b" " * 1100), 1),
+    "nested_past_the_stack": (b"[" * 1000, 1),
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from rolecall.audit.models import AuditEvent
 from rolecall.orgs.models import OrgMembership
@@ -159,6 +159,39 @@ def test_malformed_json_is_invalid_syntax(scim):
     response = scim.post(USERS, content=b'{"userName": ')
 
     assert_scim_error(response, 400, "invalidSyntax")
+
+
+#: A JSON escape of a lone UTF-16 surrogate (RFC 8259 §8.2): no Unicode text.
+LONE = rb"\ud800"
+#: Bodies no database can store or no stack can parse, by name: (method, path, body).
+REFUSED_BODIES = {
+    "user": ("POST", USERS, b'{"userName": "a' + LONE + b'@example.com"}'),
+    "group": ("POST", "/scim/v2/Groups", b'{"displayName": "g' + LONE + b'"}'),
+    "role": ("POST", "/scim/v2/Roles", b'{"name": "r' + LONE + b'", "inheritedFrom": "member"}'),
+    "search": ("POST", f"{USERS}/.search", b'{"filter": "displayName co \\"' + LONE + b'\\""}'),
+    "bulk": ("POST", "/scim/v2/Bulk", b'{"Operations": [{"data": {"userName": "' + LONE + b'"}}]}'),
+    "patch": ("PATCH", f"{USERS}/ID", b'{"Operations": [{"op": "add", "value": "' + LONE + b'"}]}'),
+    "put": ("PUT", f"{USERS}/ID", b'{"userName": "x@example.com", "externalId": "' + LONE + b'"}'),
+    "deep": ("POST", USERS, b"[" * 50_000),
+    "deep-patch": ("PATCH", f"{USERS}/ID", b'{"Operations": [{"value": ' + b"[" * 5_000),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED_BODIES))
+def test_text_no_database_stores_and_nesting_too_deep_are_invalid_syntax(scim, db, case):
+    """A lone UTF-16 surrogate escape (RFC 8259 §8.2) or arrays nested past the stack: 400
+    ``invalidSyntax`` that names it, and nothing written (most were 500s)."""
+    user = create(scim, "kept@example.com", displayName="Kept")
+    users_before = db.scalar(select(func.count()).select_from(User))
+    method, path, content = REFUSED_BODIES[case]
+
+    response = scim.request(method, path.replace("ID", user["id"]), content=content)
+
+    body = assert_scim_error(response, 400, "invalidSyntax")
+    assert "surrogate" in body["detail"] or "deeply" in body["detail"]
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(User)) == users_before
+    assert db.get(User, user["id"]).full_name == "Kept"
 
 
 def test_create_inactive_user(scim, db):

@@ -135,6 +135,9 @@ def test_a_document_with_any_error_is_rolled_back_whole(client, db, org):
         (b'{"query": "query A { viewer { id } }", "operationName": "B"}', "bad_request"),
         (b'{"query": "query A { viewer { id } } query B { viewer { id } }"}', "bad_request"),
         (b'{"query": "\\u0000"}', "graphql_syntax_error"),
+        # Refused before the query runs: no database stores a lone surrogate (it was a 500).
+        (b'{"query": "{ viewer { id } }", "variables": {"n": "\\ud800"}}', "malformed_json"),
+        (b"[" * 50_000, "malformed_json"),
     ],
 )
 def test_malformed_requests_are_400(client, org, content, code):

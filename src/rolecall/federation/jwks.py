@@ -14,7 +14,6 @@ The cache is safe to lose (DESIGN.md): each process keeps its own.
 from __future__ import annotations
 
 import functools
-import json
 import ssl
 import threading
 import time
@@ -27,6 +26,7 @@ import httpx
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
 
+from rolecall import strict_json
 from rolecall.federation.destinations import SINGLE_ORG, DestinationRefused, Destinations
 
 #: Asymmetric JWS algorithms we verify (RFC 7518 §3.1, RFC 8037 §3.1, and RFC 9864 §2's
@@ -131,9 +131,9 @@ def fetch_json(url: str, destinations: Destinations = SINGLE_ORG) -> dict[str, A
     except DestinationRefused as exc:
         raise FetchFailed(f"will not fetch {url}: {exc}") from exc
     try:
-        data = json.loads(body)
+        data = strict_json.loads(body)
     except ValueError as exc:
-        raise FetchFailed(f"{url} did not send JSON") from exc
+        raise FetchFailed(f"{url} did not send JSON ({exc})") from exc
     if not isinstance(data, dict):
         raise FetchFailed(f"{url} did not send a JSON object")
     return data

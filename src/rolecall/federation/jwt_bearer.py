@@ -26,6 +26,7 @@ from typing import Any, TypeGuard
 from joserfc import jws
 from joserfc.errors import JoseError
 
+from rolecall import strict_json
 from rolecall.federation.jwks import ASYMMETRIC_ALGORITHMS, FetchFailed, PublicKey, UnknownKey
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -60,7 +61,9 @@ class Assertion:
 def _b64_json(part: str, what: str) -> dict[str, Any]:
     try:
         padded = part + "=" * (-len(part) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        data = strict_json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (strict_json.UnpairedSurrogate, strict_json.TooDeep) as exc:
+        raise MalformedAssertion(f"the JWT's {what} is refused: {exc}") from exc
     except (binascii.Error, ValueError, UnicodeError) as exc:
         raise MalformedAssertion(f"the JWT's {what} is not base64url-encoded JSON") from exc
     if not isinstance(data, dict):

@@ -32,6 +32,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 
+from rolecall import strict_json
 from rolecall.errors import AuthenticationFailed, Unavailable
 from rolecall.federation.destinations import DestinationRefused, Destinations
 from rolecall.federation.jwks import (
@@ -123,7 +124,7 @@ def _read_json(response: httpx.Response, what: str) -> dict[str, Any]:
     if len(response.content) > MAX_DOCUMENT_BYTES:
         raise IdpUnavailable(f"the identity provider's {what} answer is too large")
     try:
-        data = response.json()
+        data = strict_json.loads(response.content)
     except ValueError as exc:
         raise IdpUnavailable(f"the identity provider's {what} did not answer JSON") from exc
     if not isinstance(data, dict):

@@ -14,10 +14,10 @@ same cache entries; ``tests/api/test_access_cache.py`` compares the two.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from rolecall import strict_json
 from rolecall.authz import policy
 from rolecall.authz.load import observed
 from rolecall.authz.permissions import Permission, parse_permission
@@ -152,7 +152,7 @@ def _self_question(body: bytes) -> tuple[Permission, tuple[str, str]] | None:
     """(permission, (entity, name)) when ``body`` is a valid question about the caller itself,
     exactly as ``AuthzCheck`` would accept it; else None (the router decides what it is)."""
     try:
-        question = json.loads(body)
+        question = strict_json.loads(body)
     except ValueError:
         return None
     if not isinstance(question, dict) or not question.keys() <= _CHECK_FIELDS:

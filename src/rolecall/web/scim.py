@@ -11,7 +11,6 @@ those raised outside the routes, such as unknown paths).
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
@@ -19,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from rolecall import authz
+from rolecall import authz, strict_json
 from rolecall.authz.permissions import Permission
 from rolecall.errors import RolecallError
 from rolecall.orgs.models import Organization
@@ -137,8 +136,10 @@ async def read_body(request: Request) -> Any:
     if len(raw) > MAX_BODY:
         raise ScimError(413, f"request bodies are at most {MAX_BODY} bytes")
     try:
-        return json.loads(raw) if raw.strip() else None
-    except (ValueError, UnicodeDecodeError):
+        return strict_json.loads(raw) if raw.strip() else None
+    except (strict_json.UnpairedSurrogate, strict_json.TooDeep) as exc:
+        raise ScimError(400, f"the request body is refused: {exc}", INVALID_SYNTAX) from None
+    except ValueError:  # UnicodeDecodeError is one
         raise ScimError(400, "the request body is not valid JSON", INVALID_SYNTAX) from None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from typing import Any
 
@@ -75,6 +76,10 @@ def test_no_checks_means_fail():
     assert not report.ok and report.failure.check == "checks"
 
 
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
@@ -84,6 +89,8 @@ def test_no_checks_means_fail():
         (".b.c", "not a JWT"),
         ("!!.b.c", "not base64url-encoded JSON"),
         ("WzFd.WzFd.c", "not a JSON object"),  # [1]
+        (_b64url(b"[" * 9_000) + ".e30.c", "nests arrays and objects too deeply"),
+        ("e30." + _b64url(b'{"sub": "\\ud800"}') + ".c", "unpaired UTF-16 surrogate"),
     ],
 )
 def test_malformed(raw, message):

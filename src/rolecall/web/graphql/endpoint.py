@@ -16,7 +16,6 @@ Answers:
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from dataclasses import dataclass, replace
@@ -34,6 +33,7 @@ from graphql import (
     validate,
 )
 
+from rolecall import strict_json
 from rolecall.errors import PermissionDenied, RolecallError
 from rolecall.web import metrics
 from rolecall.web.deps import ATTRIBUTION_RESULT_HEADER, ContextDep, TransactionalRoute
@@ -80,8 +80,10 @@ async def read_request(request: Request) -> GraphQLRequest | JSONResponse:
         if len(body) > MAX_BODY:
             return _errors(413, f"the request body is larger than {MAX_BODY} bytes", "too_large")
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        data = strict_json.loads(body)
+    except (strict_json.UnpairedSurrogate, strict_json.TooDeep) as exc:
+        return _errors(400, f"the request body is refused: {exc}", "malformed_json")
+    except ValueError:  # UnicodeDecodeError is one
         return _errors(400, "the request body is not valid JSON", "malformed_json")
     if isinstance(data, list):
         return _errors(400, "batched requests are not supported: send one object", "bad_request")

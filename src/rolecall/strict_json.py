@@ -1,0 +1,60 @@
+"""JSON parsing that refuses text no database can store, and nesting no stack can hold.
+
+JSON may escape a lone UTF-16 surrogate (``"\\ud800"``, RFC 8259 §8.2 calls such strings
+unpredictable), and Python's ``json`` turns it into a ``str`` holding that surrogate: not Unicode
+text. SQLite's driver cannot encode it, PostgreSQL refuses it, and the request would fail deep
+inside a query. ``loads`` refuses it at the door instead, as the REST API's models do. Paired
+escapes (``"\\ud83d\\ude00"``, an emoji) are one character once parsed and stay welcome.
+
+``json`` also parses nested arrays and objects by recursion, and a few kilobytes of ``[`` make a
+``RecursionError``, which is no ``ValueError``: ``loads`` makes it one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+#: An escaped surrogate, the only way one can reach a parsed string (UTF-8 cannot encode one):
+#: found in the raw text first, so that the parsed value is walked only when it may hold one.
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class UnpairedSurrogate(ValueError):
+    """The JSON holds a string with a lone UTF-16 surrogate."""
+
+
+class TooDeep(ValueError):
+    """The JSON nests arrays and objects deeper than the interpreter's stack allows."""
+
+
+def loads(raw: bytes) -> Any:
+    """``json.loads(raw)``; ``UnpairedSurrogate`` when a string in it (a key or a value) holds
+    a lone surrogate, ``TooDeep``, or another ``ValueError`` (such as ``UnicodeDecodeError``)
+    when it is no JSON."""
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise TooDeep("the JSON nests arrays and objects too deeply") from None
+    if _ESCAPED_SURROGATE.search(raw) and _holds_surrogate(value):
+        raise UnpairedSurrogate("a string holds an unpaired UTF-16 surrogate escape")
+    return value
+
+
+def _holds_surrogate(value: Any) -> bool:
+    """Walked without recursion: a body nested as deep as ``json`` allows stays within the
+    interpreter's stack."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
