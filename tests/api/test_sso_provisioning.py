@@ -151,6 +151,24 @@ def test_identifier_claims_refuse_a_username_someone_else_has(db, org, settings)
     assert me.username == "me"
 
 
+def test_identifier_claims_leave_alone_a_user_other_organizations_hold(db, org, settings):
+    """Rule ``user.shared_identity``: one organization's identity provider does not rename a
+    user another organization holds too; the sign-in says why."""
+    claims = settings.model_copy(update={"use_identifier_claims": True})
+    me = factories.user(db, org.org, username="shared")
+    elsewhere = factories.bootstrap(db)
+    db.add(OrgMembership(org_id=elsewhere.org.id, user_id=me.id, role="member"))
+    db.flush()
+
+    with pytest.raises(AuthenticationFailed) as refused:
+        sign_in(db, org, claims, email=me.email, username="renamed", full_name="Re Named")
+
+    assert refused.value.code == "invalid_identity"
+    assert "other organizations" in refused.value.message
+    db.refresh(me)
+    assert (me.username, me.full_name) == ("shared", None)
+
+
 def test_groups_decide_team_memberships(db, org, settings):
     ml, research, ops = (factories.team(db, org.org, name=n) for n in ("ml", "research", "ops"))
     user = factories.user(db, org.org)

@@ -9,10 +9,17 @@ from sqlalchemy import select
 
 from rolecall.audit.models import AuditEvent
 from rolecall.authz import policy
-from rolecall.orgs.models import Organization
+from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.users.models import User
 from tests import factories
-from tests.scim.conftest import GROUP_URN, ROLE_URN, USER_URN, assert_scim_error, new_user
+from tests.scim.conftest import (
+    GROUP_URN,
+    ROLE_URN,
+    USER_URN,
+    assert_scim_error,
+    new_user,
+    patch,
+)
 
 
 @pytest.mark.parametrize("prefix", ["/scim", "/scim/v2"])
@@ -128,8 +135,6 @@ def test_unsupported_method_is_scim_error(client, org):
 def test_multi_org_uses_the_header_then_the_chosen_scim_org(make_client, db, org):
     other = factories.bootstrap(db)
     # The first org's admin also administers the second org.
-    from rolecall.orgs.models import OrgMembership
-
     db.add(OrgMembership(org_id=other.org.id, user_id=org.admin.id, role="admin", active=True))
     db.flush()
     client = make_client(mode="multi")
@@ -173,6 +178,44 @@ def test_multi_org_refuses_deactivation(make_client, db, org):
     # Sending the current state (Okta's PUT always carries active) is fine.
     same = client.put(f"/scim/v2/Users/{created['id']}", json=new_user())
     assert same.status_code == 200
+
+
+def test_multi_org_leaves_the_identity_of_a_user_other_orgs_hold_as_it_is(make_client, db, org):
+    """Rule ``user.shared_identity``: one organization's identity provider may change a user's
+    role and external id, not the email, userName or names another organization sees too."""
+    client = make_client(mode="multi")
+    client.headers.update(org.admin_headers)
+    created = client.post("/scim/v2/Users", json=new_user("ada@example.com")).json()
+    elsewhere = factories.bootstrap(db)
+    db.add(OrgMembership(org_id=elsewhere.org.id, user_id=created["id"], role="member"))
+    db.flush()
+    url = f"/scim/v2/Users/{created['id']}"
+
+    def replaced(**value: object):  # type: ignore[no-untyped-def]
+        return client.patch(url, json=patch({"op": "replace", "value": value}))
+
+    refused = [
+        replaced(emails=[{"value": "ada@attacker.example", "primary": True}]),
+        replaced(userName="ada-b"),
+        replaced(displayName="Set elsewhere"),
+        replaced(**{"name.givenName": "Eve"}),
+        client.put(url, json=new_user("ada@example.com", displayName="Set elsewhere")),
+    ]
+    allowed = [replaced(externalId="b-1"), replaced(organizationRole="viewer")]
+
+    for response in refused:
+        body = assert_scim_error(response, 409)
+        assert "other organizations" in body["detail"]
+    assert [response.status_code for response in allowed] == [200, 200]
+    db.expire_all()
+    user = db.get(User, created["id"])
+    identity = (user.email, user.username, user.user_name, user.full_name, user.given_name)
+    assert identity == ("ada@example.com", "ada", "ada@example.com", None, "Ada")
+    # Alone in its organization again, the user's identity is the organization's to change.
+    theirs = OrgMembership.org_id == elsewhere.org.id, OrgMembership.user_id == user.id
+    db.delete(db.scalar(select(OrgMembership).where(*theirs)))
+    db.flush()
+    assert replaced(displayName="Ada L.").status_code == 200
 
 
 def test_schemas_suggest_the_orgs_team_and_role_names_to_an_admin(client, db, org):

@@ -1,8 +1,9 @@
 """ACCESS.md rules that are not permissions: pure checks the services apply.
 
-The last-admin guard, the private-only visibility rule, the run-move rule, the project-role
-rules and service-account attribution. Each returns a ``RuleViolation`` (or an ``Attribution``)
-naming its rule, so errors and traces say which rule spoke. Re-exported by ``policy``.
+The last-admin guard, the shared-identity rule, the private-only visibility rule, the run-move
+rule, the project-role rules and service-account attribution. Each returns a ``RuleViolation``
+(or an ``Attribution``) naming its rule, so errors and traces say which rule spoke. Re-exported
+by ``policy``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from rolecall.authz.roles import Visibility
 from rolecall.authz.trace import TraceStep
 
 RULE_LAST_ADMIN = "org.last_admin"
+RULE_SHARED_IDENTITY = "user.shared_identity"
 RULE_PRIVATE_ONLY = "team.private_only"
 RULE_RUN_MOVE = "run.move_out_of_restricted"
 RULE_VIEWER_PROJECT_ROLE = "project_role.viewer_fixed"
@@ -33,6 +35,22 @@ def check_last_admin(
         return RuleViolation(
             RULE_LAST_ADMIN,
             "this is the organization's last active admin: make another user an admin first",
+        )
+    return None
+
+
+def check_identity_change(*, other_organizations: int) -> RuleViolation | None:
+    """A user's identity (email, login name, username, names: one ``User`` for every
+    organization it belongs to) is changed by an organization only while the user belongs to
+    no other: one organization's admin or identity provider must not re-address or rename a
+    user another organization also holds (ours; the seeds keep deactivation, which would
+    reach every organization, out of multi-organization SCIM for the same reason). Its role,
+    seats, activity and external id stay each organization's own."""
+    if other_organizations > 0:
+        return RuleViolation(
+            RULE_SHARED_IDENTITY,
+            "this user belongs to other organizations too: its email, userName, username and "
+            "names are shared with them, and are not changed from one of them",
         )
     return None
 

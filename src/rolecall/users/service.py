@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from rolecall import authz
 from rolecall.audit.service import record
 from rolecall.authz.permissions import Permission
+from rolecall.authz.policy import check_identity_change
 from rolecall.authz.roles import OrgRole, SeatType, parse_org_role
 from rolecall.db.base import new_id
 from rolecall.db.rows import insert_now
@@ -427,7 +428,8 @@ def update_user(
 
     Raises ``PermissionDenied`` without ``org:manage_users``; ``NotFound`` for an unknown user;
     ``InvalidInput`` for a bad value; ``Conflict`` (code ``last_admin``) demoting the last admin,
-    or when the email or login name belongs to another user.
+    when the email or login name belongs to another user, or (code ``shared_identity``) changing
+    the email, login name or names of a user that other organizations hold too.
     """
     authz.require(session, actor, Permission.ORG_MANAGE_USERS, org)
     user, membership = member = _require_member(session, org, ref)
@@ -479,6 +481,8 @@ def update_user(
             setattr(owner[field], field, value)
         if field == "email":
             user.email_key = value.lower()
+    if changes.keys() & USER_FIELDS:
+        guard_shared_identity(session, org, user)
     if changes:
         membership.updated_at = datetime.now(UTC)
         _record(session, actor, org, user, "user.update", before, changes)
@@ -492,13 +496,15 @@ def rename_user(
     follows. Used when the identity provider decides usernames (GORILLA_USE_IDENTIFIER_CLAIMS).
 
     Raises ``PermissionDenied`` without ``org:manage_users``; ``NotFound``; ``InvalidInput`` for
-    a bad username; ``Conflict`` when another user or a team has the name.
+    a bad username; ``Conflict`` when another user or a team has the name, or (code
+    ``shared_identity``) when other organizations hold the user too.
     """
     authz.require(session, actor, Permission.ORG_MANAGE_USERS, org)
     user, _membership = member = _require_member(session, org, ref)
     check_username(username)
     if username == user.username:
         return member
+    guard_shared_identity(session, org, user)
     if username.lower() != user.username_key:
         _check_name_free(session, username)
     before = {"username": user.username}
@@ -513,6 +519,22 @@ def rename_user(
         raise Conflict("that username was taken at the same moment; retry") from exc
     _record(session, actor, org, user, "user.update", before, {"username": username})
     return member
+
+
+def guard_shared_identity(session: Session, org: Organization, user: User) -> None:
+    """A user of other organizations too keeps its identity as it is (``authz.domain_rules``;
+    a rule of ours, where ACCESS.md is silent).
+
+    Raises ``Conflict`` with the rule's message and code ``shared_identity``.
+    """
+    others = session.scalar(
+        select(func.count())
+        .select_from(OrgMembership)
+        .where(OrgMembership.user_id == user.id, OrgMembership.org_id != org.id)
+    )
+    violation = check_identity_change(other_organizations=others or 0)
+    if violation is not None:
+        raise Conflict(violation.message, code="shared_identity")
 
 
 def set_user_active(

@@ -52,6 +52,20 @@ def test_last_admin_rule_ignores_non_admins_and_changes_that_keep_the_admin():
     )
 
 
+# --- an identity other organizations share ---------------------------------------------------
+
+
+def test_a_user_of_other_organizations_too_keeps_its_identity():
+    violation = policy.check_identity_change(other_organizations=1)
+    assert violation is not None
+    assert violation.rule == policy.RULE_SHARED_IDENTITY
+    assert "other organizations" in violation.message
+
+
+def test_a_user_of_this_organization_alone_may_be_renamed_and_re_addressed():
+    assert policy.check_identity_change(other_organizations=0) is None
+
+
 # --- private-only teams -----------------------------------------------------------------------
 
 
