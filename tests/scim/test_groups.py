@@ -401,6 +401,7 @@ def test_patch_rename_by_path_and_pathless(scim, db):
         ({"op": "add", "path": "members", "value": [{"value": "ghost"}]}, "invalidValue"),
         ({"op": "add", "path": "members[", "value": []}, "invalidPath"),
         ({"op": "bogus", "path": "members", "value": []}, "invalidSyntax"),
+        ({"op": "replace", "path": "members"}, "invalidSyntax"),
     ],
 )
 def test_bad_group_patches(scim, operation, scim_type):

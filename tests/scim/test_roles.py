@@ -133,6 +133,7 @@ def test_patch_adds_and_removes_permissions(scim, db):
         ({"op": "add", "path": "colour", "value": "red"}, "invalidPath"),
         ({"op": "remove"}, "noTarget"),
         ({"op": "jump", "path": "permissions"}, "invalidSyntax"),
+        ({"op": "replace", "path": "description"}, "invalidSyntax"),
     ],
 )
 def test_bad_role_patches_change_nothing(scim, operation, scim_type):

@@ -785,7 +785,7 @@ def test_patch_username_to_a_taken_one_is_409_and_changes_nothing(scim, db):
     ("operation", "scim_type"),
     [
         ({"op": "remove"}, "noTarget"),
-        ({"op": "replace", "path": "userName["}, "invalidPath"),
+        ({"op": "replace", "path": "userName[", "value": "x"}, "invalidPath"),
         ({"op": "replace", "path": "nosuchattr", "value": 1}, "invalidPath"),
         ({"op": "remove", "path": "userName"}, "mutability"),
         ({"op": "replace", "path": "id", "value": "other"}, "mutability"),
@@ -795,6 +795,11 @@ def test_patch_username_to_a_taken_one_is_409_and_changes_nothing(scim, db):
         ({"op": "replace", "value": "not an object"}, "invalidValue"),
         ({"op": "frobnicate", "path": "active", "value": True}, "invalidSyntax"),
         ({"op": "remove", "path": 'emails[type eq "work"]'}, "invalidValue"),
+        # RFC 7644 §3.5.2.1, §3.5.2.3: add and replace MUST carry a value (it cleared the
+        # attribute).
+        ({"op": "replace", "path": "displayName"}, "invalidSyntax"),
+        ({"op": "add", "path": "externalId"}, "invalidSyntax"),
+        ({"op": "Replace", "path": "name.givenName"}, "invalidSyntax"),
     ],
 )
 def test_bad_patches_are_refused_with_scim_type_and_change_nothing(scim, db, operation, scim_type):

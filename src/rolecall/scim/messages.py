@@ -105,6 +105,9 @@ def text(value: Any, name: str, *, required: bool = False) -> str | None:
     return value
 
 
+_ABSENT = object()
+
+
 @dataclass(frozen=True, slots=True)
 class Operation:
     """One PATCH operation with its op lower-cased."""
@@ -137,7 +140,13 @@ def operations(body: Any) -> list[Operation]:
         if path is not None and not isinstance(path, str):
             raise bad_request(INVALID_PATH, "path must be a string")
         path = path.strip() if path and path.strip() else None
-        parsed.append(Operation(op.strip().lower(), path, get(raw, "value")))
+        op = op.strip().lower()
+        value = get(raw, "value", _ABSENT)
+        if value is _ABSENT and op != "remove":
+            # RFC 7644 §3.5.2.1, §3.5.2.3: add and replace MUST carry a value; without one a
+            # typo would clear the attribute (an explicit null still does, RFC 7643 §2.5).
+            raise bad_request(INVALID_SYNTAX, "add and replace operations need a value")
+        parsed.append(Operation(op, path, None if value is _ABSENT else value))
     return parsed
 
 
