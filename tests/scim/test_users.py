@@ -768,6 +768,40 @@ def test_value_filtered_email_path(scim):
     ]
 
 
+@pytest.mark.parametrize(
+    ("operation", "email"),
+    [
+        # RFC 7644 §3.5.2.1: add joins the user's emails; a home address is not kept, and the
+        # work address stays (it was overwritten, and shown as the work one).
+        ({"op": "add", "path": "emails", "value": [{"type": "home", "value": "h@x.io"}]}, None),
+        ({"op": "add", "value": {"emails": [{"type": "other", "value": "o@x.io"}]}}, None),
+        ({"op": "add", "path": "emails", "value": [{"type": "work", "value": "w@x.io"}]}, "w@x.io"),
+        ({"op": "add", "path": "emails", "value": [{"value": "u@x.io"}]}, "u@x.io"),
+        (
+            {
+                "op": "add",
+                "path": "emails",
+                "value": [{"type": "home", "primary": True, "value": "p@x.io"}],
+            },
+            "p@x.io",
+        ),
+        # replace states every email the user has: the one kept is the primary, work or first.
+        (
+            {"op": "replace", "path": "emails", "value": [{"type": "home", "value": "r@x.io"}]},
+            "r@x.io",
+        ),
+    ],
+)
+def test_adding_an_email_of_another_type_keeps_the_work_one(scim, operation, email):
+    created = create(scim, "ada@example.com")
+
+    response = scim.patch(f"{USERS}/{created['id']}", json=patch(operation))
+
+    assert response.status_code == 200, response.text
+    expected = email or "ada@example.com"
+    assert response.json()["emails"] == [{"value": expected, "type": "work", "primary": True}]
+
+
 def test_patch_username_to_a_taken_one_is_409_and_changes_nothing(scim, db):
     create(scim, "one@example.com")
     two = create(scim, "two@example.com")

@@ -427,7 +427,7 @@ def _write(draft: Draft, op: Operation, attr: str, sub: str | None, lenient: boo
         if remove:
             raise bad_request(INVALID_VALUE, "a user needs an email; replace it instead")
         if sub is None:
-            _write_emails(draft, value)
+            _write_emails(draft, value, adding=op.op == "add")
         elif sub == "value":
             draft.email = text(value, "emails.value", required=True)
     elif attr == "active" and sub is None:
@@ -470,11 +470,19 @@ def _write_name(draft: Draft, remove: bool, sub: str | None, value: Any) -> None
     # ``formatted`` and the other parts (honorificPrefix...) are not kept: ignored.
 
 
-def _write_emails(draft: Draft, value: Any) -> None:
-    """The user's one email: the primary entry, else the work one, else the first."""
+def _write_emails(draft: Draft, value: Any, *, adding: bool = False) -> None:
+    """The user's one email: the primary entry, else the work one, else the first.
+
+    ``adding`` (PATCH ``add``, RFC 7644 §3.5.2.1: the entries join the user's emails): an entry
+    of another type that is not primary (a home address) is one rolecall does not keep, and
+    leaves the stored work address as it is."""
     entries = value if isinstance(value, list) else [value]
     if not all(isinstance(entry, dict) for entry in entries):
         raise bad_request(INVALID_VALUE, "emails must be a list of objects")
+    if adding:
+        entries = [entry for entry in entries if _may_be_the_work_email(entry)]
+        if not entries:
+            return
     if not entries:
         raise bad_request(INVALID_VALUE, "a user needs an email")
 
@@ -486,6 +494,15 @@ def _write_emails(draft: Draft, value: Any) -> None:
 
     chosen = sorted(entries, key=rank)[0]
     draft.email = text(get(chosen, "value"), "emails.value", required=True)
+
+
+def _may_be_the_work_email(entry: dict[str, Any]) -> bool:
+    """Primary, of type work, or of no type: an entry the one stored email may be."""
+    primary = get(entry, "primary")
+    if primary is not None and boolean(primary, "emails.primary"):
+        return True
+    kind = get(entry, "type")
+    return kind is None or str(kind).lower() == EMAIL_TYPE
 
 
 def _write_email_selection(
