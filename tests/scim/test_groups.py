@@ -79,9 +79,44 @@ def test_duplicate_display_name_is_409_uniqueness(scim):
     assert_scim_error(scim.post(GROUPS, json={"displayName": "data science"}), 409, "uniqueness")
 
 
-def test_display_name_taken_by_a_user_is_409(scim, db, org):
+def test_a_display_name_whose_team_name_is_taken_gets_a_free_team_name(scim, db, org):
+    """Team names and usernames are one namespace across organizations: a group whose name is
+    some user's, another organization's team's, or that of a group whose display name differs
+    (``Data Science`` and ``Data/Science`` both suggest ``Data-Science``) gets the next free
+    team name and keeps its display name, which is unique in its organization only. It was a
+    409 ``uniqueness`` that a lookup by ``displayName`` could not explain, and identity
+    providers that link a group after a 409 by that lookup were stuck."""
     factories.user(db, org.org, username="research")
-    assert_scim_error(scim.post(GROUPS, json={"displayName": "research"}), 409, "uniqueness")
+    factories.team(db, factories.bootstrap(db).org, name="Engineering")
+    create_group(scim, "Data Science")
+
+    made = {name: create_group(scim, name) for name in ("research", "Engineering", "Data/Science")}
+
+    names = {display: db.get(Team, group["id"]).name for display, group in made.items()}
+    assert names == {
+        "research": "research-2",
+        "Engineering": "Engineering-2",
+        "Data/Science": "Data-Science-2",
+    }
+    for display, group in made.items():
+        found = scim.get(GROUPS, params={"filter": f'displayName eq "{display}"'}).json()
+        assert [g["id"] for g in found["Resources"]] == [group["id"]]
+        assert found["Resources"][0]["displayName"] == display
+
+
+def test_a_rename_to_a_display_name_whose_team_name_is_taken_gets_a_free_one(scim, db, org):
+    factories.user(db, org.org, username="ops")
+    group = create_group(scim, "g1")
+
+    response = scim.patch(
+        f"{GROUPS}/{group['id']}",
+        json=patch({"op": "replace", "path": "displayName", "value": "ops"}),
+        params={"excludedAttributes": "members"},
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["displayName"] == "ops"
+    assert db.get(Team, group["id"]).name == "ops-2"
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.teams.models import Team
 from rolecall.users.models import User
 from rolecall.users.naming import check_entity_name, normalise_email, username_from_email
-from rolecall.users.queries import available_username
+from rolecall.users.queries import available_name
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def initialize(
     session.flush()
     admin = session.scalar(select(User).where(User.email_key == email.lower()))
     if admin is None:
-        username = available_username(session, username_from_email(email))
+        username = available_name(session, username_from_email(email))
         admin = User(
             email=email, email_key=email.lower(), username=username, username_key=username.lower()
         )

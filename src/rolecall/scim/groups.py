@@ -50,6 +50,11 @@ from rolecall.scim.sorting import UNSORTED, Sort
 from rolecall.teams import service as teams
 from rolecall.teams.models import Team
 from rolecall.users.naming import ENTITY_NAME_RE
+from rolecall.users.queries import available_name
+
+#: The longest team name suggested by a display name, leaving room for a ``-N`` suffix within
+#: the 128 characters of a name.
+MAX_SUGGESTED_NAME = 120
 
 MAX_ID_LENGTH = 64
 DELETE_REFUSED = (
@@ -136,8 +141,9 @@ def create_group(
     body: Any,
     with_members: bool = True,
 ) -> dict[str, Any]:
-    """POST /Groups: a new team with its members. A display name some group already has (or
-    that names an existing team or user) is a 409 ``uniqueness``."""
+    """POST /Groups: a new team with its members. A display name some group of the organization
+    already has is a 409 ``uniqueness``; the team's name is the display name (or one suggested
+    by it), or the next free one when a user or team anywhere has it."""
     body = require_object(body)
     display_name = text(get(body, "displayName"), "displayName", required=True)
     assert display_name is not None
@@ -146,7 +152,7 @@ def create_group(
         session,
         actor=actor,
         org=org,
-        name=_team_name(display_name),
+        name=_team_name(session, display_name),
         display_name=display_name,
         external_id=text(get(body, "externalId"), "externalId"),
     )
@@ -219,10 +225,17 @@ def delete_group(session: Session, *, actor: Principal, org: Organization, group
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def _team_name(display_name: str) -> str:
-    if ENTITY_NAME_RE.fullmatch(display_name):
-        return display_name
-    return teams.name_for_display_name(display_name)
+def _team_name(session: Session, display_name: str, team: Team | None = None) -> str:
+    """The team name for a group's display name: the display name when it is a valid one, else
+    one it suggests (``Data Science`` -> ``Data-Science``), with ``-2``, ``-3``... while a user
+    or another team has it (team names and usernames are one namespace, across organizations:
+    a display name is unique in its organization only)."""
+    wanted = display_name
+    if not ENTITY_NAME_RE.fullmatch(wanted) or len(wanted) > MAX_SUGGESTED_NAME:
+        wanted = teams.name_for_display_name(display_name)[:MAX_SUGGESTED_NAME].rstrip("-.")
+    if team is not None and wanted.lower() == team.name_key:
+        return wanted  # its own name (in another case)
+    return available_name(session, wanted or "group")
 
 
 def _check_display_name_free(
@@ -245,7 +258,7 @@ def _rename(
     if display_name == teams.display_name_of(team):
         return
     _check_display_name_free(session, org, display_name, team.id)
-    name = _team_name(display_name)
+    name = _team_name(session, display_name, team)
     teams.update_team(
         session, actor=actor, org=org, team=team, name=name, display_name=display_name
     )

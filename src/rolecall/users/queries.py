@@ -63,9 +63,11 @@ def names_taken(session: Session, key: str) -> NamesTaken:
     return NamesTaken(bool(as_user_name), bool(as_user_name or as_username or as_team))
 
 
-def available_username(session: Session, wanted: str) -> str:
+def available_name(session: Session, wanted: str) -> str:
     """``wanted``, or ``wanted-2``, ``wanted-3``... whichever is free as an entity name (see
-    ``NamesTaken.entity``): one round trip per name tried, and no need to check it again."""
+    ``NamesTaken.entity``), for a new username or team name: one round trip per name tried, and
+    no need to check it again. ``wanted`` is a valid name of at most 120 characters, so that a
+    suffix keeps it valid."""
     candidate, n = wanted, 1
     while names_taken(session, candidate.lower()).entity:
         n += 1

@@ -38,7 +38,7 @@ from rolecall.users.naming import (
     username_from_email,
 )
 from rolecall.users.queries import (
-    available_username,
+    available_name,
     names_taken,
     org_membership,
     user_name_key,
@@ -283,7 +283,7 @@ def create_user(
             _check_name_free(session, username)
         else:  # derived, and found free
             seed = user_name if user_name and "@" in user_name else email
-            username = available_username(session, username_from_email(seed))
+            username = available_name(session, username_from_email(seed))
         user = User(email=email, email_key=email.lower(), username=username)
         user.username_key, user.full_name = username.lower(), full_name
         user.given_name, user.family_name = given_name, family_name
