@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from rolecall.audit.models import AuditEvent
+from rolecall.orgs.models import OrgMembership
 from rolecall.teams.models import Team, TeamMembership
 from rolecall.users.models import User
 from tests import factories
@@ -510,3 +511,48 @@ def test_a_deactivated_user_can_be_a_member(scim):
     group = create_group(scim, "g1", [alice])
 
     assert {m["value"] for m in group["members"]} == {alice}
+
+
+def test_member_changes_move_the_groups_and_the_users_last_modified(scim, db, org):
+    """RFC 7643 §3.1: lastModified is when the resource's details last changed, and equals
+    created until then. A group's members are part of it, a user's groups and team roles part
+    of the user: a provider's delta sync (``meta.lastModified gt``) finds both."""
+    alice, bob = user_id(scim, "alice"), user_id(scim, "bob")
+    group = create_group(scim, "g1", [alice])
+    assert group["meta"]["lastModified"] == group["meta"]["created"]
+
+    def stamps():  # type: ignore[no-untyped-def]
+        db.expire_all()
+        memberships = {
+            m.user_id: m.updated_at
+            for m in db.scalars(select(OrgMembership).where(OrgMembership.org_id == org.org.id))
+        }
+        return db.get(Team, group["id"]).updated_at, memberships[alice], memberships[bob]
+
+    url = f"{GROUPS}/{group['id']}"
+    team_0, alice_0, bob_0 = stamps()
+    addition = {"op": "add", "path": "members", "value": [{"value": bob}]}
+    assert scim.patch(url, json=patch(addition)).status_code == 204
+    team_1, alice_1, bob_1 = stamps()
+    assert team_1 > team_0 and bob_1 > bob_0 and alice_1 == alice_0
+
+    removal = {"op": "remove", "path": f'members[value eq "{alice}"]'}
+    assert scim.patch(url, json=patch(removal)).status_code == 204
+    team_2, alice_2, bob_2 = stamps()
+    assert team_2 > team_1 and alice_2 > alice_1 and bob_2 == bob_1
+
+    roles = {
+        "op": "replace",
+        "path": "teamRoles",
+        "value": [{"teamName": "g1", "roleName": "admin"}],
+    }
+    assert scim.patch(f"/scim/v2/Users/{bob}", json=patch(roles)).status_code == 200
+    team_3, _, bob_3 = stamps()
+    assert bob_3 > bob_2 and team_3 == team_2  # a group shows no member's role
+
+    since = scim.get(
+        "/scim/v2/Users", params={"filter": f'meta.lastModified gt "{group["meta"]["created"]}"'}
+    )
+    assert {r["id"] for r in since.json()["Resources"]} == {alice, bob}
+    shown = scim.get(url).json()["meta"]
+    assert shown["lastModified"] > shown["created"]

@@ -1023,3 +1023,16 @@ def test_organization_role_on_patch_in_each_shape_a_provider_sends(scim, db, ope
     assert response.json()["organizationRole"] == "admin"
     [event] = events(db, "user.update")
     assert event.surface == "scim" and event.after == {"role": "admin"}
+
+
+def test_a_new_user_was_last_modified_when_it_was_created(scim, db, org):
+    """RFC 7643 §3.1: until a change, lastModified equals created; team roles sent with the
+    create are part of it."""
+    factories.team(db, org.org, name="team1")
+    plain = create(scim, "plain@example.com")
+    with_roles = create(
+        scim, "roles@example.com", teamRoles=[{"teamName": "team1", "roleName": "admin"}]
+    )
+
+    for body in (plain, with_roles, scim.get(f"{USERS}/{with_roles['id']}").json()):
+        assert body["meta"]["lastModified"] == body["meta"]["created"]

@@ -157,6 +157,8 @@ def create_group(
         external_id=text(get(body, "externalId"), "externalId"),
     )
     _add_members(session, actor, org, team, _member_ids(get(body, "members")))
+    # Its members are part of its creation: lastModified equals created (RFC 7643 §3.1).
+    team.updated_at = team.created_at
     return get_group(
         session, actor=actor, org=org, base=base, group_id=team.id, with_members=with_members
     )

@@ -226,6 +226,8 @@ def create_user(
     if not draft.team_roles:  # a new user is in no team: no need to read it back
         return mapping.user_resource(member, [], base)
     _team_roles(session, actor, org, member, draft.team_roles)
+    # Its team roles are part of its creation: lastModified equals created (RFC 7643 §3.1).
+    member.membership.updated_at = member.membership.created_at
     return get_user(session, actor=actor, org=org, base=base, user_id=member.user.id)
 
 

@@ -548,6 +548,7 @@ def _add_user(
     )
     session.add(row)
     session.flush()
+    _touch(session, team, [user.id])
     _audit(
         session,
         actor,
@@ -556,6 +557,29 @@ def _add_user(
         after={"user": user.username, "role": assigned.name},
     )
     return row
+
+
+def _touch(
+    session: Session, team: Team, user_ids: Iterable[str], *, group_too: bool = True
+) -> None:
+    """Mark the users (and the team) changed now: a team's members are part of its SCIM group,
+    a user's teams and team roles part of its SCIM user, so each one's ``meta.lastModified``
+    moves (RFC 7643 §3.1), and a provider's delta sync (``meta.lastModified gt``) sees them.
+
+    The users' memberships first, in id order, then the team: every writer takes these rows in
+    that one order, so that on PostgreSQL two writers never each hold a row the other waits
+    for. Called after the change, so the team's row stays unlocked while a change runs."""
+    now = utcnow()
+    ids = sorted(set(user_ids))
+    for first in range(0, len(ids), IDS_PER_STATEMENT):
+        session.execute(
+            update(OrgMembership)
+            .where(OrgMembership.org_id == team.org_id)
+            .where(OrgMembership.user_id.in_(ids[first : first + IDS_PER_STATEMENT]))
+            .values(updated_at=now)
+        )
+    if group_too:
+        team.updated_at = now
 
 
 #: Ids named in one statement by ``add_users`` and ``remove_users``, which take the rest in
@@ -635,6 +659,7 @@ def _add_chunk(
         for i, user_id in enumerate(added)
     ]
     insert_rows(session, TeamMembership, rows)
+    _touch(session, team, added)
     change = {"role": assigned.name}
     events = [_event("team.member.add", team, after={"user": found[u][0]} | change) for u in added]
     record_many(session, actor=actor, events=events)
@@ -680,6 +705,7 @@ def change_member_role(
     returned = reconcile_project_roles(
         session, project_rows=_user_project_rows(session, team, row.user_id), team_role=assigned
     )
+    _touch(session, team, [row.user_id], group_too=False)  # a group shows no member's role
     session.flush()
     _audit(
         session,
@@ -728,6 +754,7 @@ def remove_member(
         session.delete(project_row)
     session.delete(row)
     session.flush()
+    _touch(session, team, [user_id])
     _audit(
         session,
         actor,
@@ -802,6 +829,7 @@ def _remove_chunk(session: Session, actor: Principal, team: Team, wanted: list[s
         session.execute(delete(ProjectMembership).where(ProjectMembership.id.in_(left)))
     memberships = [leaving[user_id][0] for user_id in removed]
     session.execute(delete(TeamMembership).where(TeamMembership.id.in_(memberships)))
+    _touch(session, team, removed)
     left_by = Counter(user_id for _, user_id in project_rows)
     owned_by = Counter(owner for _, owner in orphaned)
     events = [
