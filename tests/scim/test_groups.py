@@ -556,3 +556,22 @@ def test_member_changes_move_the_groups_and_the_users_last_modified(scim, db, or
     assert {r["id"] for r in since.json()["Resources"]} == {alice, bob}
     shown = scim.get(url).json()["meta"]
     assert shown["lastModified"] > shown["created"]
+
+
+@pytest.mark.parametrize("rename_first", [True, False])
+def test_a_patchs_answer_shows_the_version_a_later_get_shows(scim, rename_first):
+    """The group's lastModified is stamped as the transaction commits (``teams.service``): the
+    PATCH's own answer, rename or not, carries the version stored."""
+    alice, bob = user_id(scim, "alice"), user_id(scim, "bob")
+    group = create_group(scim, "g1", [alice])
+    url = f"{GROUPS}/{group['id']}"
+    rename = {"op": "replace", "path": "displayName", "value": "g2"}
+    addition = {"op": "add", "path": "members", "value": [{"value": bob}]}
+    operations = [rename, addition] if rename_first else [addition, rename]
+
+    answer = scim.patch(url, json=patch(*operations), params={"attributes": "members"})
+
+    assert answer.status_code == 200, answer.text
+    later = scim.get(url)
+    assert answer.headers["ETag"] == later.headers["ETag"]
+    assert later.json()["meta"]["lastModified"] > group["meta"]["lastModified"]

@@ -15,8 +15,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, event, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from rolecall import authz
 from rolecall.audit.service import EventFields, record, record_many
@@ -559,6 +560,10 @@ def _add_user(
     return row
 
 
+#: ``session.info`` key: the teams whose members changed in the transaction, with the time.
+_TOUCHED_TEAMS = "rolecall.touched_teams"
+
+
 def _touch(
     session: Session, team: Team, user_ids: Iterable[str], *, group_too: bool = True
 ) -> None:
@@ -566,9 +571,11 @@ def _touch(
     a user's teams and team roles part of its SCIM user, so each one's ``meta.lastModified``
     moves (RFC 7643 §3.1), and a provider's delta sync (``meta.lastModified gt``) sees them.
 
-    The users' memberships first, in id order, then the team: every writer takes these rows in
-    that one order, so that on PostgreSQL two writers never each hold a row the other waits
-    for. Called after the change, so the team's row stays unlocked while a change runs."""
+    The users' memberships are updated here, in id order; the team's row only as the
+    transaction commits (``_stamp_touched_teams``). So a writer holds a team's row for an
+    instant, never while it goes on to take other rows: on PostgreSQL a group's PATCH and a
+    member's own PATCH cannot each hold a row the other waits for. The team shows the new time
+    at once (this request's answer and its version agree with what is stored)."""
     now = utcnow()
     ids = sorted(set(user_ids))
     for first in range(0, len(ids), IDS_PER_STATEMENT):
@@ -579,7 +586,23 @@ def _touch(
             .values(updated_at=now)
         )
     if group_too:
-        team.updated_at = now
+        if team.updated_at is None or team.updated_at < now:
+            set_committed_value(team, "updated_at", now)
+        session.info.setdefault(_TOUCHED_TEAMS, {})[team.id] = now
+
+
+@event.listens_for(Session, "before_commit")
+def _stamp_touched_teams(session: Session) -> None:
+    touched = session.info.pop(_TOUCHED_TEAMS, None)
+    for team_id, when in sorted((touched or {}).items()):
+        # Never back in time: a rename flushed later in the transaction stamped it already.
+        later = or_(Team.updated_at.is_(None), Team.updated_at < when)
+        session.execute(update(Team).where(Team.id == team_id, later).values(updated_at=when))
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_touched_teams(session: Session) -> None:
+    session.info.pop(_TOUCHED_TEAMS, None)
 
 
 #: Ids named in one statement by ``add_users`` and ``remove_users``, which take the rest in
