@@ -438,6 +438,10 @@ def test_patch_rename_by_path_and_pathless(scim, db):
         ({"op": "add", "path": "members[", "value": []}, "invalidPath"),
         ({"op": "bogus", "path": "members", "value": []}, "invalidSyntax"),
         ({"op": "replace", "path": "members"}, "invalidSyntax"),
+        (
+            {"op": "replace", "path": "meta.lastModified", "value": "2000-01-01T00:00:00Z"},
+            "mutability",
+        ),
     ],
 )
 def test_bad_group_patches(scim, operation, scim_type):

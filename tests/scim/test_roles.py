@@ -134,6 +134,9 @@ def test_patch_adds_and_removes_permissions(scim, db):
         ({"op": "remove"}, "noTarget"),
         ({"op": "jump", "path": "permissions"}, "invalidSyntax"),
         ({"op": "replace", "path": "description"}, "invalidSyntax"),
+        ({"op": "replace", "path": "id", "value": "other"}, "mutability"),
+        ({"op": "replace", "path": "organizationID", "value": "other"}, "mutability"),
+        ({"op": "replace", "path": "meta.created", "value": "2000-01-01T00:00:00Z"}, "mutability"),
     ],
 )
 def test_bad_role_patches_change_nothing(scim, operation, scim_type):

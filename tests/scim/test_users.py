@@ -721,6 +721,9 @@ def test_pathless_replace_with_attribute_path_keys(scim):
                     "active": False,
                     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "R&D",
                     "preferredLanguage": "en",
+                    # A resource sent whole: its read-only parts are ignored here.
+                    "schemas": [USER_URN],
+                    "meta": {"resourceType": "User"},
                 },
             }
         ),
@@ -823,6 +826,9 @@ def test_patch_username_to_a_taken_one_is_409_and_changes_nothing(scim, db):
         ({"op": "replace", "path": "nosuchattr", "value": 1}, "invalidPath"),
         ({"op": "remove", "path": "userName"}, "mutability"),
         ({"op": "replace", "path": "id", "value": "other"}, "mutability"),
+        # RFC 7643 §3.1: meta is read-only (it was accepted and ignored).
+        ({"op": "replace", "path": "meta.created", "value": "2000-01-01T00:00:00Z"}, "mutability"),
+        ({"op": "replace", "path": "schemas", "value": ["urn:x"]}, "mutability"),
         ({"op": "add", "path": "groups", "value": [{"value": "x"}]}, "mutability"),
         ({"op": "replace", "path": "active", "value": "yes"}, "invalidValue"),
         ({"op": "replace", "path": "organizationRole", "value": "owner"}, "invalidValue"),

@@ -36,6 +36,7 @@ from rolecall.scim.errors import (
 from rolecall.scim.filters import to_sql
 from rolecall.scim.mapping import GROUP_URN
 from rolecall.scim.messages import (
+    READ_ONLY,
     Operation,
     Page,
     get,
@@ -428,6 +429,8 @@ def _apply(
     elif attr == "id":
         if op.value != team.id:
             raise bad_request(MUTABILITY, "id is read-only")
+    elif attr in READ_ONLY:
+        raise bad_request(MUTABILITY, f"{op.path[:64]} is read-only")
     else:
         raise bad_request(INVALID_PATH, f"unsupported attribute {op.path[:64]!r}")
 

@@ -105,6 +105,10 @@ def text(value: Any, name: str, *, required: bool = False) -> str | None:
     return value
 
 
+#: Attributes of every resource that no PATCH writes (RFC 7643 §3.1: ``meta`` is read-only,
+#: ``schemas`` names the resource's schemas): a path naming one is ``mutability``.
+READ_ONLY = frozenset({"meta", "schemas"})
+
 _ABSENT = object()
 
 

@@ -30,6 +30,7 @@ from rolecall.scim.errors import (
 from rolecall.scim.filters import to_sql
 from rolecall.scim.mapping import ROLE_URN
 from rolecall.scim.messages import (
+    READ_ONLY,
     Page,
     get,
     list_response,
@@ -210,6 +211,10 @@ def patch_role(
             _replace_fields(session, actor, org, role, {path: ""})
         elif path in ("name", "inheritedfrom"):
             raise bad_request(MUTABILITY, f"{op.path} is required and cannot be removed")
+        elif path == "id" and op.op != "remove" and op.value == role.id:
+            pass  # its own id, as a resource sent whole carries it
+        elif path.split(".")[0] in READ_ONLY | {"id", "organizationid"}:
+            raise bad_request(MUTABILITY, f"{op.path[:64]} is read-only")
         else:
             raise bad_request(INVALID_PATH, f"unsupported path {op.path[:64]!r}")
     return mapping.role_resource(role, org, base)

@@ -30,6 +30,7 @@ from rolecall.scim.errors import (
 from rolecall.scim.filters import to_sql
 from rolecall.scim.mapping import EMAIL_TYPE, USER_URN
 from rolecall.scim.messages import (
+    READ_ONLY,
     Operation,
     Page,
     boolean,
@@ -64,8 +65,6 @@ IGNORED = frozenset(
         "entitlements",
         "roles",
         "x509certificates",
-        "schemas",
-        "meta",
     }
 )
 #: Stands for "every team" in a draft's team-role changes (``remove teamRoles``).
@@ -391,7 +390,8 @@ def _apply(draft: Draft, op: Operation, *, lenient: bool = False) -> None:
             raise bad_request(INVALID_VALUE, "an operation without a path needs an object value")
         # Path-less: each key is an attribute path ("name.givenName", "active", ...).
         for key, value in op.value.items():
-            if isinstance(key, str):
+            # ``schemas`` and ``meta`` beside the attributes (a resource sent whole): ignored.
+            if isinstance(key, str) and key.lower() not in READ_ONLY:
                 _apply(draft, Operation(op.op, key, value), lenient=lenient)
         return
     if op.path.lower() == USER_URN.lower():
@@ -448,6 +448,8 @@ def _write(draft: Draft, op: Operation, attr: str, sub: str | None, lenient: boo
     elif attr == "id":
         if not lenient and value != draft.id:
             raise bad_request(MUTABILITY, "id is read-only")
+    elif attr in READ_ONLY and not lenient:
+        raise bad_request(MUTABILITY, f"{attr} is read-only")
     elif attr in IGNORED or lenient:
         return
     else:
