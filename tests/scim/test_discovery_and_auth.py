@@ -58,6 +58,45 @@ def test_resource_types_and_schemas(client):
     assert user_name["caseExact"] is False and user_name["uniqueness"] == "server"
 
 
+def test_the_user_schema_says_what_a_create_needs_and_what_references_point_to(client):
+    """Every user has these (active and organizationRole are defaulted on create, and cannot
+    be removed); a user's groups refer to Groups, a group's members to Users (RFC 7643 §7)."""
+    user = client.get(f"/scim/v2/Schemas/{USER_URN}").json()
+    group = client.get(f"/scim/v2/Schemas/{GROUP_URN}").json()
+    by_name = {a["name"]: a for a in user["attributes"]}
+
+    required = {name for name, attr in by_name.items() if attr["required"]}
+    assert required == {"userName", "emails", "active", "organizationRole"}
+
+    def ref(attr: dict) -> list:
+        return next(s for s in attr["subAttributes"] if s["name"] == "$ref")["referenceTypes"]
+
+    members = next(a for a in group["attributes"] if a["name"] == "members")
+    assert (ref(by_name["groups"]), ref(members)) == (["Group"], ["User"])
+
+
+@pytest.mark.parametrize(
+    "path", ["ServiceProviderConfig", "ResourceTypes", "ResourceTypes/User", "Schemas"]
+)
+def test_the_discovery_endpoints_refuse_a_filter(client, org, path):
+    """RFC 7644 §4: they SHOULD answer a filter with 403, so no client takes the whole list
+    for what matched."""
+    response = client.get(
+        f"/scim/v2/{path}", params={"filter": 'name eq "User"'}, headers=org.admin_headers
+    )
+
+    body = assert_scim_error(response, 403)
+    assert "no filter" in body["detail"]
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
+def test_me_is_not_implemented(client, org, method):
+    """RFC 7644 §3.11: a service provider without the /Me alias SHOULD answer 501."""
+    response = client.request(method, "/scim/v2/Me", headers=org.admin_headers)
+
+    assert_scim_error(response, 501)
+
+
 def test_unknown_schema_and_resource_type_are_scim_404(client):
     assert_scim_error(client.get("/scim/v2/Schemas/urn:nope"), 404)
     assert_scim_error(client.get("/scim/v2/ResourceTypes/Nope"), 404)

@@ -72,6 +72,7 @@ def _attr(
     sub: list[dict[str, Any]] | None = None,
     description: str = "",
     canonical: list[str] | None = None,
+    refers_to: tuple[str, ...] = ("external",),
 ) -> dict[str, Any]:
     attr: dict[str, Any] = {
         "name": name,
@@ -90,7 +91,7 @@ def _attr(
     if sub is not None:
         attr["subAttributes"] = sub
     if kind == "reference":
-        attr["referenceTypes"] = ["User", "Group"] if name == "$ref" else ["external"]
+        attr["referenceTypes"] = list(refers_to)
     return attr
 
 
@@ -141,7 +142,8 @@ def user_attributes(
             sub=[
                 _attr("value", mutability="readOnly"),
                 _attr("display", mutability="readOnly"),
-                _attr("$ref", "reference", mutability="readOnly"),
+                # A user's groups are teams, never users (RFC 7643 §4.1.2 allows both).
+                _attr("$ref", "reference", mutability="readOnly", refers_to=("Group",)),
                 _attr("type", mutability="readOnly", canonical=["direct"]),
             ],
         ),
@@ -180,7 +182,7 @@ GROUP_ATTRIBUTES = [
         sub=[
             _attr("value", mutability="immutable", case_exact=True),
             _attr("display", mutability="readOnly"),
-            _attr("$ref", "reference", mutability="immutable"),
+            _attr("$ref", "reference", mutability="immutable", refers_to=("User",)),
             _attr("type", mutability="immutable", canonical=["User"]),
         ],
     ),

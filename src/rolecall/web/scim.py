@@ -265,35 +265,51 @@ def _base(request: Request, settings: Any) -> str:
     return settings.base_url.rstrip("/") + next(p for p in PREFIXES if path.startswith(p))
 
 
+async def refuse_filters(request: Request) -> None:
+    """RFC 7644 §4: the discovery endpoints take no filter, and SHOULD answer one with 403, so
+    that no client takes what they list for what matched."""
+    if "filter" in request.query_params:
+        raise ScimError(403, "the discovery endpoints take no filter: they list everything")
+
+
+NO_FILTER = Depends(refuse_filters)
+
+
 def _discovery(router: APIRouter) -> None:
+    @router.api_route("/Me", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    async def me() -> Response:
+        # RFC 7644 §3.11: a service provider without the alias SHOULD answer 501.
+        detail = "the /Me alias is not supported: use /Users/{id}"
+        return error_response(ScimError(501, detail))
+
     @router.post("/.search")
     async def search_everything() -> Response:
         # RFC 7644 §3.4.3: a search across resource types; answered 501 (RFC 7644 §3.12).
         detail = "searching several resource types at once is not supported: use /Users/.search"
         return error_response(ScimError(501, detail))
 
-    @router.get("/ServiceProviderConfig")
+    @router.get("/ServiceProviderConfig", dependencies=[NO_FILTER])
     async def service_provider_config(request: Request, settings: SettingsDep) -> Response:
         return scim_json(discovery.service_provider_config(_base(request, settings)))
 
-    @router.get("/ResourceTypes")
+    @router.get("/ResourceTypes", dependencies=[NO_FILTER])
     async def resource_types(request: Request, settings: SettingsDep) -> Response:
         found = discovery.resource_types(_base(request, settings))
         return scim_json(list_response(found, len(found), 1))
 
-    @router.get("/ResourceTypes/{name}")
+    @router.get("/ResourceTypes/{name}", dependencies=[NO_FILTER])
     async def resource_type(name: str, request: Request, settings: SettingsDep) -> Response:
         found = discovery.resource_type(name, _base(request, settings))
         if found is None:
             return error_response(ScimError(404, f"no resource type {name[:64]!r}"))
         return scim_json(found)
 
-    @router.get("/Schemas")
+    @router.get("/Schemas", dependencies=[NO_FILTER])
     def schemas(ctx: ScimDep) -> Response:
         found = discovery.schemas(ctx.base, *_names(ctx))
         return scim_json(list_response(found, len(found), 1))
 
-    @router.get("/Schemas/{urn}")
+    @router.get("/Schemas/{urn}", dependencies=[NO_FILTER])
     def schema(urn: str, ctx: ScimDep) -> Response:
         found = discovery.schema(urn, ctx.base, *_names(ctx))
         if found is None:
