@@ -7,12 +7,15 @@ inside a query. ``loads`` refuses it at the door instead, as the REST API's mode
 escapes (``"\\ud83d\\ude00"``, an emoji) are one character once parsed and stay welcome.
 
 ``json`` also parses nested arrays and objects by recursion, and a few kilobytes of ``[`` make a
-``RecursionError``, which is no ``ValueError``: ``loads`` makes it one.
+``RecursionError``, which is no ``ValueError``: ``loads`` makes it one. And it takes ``NaN``,
+``Infinity`` and numbers too large for a float (``1e400``, infinity), none of them JSON (RFC 8259
+§6), and ``NaN`` passes every comparison that asks "is this too late?" as false: refused too.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -22,20 +25,39 @@ _ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-class UnpairedSurrogate(ValueError):
+class Refused(ValueError):
+    """JSON text that ``json`` would parse and rolecall does not take; the message says why."""
+
+
+class UnpairedSurrogate(Refused):
     """The JSON holds a string with a lone UTF-16 surrogate."""
 
 
-class TooDeep(ValueError):
+class TooDeep(Refused):
     """The JSON nests arrays and objects deeper than the interpreter's stack allows."""
+
+
+class NotANumber(Refused):
+    """The JSON holds ``NaN``, ``Infinity`` or a number beyond a float's range."""
+
+
+def _no_constant(name: str) -> float:
+    raise NotANumber(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise NotANumber(f"{text[:32]} is beyond the range of numbers taken")
+    return value
 
 
 def loads(raw: bytes) -> Any:
     """``json.loads(raw)``; ``UnpairedSurrogate`` when a string in it (a key or a value) holds
-    a lone surrogate, ``TooDeep``, or another ``ValueError`` (such as ``UnicodeDecodeError``)
-    when it is no JSON."""
+    a lone surrogate, ``TooDeep``, ``NotANumber``, or another ``ValueError`` (such as
+    ``UnicodeDecodeError``) when it is no JSON."""
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
     except RecursionError:
         raise TooDeep("the JSON nests arrays and objects too deeply") from None
     if _ESCAPED_SURROGATE.search(raw) and _holds_surrogate(value):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import time
 from typing import Any
 
@@ -94,6 +95,11 @@ def test_the_nonce_must_be_the_sign_ins(shared_issuer):
 def test_only_asymmetric_signatures_by_the_issuers_keys(shared_issuer):
     claims = {"sub": "u-1", "aud": CLIENT, "nonce": NONCE}
     assert "asymmetric" in refused(shared_issuer, unsigned(shared_issuer.claims(**claims)))
+    # An alg of another JSON type (it made a 500 of the sign-in callback: unhashable).
+    for alg in (["RS256"], {"RS256": 1}):
+        body = unsigned(shared_issuer.claims(**claims)).split(".")[1]
+        other = base64.urlsafe_b64encode(json.dumps({"alg": alg}).encode()).decode().rstrip("=")
+        assert "asymmetric" in refused(shared_issuer, f"{other}.{body}.c2ln")
     assert "asymmetric" in refused(
         shared_issuer, shared_issuer.mint_hs256_with_public_key(**claims)
     )

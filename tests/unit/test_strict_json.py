@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rolecall.strict_json import TooDeep, UnpairedSurrogate, loads
+from rolecall.strict_json import NotANumber, Refused, TooDeep, UnpairedSurrogate, loads
 
 
 @pytest.mark.parametrize(
@@ -38,3 +38,15 @@ def test_other_bad_json_is_a_value_error_as_before(raw):
     with pytest.raises(ValueError) as caught:
         loads(raw)
     assert not isinstance(caught.value, (TooDeep, UnpairedSurrogate))
+
+
+@pytest.mark.parametrize("raw", [b"NaN", b'{"exp": Infinity}', b"[-Infinity]", b"1e400", b"-1e999"])
+def test_numbers_json_does_not_have_are_refused(raw):
+    with pytest.raises(NotANumber):
+        loads(raw)
+
+
+def test_every_refusal_is_one_kind_of_value_error():
+    assert issubclass(UnpairedSurrogate, Refused) and issubclass(TooDeep, Refused)
+    assert issubclass(NotANumber, Refused) and issubclass(Refused, ValueError)
+    assert loads(b"[1.5, 1e300, -0.0]") == [1.5, 1e300, -0.0]

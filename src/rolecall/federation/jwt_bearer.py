@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
@@ -32,6 +33,8 @@ from rolecall.federation.jwks import ASYMMETRIC_ALGORITHMS, FetchFailed, PublicK
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 #: Largest assertion accepted (characters); real IdP tokens are a few KB.
 MAX_ASSERTION_LENGTH = 16 * 1024
+#: The largest NumericDate taken (9999-12-31T23:59:59Z), so far beyond any token's life.
+MAX_NUMERIC_DATE = 253_402_300_799
 #: Seconds of clock difference tolerated on ``exp``, ``nbf`` and ``iat``.
 LEEWAY = 60
 #: The audience every organization accepts (the seeds: "or use wandb as the audience").
@@ -62,7 +65,7 @@ def _b64_json(part: str, what: str) -> dict[str, Any]:
     try:
         padded = part + "=" * (-len(part) % 4)
         data = strict_json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (strict_json.UnpairedSurrogate, strict_json.TooDeep) as exc:
+    except strict_json.Refused as exc:
         raise MalformedAssertion(f"the JWT's {what} is refused: {exc}") from exc
     except (binascii.Error, ValueError, UnicodeError) as exc:
         raise MalformedAssertion(f"the JWT's {what} is not base64url-encoded JSON") from exc
@@ -159,8 +162,19 @@ def _shown(value: Any, limit: int = 200) -> str | None:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _is_number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def is_numeric_date(value: Any) -> TypeGuard[int | float]:
+    """A NumericDate (RFC 7519 §2): a number of seconds, here finite and within the years 1 to
+    9999, so that arithmetic on it stays exact and no ``NaN`` (which every comparison calls
+    false) can pass a time check."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    # A huge int is compared as it is (math.isfinite would convert it to a float, and overflow).
+    return abs(value) <= MAX_NUMERIC_DATE and (isinstance(value, int) or math.isfinite(value))
+
+
+def is_asymmetric_alg(alg: Any) -> TypeGuard[str]:
+    """``alg`` names an accepted asymmetric algorithm (a header may hold any JSON value)."""
+    return isinstance(alg, str) and alg in ASYMMETRIC_ALGORITHMS
 
 
 # --- the checks ---------------------------------------------------------------------------------
@@ -169,7 +183,7 @@ def _is_number(value: Any) -> TypeGuard[int | float]:
 def check_alg(assertion: Assertion, expect: Expectations) -> CheckResult:
     alg = assertion.header.get("alg")
     expected = "an asymmetric algorithm (" + ", ".join(sorted(ASYMMETRIC_ALGORITHMS)) + ")"
-    if alg not in ASYMMETRIC_ALGORITHMS:
+    if not is_asymmetric_alg(alg):
         why = "unsigned JWTs are refused" if alg in ("none", None) else f"{alg!r} is not accepted"
         if isinstance(alg, str) and alg.upper().startswith("HS"):
             why = "HMAC (shared-secret) signatures are refused"
@@ -200,7 +214,7 @@ def check_signature(assertion: Assertion, expect: Expectations) -> CheckResult:
     alg = assertion.header.get("alg")
     kid = assertion.header.get("kid")
     found = f"kid {kid!r}" if kid is not None else "no kid"
-    if expect.issuer is None or alg not in ASYMMETRIC_ALGORITHMS or "crit" in assertion.header:
+    if expect.issuer is None or not is_asymmetric_alg(alg) or "crit" in assertion.header:
         return CheckResult("signature", False, expected, found, "signature: not checked (see alg)")
     if kid is not None and not isinstance(kid, str):
         return CheckResult("signature", False, expected, _shown(kid), "signature: kid is no string")
@@ -222,7 +236,7 @@ def check_signature(assertion: Assertion, expect: Expectations) -> CheckResult:
 def check_exp(assertion: Assertion, expect: Expectations) -> CheckResult:
     exp = assertion.claims.get("exp")
     expected = f"a time after {int(expect.now) - expect.leeway}"
-    if not _is_number(exp):
+    if not is_numeric_date(exp):
         why = "the JWT has no exp" if exp is None else "exp is not a number"
         return CheckResult("exp", False, expected, _shown(exp), f"exp: {why}")
     if exp <= expect.now - expect.leeway:
@@ -236,7 +250,7 @@ def check_nbf(assertion: Assertion, expect: Expectations) -> CheckResult:
     expected = f"absent, or a time before {int(expect.now) + expect.leeway}"
     if nbf is None:
         return CheckResult("nbf", True, expected, None, "nbf: absent")
-    if not _is_number(nbf):
+    if not is_numeric_date(nbf):
         return CheckResult("nbf", False, expected, _shown(nbf), "nbf: not a number")
     if nbf > expect.now + expect.leeway:
         ahead = int(nbf - expect.now)
@@ -249,7 +263,7 @@ def check_iat(assertion: Assertion, expect: Expectations) -> CheckResult:
     expected = f"absent, or a time before {int(expect.now) + expect.leeway}"
     if iat is None:
         return CheckResult("iat", True, expected, None, "iat: absent")
-    if not _is_number(iat):
+    if not is_numeric_date(iat):
         return CheckResult("iat", False, expected, _shown(iat), "iat: not a number")
     if iat > expect.now + expect.leeway:
         return CheckResult("iat", False, expected, str(iat), "iat: issued in the future")

@@ -24,7 +24,7 @@ import base64
 import hashlib
 import hmac
 import time
-from typing import Any, TypeGuard
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -36,7 +36,6 @@ from rolecall import strict_json
 from rolecall.errors import AuthenticationFailed, Unavailable
 from rolecall.federation.destinations import DestinationRefused, Destinations
 from rolecall.federation.jwks import (
-    ASYMMETRIC_ALGORITHMS,
     MAX_DOCUMENT_BYTES,
     FetchFailed,
     JwksCache,
@@ -44,7 +43,12 @@ from rolecall.federation.jwks import (
     check_issuer_url,
     http_client,
 )
-from rolecall.federation.jwt_bearer import MalformedAssertion, parse
+from rolecall.federation.jwt_bearer import (
+    MalformedAssertion,
+    is_asymmetric_alg,
+    is_numeric_date,
+    parse,
+)
 from rolecall.sso.config import OidcConfig
 
 #: Seconds of clock difference tolerated on ``exp``, ``iat`` and ``auth_time``.
@@ -236,10 +240,6 @@ def _refuse(message: str) -> OidcFailed:
     return OidcFailed(f"the ID token is not valid: {message}", code="invalid_id_token")
 
 
-def _is_number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def token_hash(value: str, alg: str, curve: str | None = None) -> str:
     """Core §3.1.3.6 (``at_hash``): base64url of the left half of the hash of ``value``'s
     octets, the hash being the one of the ID token's ``alg`` (SHA-256 for ``RS256``...). For
@@ -276,7 +276,7 @@ def _check_auth_time(claims: dict[str, Any], max_age: int | None, now: float) ->
     if max_age is None:
         return
     auth_time = claims.get("auth_time")
-    if not _is_number(auth_time):
+    if not is_numeric_date(auth_time):
         raise _refuse(f"it has no auth_time although max_age={max_age} was asked for")
     if auth_time > now + LEEWAY:
         raise _refuse("its auth_time is in the future")
@@ -316,8 +316,8 @@ def validate_id_token(
     except MalformedAssertion as exc:
         raise _refuse(str(exc)) from exc
     alg = token.header.get("alg")
-    if alg not in ASYMMETRIC_ALGORITHMS:
-        raise _refuse(f"alg {alg!r} is refused (asymmetric signatures only)")
+    if not is_asymmetric_alg(alg):
+        raise _refuse(f"alg {str(alg)[:64]!r} is refused (asymmetric signatures only)")
     if "crit" in token.header:
         raise _refuse("it has critical header parameters (RFC 7515 §4.1.11)")
     kid = token.header.get("kid")
@@ -346,10 +346,10 @@ def validate_id_token(
     if len(audiences) > 1 and azp is None:
         raise _refuse("it has several audiences but no azp")
     exp, iat = claims.get("exp"), claims.get("iat")
-    if not _is_number(exp) or exp <= now - LEEWAY:
-        raise _refuse("it has expired" if _is_number(exp) else "it has no exp")
-    if not _is_number(iat) or iat > now + LEEWAY:
-        raise _refuse("it is issued in the future" if _is_number(iat) else "it has no iat")
+    if not is_numeric_date(exp) or exp <= now - LEEWAY:
+        raise _refuse("it has expired" if is_numeric_date(exp) else "it has no exp")
+    if not is_numeric_date(iat) or iat > now + LEEWAY:
+        raise _refuse("it is issued in the future" if is_numeric_date(iat) else "it has no iat")
     sent = claims.get("nonce")
     if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), nonce.encode()):
         raise _refuse("the nonce is not the one of this sign-in (a replayed token?)")

@@ -137,7 +137,7 @@ async def read_body(request: Request) -> Any:
         raise ScimError(413, f"request bodies are at most {MAX_BODY} bytes")
     try:
         return strict_json.loads(raw) if raw.strip() else None
-    except (strict_json.UnpairedSurrogate, strict_json.TooDeep) as exc:
+    except strict_json.Refused as exc:
         raise ScimError(400, f"the request body is refused: {exc}", INVALID_SYNTAX) from None
     except ValueError:  # UnicodeDecodeError is one
         raise ScimError(400, "the request body is not valid JSON", INVALID_SYNTAX) from None

@@ -91,6 +91,10 @@ def _b64url(data: bytes) -> str:
         ("WzFd.WzFd.c", "not a JSON object"),  # [1]
         (_b64url(b"[" * 9_000) + ".e30.c", "nests arrays and objects too deeply"),
         ("e30." + _b64url(b'{"sub": "\\ud800"}') + ".c", "unpaired UTF-16 surrogate"),
+        # Not JSON numbers (RFC 8259 §6): NaN passed every "too late?" comparison as false.
+        ("e30." + _b64url(b'{"exp": NaN}') + ".c", "NaN is not a JSON number"),
+        ("e30." + _b64url(b'{"nbf": -Infinity}') + ".c", "-Infinity is not a JSON number"),
+        ("e30." + _b64url(b'{"exp": 1e400}') + ".c", "beyond the range"),
     ],
 )
 def test_malformed(raw, message):
@@ -193,3 +197,37 @@ def test_unverified_claims():
 def test_current_time_is_used_by_callers():
     # The module takes the clock from its caller: nothing here reads time itself.
     assert abs(time.time() - NOW) > 0
+
+
+def _unsigned(header: dict[str, Any], claims: str) -> str:
+    import json
+
+    return f"{_b64url(json.dumps(header).encode())}.{_b64url(claims.encode())}.c2ln"
+
+
+@pytest.mark.parametrize("alg", [["RS256"], {"RS256": 1}, 5])
+def test_an_alg_of_another_json_type_fails_the_alg_check(alg):
+    """The header's alg may be any JSON value: a list or an object made a 500 (unhashable)."""
+    report = jb.evaluate(_unsigned({"alg": alg}, "{}"), expect())
+
+    assert not report.ok and report.failure is not None
+    assert report.failure.check == "alg"
+
+
+@pytest.mark.parametrize(
+    ("claims", "check"),
+    [
+        ('{"exp": -%s}' % ("9" * 400), "exp"),
+        ('{"exp": 1e300}', "exp"),
+        ('{"nbf": %s}' % ("9" * 400), "nbf"),
+        ('{"iat": -1e300}', "iat"),
+    ],
+)
+def test_a_time_beyond_any_calendar_fails_its_check(claims, check):
+    """A NumericDate is finite and within the years 1 to 9999 (``jb.MAX_NUMERIC_DATE``): larger
+    ones made a 500 (overflow) when the report said how far off they were."""
+    report = jb.evaluate(_unsigned({"alg": "RS256", "kid": "k1"}, claims), expect())
+
+    results = {result.check: result for result in report.results}
+    assert not report.ok and not results[check].ok
+    assert "not a number" in results[check].detail

@@ -81,7 +81,7 @@ async def read_request(request: Request) -> GraphQLRequest | JSONResponse:
             return _errors(413, f"the request body is larger than {MAX_BODY} bytes", "too_large")
     try:
         data = strict_json.loads(body)
-    except (strict_json.UnpairedSurrogate, strict_json.TooDeep) as exc:
+    except strict_json.Refused as exc:
         return _errors(400, f"the request body is refused: {exc}", "malformed_json")
     except ValueError:  # UnicodeDecodeError is one
         return _errors(400, "the request body is not valid JSON", "malformed_json")
