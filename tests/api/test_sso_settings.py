@@ -3,6 +3,7 @@ are write-only and stored encrypted."""
 
 from __future__ import annotations
 
+import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
@@ -106,6 +107,34 @@ def test_ldap_settings_are_validated_and_bad_ones_change_nothing(client, org, db
     assert ldap["group_allow_list"] == ["ml", "admins"]
     cleared = client.patch(f"{SSO}/ldap", json={"login": None}, headers=org.admin_headers)
     assert cleared.json()["ldap"]["login"] is False
+
+
+@pytest.mark.parametrize(
+    ("section", "content", "field"),
+    [
+        # A lone surrogate (no Unicode text) was stored, and every read of the settings failed.
+        ("oidc", b'{"client_id": "a\\ud800"}', "client_id"),
+        ("oidc", b'{"custom_scopes": ["\\udfff"]}', "custom_scopes"),
+        ("ldap", b'{"base_dn": "dc=\\ud800"}', "base_dn"),
+        ("ldap", b'{"group_allow_list": ["\\ud800"]}', "group_allow_list"),
+        # An unclosed IPv6 bracket or a port out of range made urlsplit raise: a 500.
+        ("oidc", b'{"issuer": "http://[::1"}', "issuer"),
+        ("ldap", b'{"address": "ldap://[::1"}', "address"),
+        ("ldap", b'{"address": "ldap://ldap.example.com:99999"}', "address"),
+    ],
+)
+def test_text_and_urls_no_setting_can_hold_are_422_and_change_nothing(
+    client, org, db, section, content, field
+):
+    headers = {**org.admin_headers, "Content-Type": "application/json"}
+
+    response = client.patch(f"{SSO}/{section}", content=content, headers=headers)
+
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == field
+    assert client.get(SSO, headers=org.admin_headers).status_code == 200
+    db.expire_all()
+    assert section not in (db.get(type(org.org), org.org.id).settings or {})
 
 
 def test_unknown_fields_are_refused(client, org):

@@ -85,6 +85,15 @@ def test_username_is_derived_from_the_email_and_avoids_taken_names(client, db, o
     assert response.json()["username"] == "grace-2"
 
 
+@pytest.mark.parametrize("offset", [2**63, 10**30, -1])
+def test_an_offset_out_of_range_is_422(client, org, offset):
+    """SQLite's integers end at 2**63 - 1 (such an offset was a 500)."""
+    response = client.get(USERS, params={"offset": offset}, headers=org.admin_headers)
+
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == "offset"
+
+
 def test_email_is_unique_case_insensitively(client, db, org):
     factories.user(db, org.org, username="carol", email="carol@example.com")
     users_before = count(db, User)

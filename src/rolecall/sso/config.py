@@ -13,7 +13,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from joserfc import jwe
 from joserfc.errors import JoseError
@@ -195,7 +195,8 @@ def _parse(fields: dict[str, tuple[str, str, str]], name: str, value: Any) -> An
     if kind == "url":
         return _issuer_url(name, text)
     if kind == "ldap_url":
-        if urlsplit(text).scheme.lower() not in ("ldap", "ldaps") or not urlsplit(text).hostname:
+        parts = _split(name, text)
+        if parts.scheme.lower() not in ("ldap", "ldaps") or not parts.hostname:
             raise InvalidInput(f"{name} must be an ldap:// or ldaps:// URL with a host", field=name)
         return text
     if kind == "auth_method":
@@ -209,13 +210,25 @@ def _parse(fields: dict[str, tuple[str, str, str]], name: str, value: Any) -> An
 
 def _text(name: str, value: str) -> str:
     text = value.strip()
-    if len(text) > MAX_TEXT or any(ord(c) < 32 for c in text):
+    # A lone surrogate is no Unicode text: stored, it made every read of the settings fail.
+    if len(text) > MAX_TEXT or any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in text):
         raise InvalidInput(f"{name} is too long or holds control characters", field=name)
     return text
 
 
+def _split(name: str, text: str) -> SplitResult:
+    """``urlsplit``, whose ``ValueError`` (an unclosed IPv6 bracket, ``http://[::1``) is a bad
+    value of ``name``, not a server error."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range, too
+    except ValueError as exc:
+        raise InvalidInput(f"{name} is not a URL: {exc}", field=name) from None
+    return parts
+
+
 def _issuer_url(name: str, text: str) -> str:
-    parts = urlsplit(text)
+    parts = _split(name, text)
     if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
         raise InvalidInput(
             f"{name} must be an http(s) URL without query or fragment (the issuer identifier)",

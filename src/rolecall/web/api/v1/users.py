@@ -14,6 +14,8 @@ from rolecall.web.deps import ContextDep
 
 router = make_router("users")
 
+#: The largest ``offset`` a list takes.
+MAX_OFFSET = 1_000_000_000
 #: A user reference in a path: id, username or email.
 USER_REF = "/users/{ref}"
 
@@ -21,7 +23,8 @@ USER_REF = "/users/{ref}"
 @router.get("/users", operation_id="users-list", response_model=UserList)
 def list_users(
     ctx: ContextDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    # Bounded, as SQLite's integers are (a larger offset was a 500): far past any directory.
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE_SIZE)] = 100,
     q: Annotated[str | None, Query(max_length=320, pattern=PRINTABLE)] = None,
 ) -> UserList:
