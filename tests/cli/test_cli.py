@@ -251,6 +251,23 @@ def test_explain_deny_prints_the_deciding_rule_and_exits_2(run_cli, lab):
     assert "Traceback" not in result.output
 
 
+def test_explain_of_an_argument_that_is_no_utf8_is_a_clear_error(run_cli, lab):
+    """Bytes that are no UTF-8 reach Python as lone surrogates, which no query can send (it
+    was a traceback)."""
+    result = run_cli(
+        "explain",
+        "--principal",
+        "user:\udcff",
+        "--permission",
+        "run:read",
+        "--project",
+        "lab/notes",
+    )
+
+    assert result.exit_code == 1, result.output
+    assert "not UTF-8 text" in result.stderr and "Traceback" not in result.output
+
+
 def test_explain_json(run_cli, lab):
     args = ("--principal", "user:bob", "--permission", "run:read", "--project", "lab/vault")
     result = run_cli("explain", *args, "--json")

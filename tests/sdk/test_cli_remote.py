@@ -75,6 +75,9 @@ def test_verify_explains_a_refusal(cli, base_url, org, issuer, tmp_path, api):
     assert as_json["failed_check"] == "aud"
     missing = cli("federation", "verify", "--token-file", str(tmp_path / "none"))
     assert missing.exit_code == 1 and "cannot read" in missing.stderr
+    (tmp_path / "binary").write_bytes(b"\xff\xfe\x00")
+    binary = cli("federation", "verify", "--token-file", str(tmp_path / "binary"))
+    assert binary.exit_code == 1 and "is not text" in binary.stderr  # it was a traceback
 
 
 def test_service_account_create_external(cli, base_url, org, api):

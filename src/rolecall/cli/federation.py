@@ -68,9 +68,12 @@ def verify(
 ) -> None:
     """Run every check of the token exchange on a JWT, issuing nothing (exit 0 valid, 2 not)."""
     try:
-        assertion = token_file.read_text().strip()
+        assertion = token_file.read_text(encoding="utf-8").strip()
     except OSError as exc:
         typer.echo(f"error: cannot read {token_file}: {exc.strerror}", err=True)
+        raise typer.Exit(1) from None
+    except UnicodeDecodeError:
+        typer.echo(f"error: {token_file} is not text (a JWT is ASCII)", err=True)
         raise typer.Exit(1) from None
     if not assertion:
         typer.echo(f"error: {token_file} is empty", err=True)

@@ -68,6 +68,10 @@ def reported_errors() -> Iterator[None]:
     except SQLAlchemyError as exc:
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise fail(f"database error: {detail}") from None
+    except UnicodeEncodeError:
+        # An argument of bytes that are no UTF-8 (Python keeps them as lone surrogates), which
+        # no query can send: nothing can be named so.
+        raise fail("an argument is not UTF-8 text") from None
 
 
 def load_settings(**overrides: object) -> Settings:
