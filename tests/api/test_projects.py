@@ -401,6 +401,19 @@ def test_project_owner_may_change_visibility_and_description(client, db, org, te
     assert event.after == {"visibility": "public", "description": "now public"}
 
 
+def test_a_description_holding_nul_is_422_on_every_backend(client, db, org, team):
+    owner, headers = _member(db, org, team)
+    factories.project(db, team, name="p", owner=owner)
+    path = f"{PROJECTS}/vision/p"
+
+    refused = client.patch(path, json={"description": "a\x00b"}, headers=headers)
+    kept = client.patch(path, json={"description": "line one\n\tline two"}, headers=headers)
+
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["field"] == "description"
+    assert kept.status_code == 200 and kept.json()["description"] == "line one\n\tline two"
+
+
 def test_patch_owner_sets_a_team_member_and_clears_owner_needed(client, db, org, team):
     project = factories.project(db, team, name="r", visibility="restricted")
     project.owner_needed = True

@@ -16,7 +16,9 @@ ProjectName = Annotated[str, Field(min_length=1, max_length=128)]
 PrincipalRef = Annotated[str, Field(min_length=1, max_length=400)]
 #: ``admin``/``member``/``viewer`` (any case) or a custom role's exact name.
 RoleName = Annotated[str, Field(min_length=1, max_length=128)]
-Description = Annotated[str, Field(max_length=1024)]
+#: Free text, lines and tabs included, but no NUL: PostgreSQL cannot store one (SQLite did, so
+#: the backends disagreed).
+Description = Annotated[str, Field(max_length=1024, pattern=r"^[^\x00]*$")]
 
 
 class ProjectCreate(BaseModel):
