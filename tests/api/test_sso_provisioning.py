@@ -210,3 +210,18 @@ def test_a_new_user_joins_its_groups_teams_at_once(db, org, settings):
     signed = sign_in(db, org, settings, email="new@example.org", groups=("vision",))
 
     assert teams_of(db, db.get(User, signed.browser_session.user_id)) == ["vision"]
+
+
+@pytest.mark.parametrize("verified", [False, "false", "FALSE"])
+def test_an_email_the_provider_calls_unverified_signs_nobody_in(db, org, settings, verified):
+    """``email_verified`` false, or "false" as some providers send it (a string was taken for
+    a verified address), refuses the sign-in before anyone is provisioned."""
+    from rolecall.sso.oidc import OidcFailed, _identity
+
+    claims = {"sub": "s-1", "email": "unverified@example.org", "email_verified": verified}
+
+    with pytest.raises(OidcFailed) as refused:
+        _identity(claims, org.org, settings)
+
+    assert refused.value.code == "email_unverified"
+    assert _identity({**claims, "email_verified": "true"}, org.org, settings).email

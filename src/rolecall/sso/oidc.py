@@ -393,7 +393,9 @@ def _identity(claims: dict[str, Any], org: Organization, settings: Settings) -> 
             "the identity provider sent no email address: grant the email scope to this client",
             code="email_missing",
         )
-    if claims.get("email_verified") is False:
+    verified = claims.get("email_verified")
+    # Some providers send the boolean as a string ("false" is no verified address).
+    if verified is False or (isinstance(verified, str) and verified.strip().lower() == "false"):
         raise OidcFailed(
             "the identity provider says this email address is not verified", code="email_unverified"
         )
