@@ -92,6 +92,11 @@ def test_the_nonce_must_be_the_sign_ins(shared_issuer):
     assert "nonce" in refused(shared_issuer, good(shared_issuer, nonce=None))
 
 
+@pytest.mark.parametrize("sub", ["", "x" * 256, "u\x00-1", 5])
+def test_sub_must_be_a_usable_string(shared_issuer, sub):
+    assert "sub" in refused(shared_issuer, good(shared_issuer, sub=sub))
+
+
 def test_only_asymmetric_signatures_by_the_issuers_keys(shared_issuer):
     claims = {"sub": "u-1", "aud": CLIENT, "nonce": NONCE}
     assert "asymmetric" in refused(shared_issuer, unsigned(shared_issuer.claims(**claims)))

@@ -289,7 +289,8 @@ def check_aud(assertion: Assertion, expect: Expectations) -> CheckResult:
 def check_sub(assertion: Assertion, expect: Expectations) -> CheckResult:
     sub = assertion.claims.get("sub")
     expected = "the email of an active user, or an external service account's subject"
-    if not isinstance(sub, str) or not sub.strip() or len(sub) > 512:
+    # No NUL: no subject holds one, and PostgreSQL cannot even be asked for it.
+    if not isinstance(sub, str) or not sub.strip() or len(sub) > 512 or "\x00" in sub:
         why = "the JWT has no sub" if sub is None else "sub is not a usable string"
         return CheckResult("sub", False, expected, _shown(sub), f"sub: {why}")
     match = expect.subject(sub)

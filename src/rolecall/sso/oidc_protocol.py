@@ -354,7 +354,7 @@ def validate_id_token(
     if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), nonce.encode()):
         raise _refuse("the nonce is not the one of this sign-in (a replayed token?)")
     sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub or len(sub) > 255:
+    if not isinstance(sub, str) or not sub or len(sub) > 255 or "\x00" in sub:
         raise _refuse("it has no usable sub")
     curve = key.curve_name if isinstance(key, OKPKey) else None
     _check_at_hash(claims, alg, curve, access_token, at_hash_required)
