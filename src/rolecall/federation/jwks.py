@@ -75,6 +75,22 @@ def _is_loopback(host: str) -> bool:
     return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
 
 
+def _why_not_a_key_url(url: str) -> str | None:
+    """Why ``url`` cannot be a ``jwks_uri`` (stored, it would fail every exchange later), or
+    None: https, or http on loopback, with a host (a query is allowed)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError for a port out of range, too
+    except ValueError:
+        return "is not a URL"
+    if parts.scheme not in ("https", "http") or not host:
+        return "is no https URL"
+    if parts.scheme == "http" and not _is_loopback(host):
+        return "uses plain http off loopback"
+    return None
+
+
 def check_issuer_url(url: str) -> str | None:
     """Why ``url`` cannot be an issuer, or None: https (http only on loopback), no query or
     fragment (OpenID Connect Discovery 1.0 §3)."""
@@ -158,12 +174,15 @@ def discover(issuer: str, fetch: Fetch = fetch_json) -> str:
             problems.append(str(exc))
             continue
         stated = document.get("issuer")
-        if isinstance(stated, str) and stated.rstrip("/") != base:
+        if stated is not None and (not isinstance(stated, str) or stated.rstrip("/") != base):
             # OpenID Connect Discovery 1.0 §4.3: the document must name the same issuer.
-            raise FetchFailed(f"{base + path} names another issuer: {stated[:200]!r}")
+            raise FetchFailed(f"{base + path} names another issuer: {str(stated)[:200]!r}")
         jwks_uri = document.get("jwks_uri")
         if not isinstance(jwks_uri, str) or not jwks_uri:
             raise FetchFailed(f"{base + path} has no jwks_uri")
+        why = _why_not_a_key_url(jwks_uri)
+        if why is not None:
+            raise FetchFailed(f"{base + path} names a jwks_uri that {why}: {jwks_uri[:200]!r}")
         return jwks_uri
     raise FetchFailed("no discovery document: " + "; ".join(problems))
 

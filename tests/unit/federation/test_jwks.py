@@ -54,8 +54,10 @@ def test_discovery_prefers_the_seeds_path_then_openid():
     idp = FakeIdp()
     assert jwks.discover(ISS, idp) == KEYS
     assert idp.calls == [SEEDS_META, META]
-    idp.documents[SEEDS_META] = {"jwks_uri": "https://idp.example/other"}
-    assert jwks.discover(ISS + "/", idp) == "https://idp.example/other"
+    idp.documents[SEEDS_META] = {"jwks_uri": "https://idp.example/other?v=2"}
+    assert jwks.discover(ISS + "/", idp) == "https://idp.example/other?v=2"
+    idp.documents[SEEDS_META] = {"jwks_uri": "http://127.0.0.1:8080/keys"}
+    assert jwks.discover(ISS, idp) == "http://127.0.0.1:8080/keys"
 
 
 @pytest.mark.parametrize(
@@ -64,6 +66,13 @@ def test_discovery_prefers_the_seeds_path_then_openid():
         ({"issuer": "https://evil.example", "jwks_uri": KEYS}, "names another issuer"),
         ({"issuer": ISS}, "has no jwks_uri"),
         ({"issuer": ISS, "jwks_uri": ""}, "has no jwks_uri"),
+        # Each was stored and made every later exchange fail.
+        ({"issuer": 5, "jwks_uri": KEYS}, "names another issuer"),
+        ({"jwks_uri": "http://[::1"}, "is not a URL"),
+        ({"jwks_uri": "https://idp.example:99999/keys"}, "is not a URL"),
+        ({"jwks_uri": "ftp://idp.example/keys"}, "is no https URL"),
+        ({"jwks_uri": "/keys"}, "is no https URL"),
+        ({"jwks_uri": "http://idp.example/keys"}, "plain http off loopback"),
     ],
 )
 def test_bad_discovery_documents(document, message):
