@@ -75,37 +75,29 @@ def _is_loopback(host: str) -> bool:
     return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
 
 
-def _why_not_a_key_url(url: str) -> str | None:
-    """Why ``url`` cannot be a ``jwks_uri`` (stored, it would fail every exchange later), or
-    None: https, or http on loopback, with a host (a query is allowed)."""
+def _why_not_https_url(url: str, what: str) -> str | None:
+    """Why ``url`` cannot be ``what`` (an issuer, a ``jwks_uri``), or None: an https URL with a
+    host (plain http only on loopback) and a valid port."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
         parts.port  # noqa: B018 - raises ValueError for a port out of range, too
     except ValueError:
-        return "is not a URL"
+        return f"{what} is not a URL"
     if parts.scheme not in ("https", "http") or not host:
-        return "is no https URL"
+        return f"{what} is an https URL"
     if parts.scheme == "http" and not _is_loopback(host):
-        return "uses plain http off loopback"
+        return f"{what} uses https (plain http only on a loopback address)"
     return None
 
 
 def check_issuer_url(url: str) -> str | None:
     """Why ``url`` cannot be an issuer, or None: https (http only on loopback), no query or
     fragment (OpenID Connect Discovery 1.0 §3)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-    except ValueError:
-        return "not a URL"
-    if parts.scheme not in ("https", "http") or not host:
-        return "an issuer is an https URL"
-    if parts.scheme == "http" and not _is_loopback(host):
-        return "an issuer uses https (plain http only on a loopback address)"
-    if parts.query or parts.fragment:
+    why = _why_not_https_url(url, "an issuer")
+    if why is None and (urlsplit(url).query or urlsplit(url).fragment):
         return "an issuer URL has no query or fragment"
-    return None
+    return why
 
 
 @functools.cache
@@ -180,9 +172,10 @@ def discover(issuer: str, fetch: Fetch = fetch_json) -> str:
         jwks_uri = document.get("jwks_uri")
         if not isinstance(jwks_uri, str) or not jwks_uri:
             raise FetchFailed(f"{base + path} has no jwks_uri")
-        why = _why_not_a_key_url(jwks_uri)
+        # Stored, a jwks_uri that is no https URL would fail every exchange later.
+        why = _why_not_https_url(jwks_uri, "its jwks_uri")
         if why is not None:
-            raise FetchFailed(f"{base + path} names a jwks_uri that {why}: {jwks_uri[:200]!r}")
+            raise FetchFailed(f"{base + path}: {why}: {jwks_uri[:200]!r}")
         return jwks_uri
     raise FetchFailed("no discovery document: " + "; ".join(problems))
 

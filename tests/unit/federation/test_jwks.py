@@ -70,9 +70,9 @@ def test_discovery_prefers_the_seeds_path_then_openid():
         ({"issuer": 5, "jwks_uri": KEYS}, "names another issuer"),
         ({"jwks_uri": "http://[::1"}, "is not a URL"),
         ({"jwks_uri": "https://idp.example:99999/keys"}, "is not a URL"),
-        ({"jwks_uri": "ftp://idp.example/keys"}, "is no https URL"),
-        ({"jwks_uri": "/keys"}, "is no https URL"),
-        ({"jwks_uri": "http://idp.example/keys"}, "plain http off loopback"),
+        ({"jwks_uri": "ftp://idp.example/keys"}, "is an https URL"),
+        ({"jwks_uri": "/keys"}, "is an https URL"),
+        ({"jwks_uri": "http://idp.example/keys"}, "plain http only on a loopback"),
     ],
 )
 def test_bad_discovery_documents(document, message):
