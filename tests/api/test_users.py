@@ -635,3 +635,31 @@ def test_with_two_active_admins_either_may_go_but_then_the_other_is_the_last(
     assert last.status_code == 409
     assert last.json()["error"]["code"] == "last_admin"
     assert "last active admin" in last.json()["error"]["message"]
+
+
+def test_a_refused_identity_change_leaves_the_user_as_it_was(db, org):
+    """Rule ``user.shared_identity`` is checked before anything is set: the refused change
+    leaves no trace on the user (in the session, nor flushed by the check's own query)."""
+    from rolecall.authz.facts import CredentialKind, PrincipalKind
+    from rolecall.errors import Conflict
+    from rolecall.identity.principal import Principal
+    from rolecall.users import service as users
+
+    user = factories.user(db, org.org, username="shared", email="shared@example.org")
+    db.add(OrgMembership(org_id=factories.bootstrap(db).org.id, user_id=user.id, role="member"))
+    db.flush()
+    admin = Principal(
+        PrincipalKind.USER, org.admin.username, CredentialKind.API_KEY, user_id=org.admin.id
+    )
+
+    with pytest.raises(Conflict) as refused:
+        users.update_user(
+            db, actor=admin, org=org.org, ref=user.id, email="new@example.org", full_name="New"
+        )
+
+    assert refused.value.code == "shared_identity"
+    assert (user.email, user.email_key, user.full_name) == (
+        "shared@example.org",
+        "shared@example.org",
+        None,
+    )

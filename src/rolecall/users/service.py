@@ -469,6 +469,10 @@ def update_user(
             changes[field] = value
     if full_name is not UNSET and _check_full_name(full_name) != user.full_name:
         changes["full_name"] = _check_full_name(full_name)
+    if changes.keys() & USER_FIELDS:
+        # Before anything is set: a refusal leaves the user as it was (and the query's
+        # autoflush sends no half-made change).
+        _guard_shared_identity(session, org, user)
     owner = {field: user if field in USER_FIELDS else membership for field in changes}
     before = {
         field: scim_user_name(user) if field == "user_name" else getattr(owner[field], field)
@@ -481,8 +485,6 @@ def update_user(
             setattr(owner[field], field, value)
         if field == "email":
             user.email_key = value.lower()
-    if changes.keys() & USER_FIELDS:
-        guard_shared_identity(session, org, user)
     if changes:
         membership.updated_at = datetime.now(UTC)
         _record(session, actor, org, user, "user.update", before, changes)
@@ -504,7 +506,7 @@ def rename_user(
     check_username(username)
     if username == user.username:
         return member
-    guard_shared_identity(session, org, user)
+    _guard_shared_identity(session, org, user)
     if username.lower() != user.username_key:
         _check_name_free(session, username)
     before = {"username": user.username}
@@ -521,7 +523,7 @@ def rename_user(
     return member
 
 
-def guard_shared_identity(session: Session, org: Organization, user: User) -> None:
+def _guard_shared_identity(session: Session, org: Organization, user: User) -> None:
     """A user of other organizations too keeps its identity as it is (``authz.domain_rules``;
     a rule of ours, where ACCESS.md is silent).
 
