@@ -95,9 +95,12 @@ def check_issuer_url(url: str) -> str | None:
     """Why ``url`` cannot be an issuer, or None: https (http only on loopback), no query or
     fragment (OpenID Connect Discovery 1.0 §3)."""
     why = _why_not_https_url(url, "an issuer")
-    if why is None and (urlsplit(url).query or urlsplit(url).fragment):
+    if why is not None:
+        return why
+    parts = urlsplit(url)  # parsed above already: no ValueError here
+    if parts.query or parts.fragment:
         return "an issuer URL has no query or fragment"
-    return why
+    return None
 
 
 @functools.cache

@@ -238,7 +238,7 @@ def _team_name(session: Session, display_name: str, team: Team | None = None) ->
         wanted = teams.name_for_display_name(display_name)[:MAX_SUGGESTED_NAME].rstrip("-.")
     if team is not None and wanted.lower() == team.name_key:
         return wanted  # its own name (in another case)
-    return available_name(session, wanted or "group")
+    return available_name(session, wanted)
 
 
 def _check_display_name_free(

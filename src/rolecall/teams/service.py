@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -578,11 +578,10 @@ def _touch(
     at once (this request's answer and its version agree with what is stored)."""
     now = utcnow()
     ids = sorted(set(user_ids))
-    for first in range(0, len(ids), IDS_PER_STATEMENT):
+    for chunk in _per_statement(ids):
         session.execute(
             update(OrgMembership)
-            .where(OrgMembership.org_id == team.org_id)
-            .where(OrgMembership.user_id.in_(ids[first : first + IDS_PER_STATEMENT]))
+            .where(OrgMembership.org_id == team.org_id, OrgMembership.user_id.in_(chunk))
             .values(updated_at=now)
         )
     if group_too:
@@ -611,6 +610,12 @@ def _forget_touched_teams(session: Session) -> None:
 IDS_PER_STATEMENT = 10_000
 
 
+def _per_statement(ids: list[str]) -> Iterator[list[str]]:
+    """``ids`` in runs of ``IDS_PER_STATEMENT``, in order: one statement's worth each."""
+    for first in range(0, len(ids), IDS_PER_STATEMENT):
+        yield ids[first : first + IDS_PER_STATEMENT]
+
+
 def add_users(
     session: Session,
     *,
@@ -637,8 +642,7 @@ def add_users(
         authz.require(session, actor, Permission.TEAM_MANAGE_MEMBERS, team, acting_on_self=True)
     assigned = resolve_assignable_role(session, org=org, value=role)
     added: list[str] = []
-    for first in range(0, len(wanted), IDS_PER_STATEMENT):
-        chunk = wanted[first : first + IDS_PER_STATEMENT]
+    for chunk in _per_statement(wanted):
         added += _add_chunk(session, actor, org, team, chunk, assigned, deactivated_ok)
     return added
 
@@ -811,8 +815,7 @@ def remove_users(
     authz.require(session, actor, Permission.TEAM_MANAGE_MEMBERS, team)
     wanted = list(dict.fromkeys(user_ids))
     removed: list[str] = []
-    for first in range(0, len(wanted), IDS_PER_STATEMENT):
-        chunk = wanted[first : first + IDS_PER_STATEMENT]
+    for chunk in _per_statement(wanted):
         removed += _remove_chunk(session, actor, team, chunk)
     return removed
 
