@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from rolecall.settings import Settings, get_settings
+
+#: ``session.info`` key: the session has committed (a request's work then stands in part, as
+#: after ``commit_before_calling_out`` or an audited refusal kept by an early commit).
+COMMITTED = "rolecall.committed"
+
+#: SQLSTATEs of a transaction that failed only because of others running beside it:
+#: ``deadlock_detected`` (PostgreSQL broke a cycle of transactions waiting for each other's
+#: rows by failing one of them) and ``serialization_failure``.
+_LOST_TO_CONTENTION = frozenset({"40P01", "40001"})
 
 
 def session_settings(session: Session) -> Settings:
@@ -27,3 +38,16 @@ def commit_before_calling_out(session: Session) -> None:
     """
     if session.in_transaction():
         session.commit()
+
+
+@event.listens_for(Session, "after_commit")
+def _note_commit(session: Session) -> None:
+    session.info[COMMITTED] = True
+
+
+def lost_to_contention(error: BaseException) -> bool:
+    """Whether ``error`` failed a transaction only because others ran beside it, so that the
+    same work, run again from its start, may well succeed (PostgreSQL's documented advice for
+    deadlocks and serialization failures). SQLite writers take turns and fail neither way."""
+    sqlstate = getattr(error.orig, "sqlstate", None) if isinstance(error, DBAPIError) else None
+    return sqlstate in _LOST_TO_CONTENTION

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from rolecall.authz.cache import AccessCache
 from rolecall.authz.facts import CredentialKind, DecisionFacts, PrincipalKind
 from rolecall.authz.load import FACTS_SEEN
+from rolecall.db.session import COMMITTED, lost_to_contention
 from rolecall.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied
 from rolecall.federation.jwks import JwksCache
 from rolecall.identity.attribution import clean_requested, resolve_attribution
@@ -55,6 +56,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FINISHED = "rolecall.finished"
 #: ``request.state`` attribute: the API key grant the request authenticated with.
 KEY_GRANT = "key_grant"
+#: How often one request's transaction is run again after PostgreSQL failed it for a deadlock.
+CONTENTION_RETRIES = 5
 #: Access-cache key of the organization's id (single mode).
 _ORG_ENTRY = ("org",)
 
@@ -160,14 +163,33 @@ def _in_one_transaction(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _in_transaction(db: Session, work: Callable[[], T]) -> T:
-    """Run ``work``, then end ``db``'s transaction: commit on success, rollback on error."""
-    try:
-        result = work()
-    except BaseException:
-        _finish(db, commit=False)
-        raise
-    status = getattr(result, "status_code", 200)
-    _finish(db, commit=status < 400)
+    """Run ``work``, then end ``db``'s transaction: commit on success, rollback on error.
+
+    A transaction PostgreSQL failed because of others beside it (a deadlock it broke by failing
+    this one) is rolled back and ``work`` run again from its start, up to ``CONTENTION_RETRIES``
+    times: writers that take the same rows in different orders (a group's PATCH holds the group
+    and then its new members, a member's own PATCH holds the member and then the groups it
+    joins) then take turns instead of failing. Not once ``work`` committed part of itself
+    (``commit_before_calling_out``, an audited refusal kept): that part would be done twice."""
+    retries = CONTENTION_RETRIES
+    while True:
+        try:
+            result = work()
+            succeeded = getattr(result, "status_code", 200) < 400
+            if succeeded:
+                db.commit()  # a deadlock may show only here (rows the commit stamps)
+            break
+        except BaseException as error:
+            if retries and lost_to_contention(error) and COMMITTED not in db.info:
+                retries -= 1
+                db.rollback()
+                if FACTS_SEEN in db.info:
+                    db.info[FACTS_SEEN] = []
+                log.info("a deadlock with another writer failed the transaction; running it again")
+                continue
+            _finish(db, commit=False)
+            raise
+    _finish(db, commit=succeeded)
     return result
 
 
@@ -195,10 +217,10 @@ async def _finish_unless_done(request: Request, *, commit: bool) -> None:
 def _finish(db: Session, *, commit: bool) -> None:
     """End the request's transaction, then record the API key's use in a short one of its own."""
     db.info[FINISHED] = True
-    if commit:
-        db.commit()
-    else:
+    if not commit:
         db.rollback()
+    elif db.in_transaction():  # else committed already (``_in_transaction``)
+        db.commit()
     try:
         if record_key_use(db):
             db.commit()

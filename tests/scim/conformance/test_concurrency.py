@@ -258,3 +258,57 @@ def _wait_until_a_lock_is_awaited(engine: Engine) -> None:
                 return
             time.sleep(0.05)
     raise AssertionError("the PATCH never waited for the other transaction's membership")
+
+
+@pytest.mark.postgres_only
+def test_a_group_patch_and_the_member_s_own_patch_at_once_both_succeed(
+    live_server: LiveServer,
+) -> None:
+    """An identity provider pushes a group membership and, from another worker, the same
+    user's ``teamRoles`` for that team, at the same moment. Both writes touch the group's row
+    and the user's (each one's ``meta.lastModified``), from opposite ends: the group's PATCH
+    holds the group first, the user's PATCH holds the user first. On PostgreSQL the two must
+    still take turns, never wait for each other (a deadlock, which PostgreSQL breaks by failing
+    one of them): here every pair succeeds, round after round, and each user is a member once."""
+    with _client(live_server) as client:
+        ids = _create_users(client, CLIENTS * ROUNDS, prefix="crossed")
+        group = {"schemas": [GROUP_URN], "displayName": "crossed", "members": []}
+        created = client.post("/Groups", json=group)
+        assert created.status_code == 201, created.text
+        group_id = created.json()["id"]
+
+        barrier = threading.Barrier(2 * CLIENTS)
+        failures: list[str] = []
+        lock = threading.Lock()
+
+        def send(user_id: str, path: str, body: dict) -> None:
+            with _client(live_server) as own:
+                barrier.wait(timeout=60)
+                response = own.patch(path, json=body)
+            if response.status_code not in (200, 204):
+                with lock:
+                    failures.append(f"{path}: {response.status_code} {response.text}")
+
+        for round_number in range(ROUNDS):
+            mine = ids[round_number * CLIENTS : (round_number + 1) * CLIENTS]
+            threads = []
+            for user_id in mine:
+                join = patch({"op": "add", "path": "members", "value": [{"value": user_id}]})
+                role = {"teamName": "crossed", "roleName": "member"}
+                own_role = patch({"op": "add", "path": "teamRoles", "value": [role]})
+                threads.append(
+                    threading.Thread(target=send, args=(user_id, f"/Groups/{group_id}", join))
+                )
+                threads.append(
+                    threading.Thread(target=send, args=(user_id, f"/Users/{user_id}", own_role))
+                )
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=120)
+            assert not any(t.is_alive() for t in threads), "a client never finished"
+
+        assert failures == []
+        members = [m["value"] for m in client.get(f"/Groups/{group_id}").json()["members"]]
+        assert sorted(members) == sorted(ids)
+    assert "Traceback" not in live_server.log.read_text()

@@ -1,0 +1,119 @@
+"""A request's transaction that PostgreSQL failed for a deadlock is run again
+(``web.deps._in_transaction``), once and only once to success, and never after the work
+committed part of itself."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+
+from rolecall.db.session import commit_before_calling_out, lost_to_contention
+from rolecall.web.deps import _in_transaction
+
+
+class _DriverError(Exception):
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(sqlstate)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "lost"),
+    [("40P01", True), ("40001", True), ("23505", False), ("57014", False)],
+)
+def test_only_deadlocks_and_serialization_failures_are_lost_to_contention(
+    sqlstate: str, lost: bool
+) -> None:
+    error = DBAPIError("UPDATE t", {}, _DriverError(sqlstate))
+    assert lost_to_contention(error) is lost
+
+
+def test_errors_that_are_not_the_database_s_are_not_lost_to_contention() -> None:
+    assert not lost_to_contention(ValueError("40P01"))
+    assert not lost_to_contention(DBAPIError("SELECT 1", {}, Exception("no sqlstate")))
+
+
+@pytest.fixture
+def probe(engine: Engine) -> Iterator[str]:
+    """A table of two rows, committed, that two transactions can lock in opposite orders."""
+    name = f"deadlock_probe_{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE TABLE {name} (id integer PRIMARY KEY, n integer NOT NULL)"))
+        conn.execute(text(f"INSERT INTO {name} VALUES (1, 0), (2, 0)"))
+    yield name
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP TABLE {name}"))
+
+
+def _crossed_writers(
+    engine: Engine, table: str, *, commit_early: bool
+) -> tuple[list[object], list[BaseException], list[int]]:
+    """Two requests' transactions, each adding 1 to both rows, in opposite orders, meeting
+    after their first row (their first attempt only): a deadlock. Returns their results, their
+    errors and how many attempts each made."""
+    met = threading.Barrier(2)
+    results: list[object] = []
+    errors: list[BaseException] = []
+    attempts = [0, 0]
+
+    def request(index: int, order: tuple[int, int]) -> None:
+        session = Session(engine)
+
+        def work() -> str:
+            attempts[index] += 1
+            if commit_early:
+                session.execute(text("SELECT 1"))
+                commit_before_calling_out(session)
+            bump = text(f"UPDATE {table} SET n = n + 1 WHERE id = :id")
+            session.execute(bump, {"id": order[0]})
+            if attempts[index] == 1:
+                met.wait(timeout=30)
+            session.execute(bump, {"id": order[1]})
+            return f"request {index}"
+
+        try:
+            results.append(_in_transaction(session, work))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=request, args=(0, (1, 2))),
+        threading.Thread(target=request, args=(1, (2, 1))),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    return results, errors, attempts
+
+
+def _counts(engine: Engine, table: str) -> list[int]:
+    with engine.connect() as conn:
+        return list(conn.scalars(text(f"SELECT n FROM {table} ORDER BY id")))
+
+
+@pytest.mark.postgres_only
+def test_the_transaction_a_deadlock_failed_runs_again_and_both_succeed(
+    engine: Engine, probe: str
+) -> None:
+    results, errors, attempts = _crossed_writers(engine, probe, commit_early=False)
+    assert errors == []
+    assert sorted(results) == ["request 0", "request 1"]  # type: ignore[type-var]
+    assert sorted(attempts) == [1, 2]  # PostgreSQL failed one of them, once
+    assert _counts(engine, probe) == [2, 2]  # each request's work committed exactly once
+
+
+@pytest.mark.postgres_only
+def test_work_that_committed_part_of_itself_is_not_run_again(engine: Engine, probe: str) -> None:
+    results, errors, attempts = _crossed_writers(engine, probe, commit_early=True)
+    assert len(results) == 1 and len(errors) == 1
+    assert isinstance(errors[0], OperationalError) and lost_to_contention(errors[0])
+    assert attempts == [1, 1]
+    assert _counts(engine, probe) == [1, 1]  # the survivor's work only
