@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from rolecall.settings import Settings, get_settings
 
@@ -12,10 +13,13 @@ from rolecall.settings import Settings, get_settings
 #: after ``commit_before_calling_out`` or an audited refusal kept by an early commit).
 COMMITTED = "rolecall.committed"
 
-#: SQLSTATEs of a transaction that failed only because of others running beside it:
-#: ``deadlock_detected`` (PostgreSQL broke a cycle of transactions waiting for each other's
-#: rows by failing one of them) and ``serialization_failure``.
-_LOST_TO_CONTENTION = frozenset({"40P01", "40001"})
+#: SQLSTATEs of a transaction that failed only because of others running beside it (on
+#: PostgreSQL, where writers do not take turns for the whole database as on SQLite):
+#: ``deadlock_detected`` (PostgreSQL broke a cycle of transactions waiting for each other's rows
+#: by failing one of them), ``serialization_failure``, and ``unique_violation`` and
+#: ``foreign_key_violation``: a row this transaction found missing (a membership it adds) was
+#: inserted meanwhile, or one it refers to (a user, a team) was deleted meanwhile.
+_LOST_TO_CONTENTION = frozenset({"40P01", "40001", "23505", "23503"})
 
 
 def session_settings(session: Session) -> Settings:
@@ -46,8 +50,13 @@ def _note_commit(session: Session) -> None:
 
 
 def lost_to_contention(error: BaseException) -> bool:
-    """Whether ``error`` failed a transaction only because others ran beside it, so that the
-    same work, run again from its start, may well succeed (PostgreSQL's documented advice for
-    deadlocks and serialization failures). SQLite writers take turns and fail neither way."""
+    """Whether ``error`` may have failed a transaction only because others ran beside it, so
+    that the same work, run again from its start, sees what they did and succeeds or is refused
+    the usual way (a 404 for the row deleted meanwhile, a 409 or a no-op for the one added).
+    PostgreSQL documents running such transactions again for deadlocks and serialization
+    failures. ``StaleDataError``: a row this transaction read was deleted or changed before its
+    UPDATE or DELETE reached it. SQLite's writers take turns, so none of this comes from them."""
+    if isinstance(error, StaleDataError):
+        return True
     sqlstate = getattr(error.orig, "sqlstate", None) if isinstance(error, DBAPIError) else None
     return sqlstate in _LOST_TO_CONTENTION

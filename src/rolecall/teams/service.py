@@ -483,7 +483,11 @@ def _member(
 
 
 def _find_membership(session: Session, team: Team, ref: str) -> tuple[TeamMembership, Member]:
-    """A member by username, email or id; else a service account of the team by name or id.
+    """A member by username, email or id; else a service account of the team by name or id,
+    its membership held until the transaction ends (PostgreSQL: ``FOR UPDATE``; on SQLite a
+    writer holds the database already). So of two requests changing or removing the same
+    membership at once the second waits, then finds it as the first left it: gone (404) rather
+    than removed twice, each time audited.
 
     Raises ``NotFound``.
     """
@@ -496,7 +500,7 @@ def _find_membership(session: Session, team: Team, ref: str) -> tuple[TeamMember
             ServiceAccount.deleted_at.is_(None),
             or_(ServiceAccount.name_key == ref.strip().lower(), ServiceAccount.id == ref),
         )
-    found = session.execute(query).first()
+    found = session.execute(query.with_for_update(of=TeamMembership)).first()
     if found is None:
         raise NotFound(f"{ref!r} is not a member of team {team.name!r}", field="member")
     row, found_user, account, custom = found

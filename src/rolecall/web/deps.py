@@ -56,7 +56,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FINISHED = "rolecall.finished"
 #: ``request.state`` attribute: the API key grant the request authenticated with.
 KEY_GRANT = "key_grant"
-#: How often one request's transaction is run again after PostgreSQL failed it for a deadlock.
+#: How often one request's transaction is run again after a concurrent writer failed it.
 CONTENTION_RETRIES = 5
 #: Access-cache key of the organization's id (single mode).
 _ORG_ENTRY = ("org",)
@@ -165,12 +165,15 @@ def _in_one_transaction(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 def _in_transaction(db: Session, work: Callable[[], T]) -> T:
     """Run ``work``, then end ``db``'s transaction: commit on success, rollback on error.
 
-    A transaction PostgreSQL failed because of others beside it (a deadlock it broke by failing
-    this one) is rolled back and ``work`` run again from its start, up to ``CONTENTION_RETRIES``
-    times: writers that take the same rows in different orders (a group's PATCH holds the group
-    and then its new members, a member's own PATCH holds the member and then the groups it
-    joins) then take turns instead of failing. Not once ``work`` committed part of itself
-    (``commit_before_calling_out``, an audited refusal kept): that part would be done twice."""
+    A transaction that failed because of others beside it (``db.session.lost_to_contention``)
+    is rolled back and ``work`` run again from its start, up to ``CONTENTION_RETRIES`` times,
+    instead of answering 500: PostgreSQL broke a deadlock by failing it (writers that take the
+    same rows in different orders: a group's PATCH holds the group and then its new members, a
+    member's own PATCH holds the member and then the groups it joins), or a membership it adds
+    was added meanwhile, or a row it changes was deleted meanwhile. Run again, it sees what the
+    others did and is answered as usual (a no-op, a 409, a 404). Not once ``work`` committed
+    part of itself (``commit_before_calling_out``, an audited refusal kept): that part would be
+    done twice."""
     retries = CONTENTION_RETRIES
     while True:
         try:
@@ -185,12 +188,20 @@ def _in_transaction(db: Session, work: Callable[[], T]) -> T:
                 db.rollback()
                 if FACTS_SEEN in db.info:
                     db.info[FACTS_SEEN] = []
-                log.info("a deadlock with another writer failed the transaction; running it again")
+                log.info(
+                    "a concurrent writer failed the transaction (%s); running it again",
+                    _kind(error),
+                )
                 continue
             _finish(db, commit=False)
             raise
     _finish(db, commit=succeeded)
     return result
+
+
+def _kind(error: BaseException) -> str:
+    """What failed a transaction, for the log: the driver's error class (no SQL, no values)."""
+    return type(getattr(error, "orig", None) or error).__name__
 
 
 def _session_of(value: Any) -> Session | None:

@@ -312,3 +312,62 @@ def test_a_group_patch_and_the_member_s_own_patch_at_once_both_succeed(
         members = [m["value"] for m in client.get(f"/Groups/{group_id}").json()["members"]]
         assert sorted(members) == sorted(ids)
     assert "Traceback" not in live_server.log.read_text()
+
+
+@pytest.mark.postgres_only
+def test_rest_writes_racing_for_one_membership_are_answered_never_500(
+    live_server: LiveServer,
+) -> None:
+    """The REST API's team writes race too: 8 clients add the same user to a team at once (on
+    PostgreSQL each may find it missing, and all but one insert then meets the unique
+    membership), then change its role while others remove it. Every answer is the one a lone
+    request would get (201 once and 409 "already a member" otherwise; 200 or 204, or 404 for a
+    membership already gone), never a 500, and the user is in the team once, then not at all."""
+    with _client(live_server) as client:
+        ids = _create_users(client, ROUNDS, prefix="rest-raced")
+        group = {"schemas": [GROUP_URN], "displayName": "restraced", "members": []}
+        assert client.post("/Groups", json=group).status_code == 201
+    headers = {"Authorization": live_server.basic_auth}
+    api = httpx.Client(base_url=f"{live_server.base_url}/api/v1", headers=headers, timeout=60)
+    with api:
+        for user_id in ids:
+            added = _at_once(
+                live_server,
+                [("POST", "/teams/restraced/members", {"user": user_id})] * CLIENTS,
+            )
+            assert sorted(added) == [201] + [409] * (CLIENTS - 1), added
+            members = api.get("/teams/restraced/members").json()["items"]
+            assert [m["id"] for m in members].count(user_id) == 1
+            path = f"/teams/restraced/members/{user_id}"
+            raced = _at_once(
+                live_server,
+                [("PATCH", path, {"role": "admin"}), ("DELETE", path, None)] * (CLIENTS // 2),
+            )
+            assert set(raced) <= {200, 204, 404} and raced.count(204) == 1, raced
+            members = api.get("/teams/restraced/members").json()["items"]
+            assert user_id not in [m["id"] for m in members]
+    assert "Traceback" not in live_server.log.read_text()
+
+
+def _at_once(server: LiveServer, requests: list[tuple[str, str, dict | None]]) -> list[int]:
+    """Send ``requests`` (method, REST path, JSON body) from a client each, released together;
+    returns their statuses."""
+    barrier = threading.Barrier(len(requests))
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def send(method: str, path: str, body: dict | None) -> None:
+        headers = {"Authorization": server.basic_auth}
+        with httpx.Client(base_url=f"{server.base_url}/api/v1", headers=headers, timeout=60) as own:
+            barrier.wait(timeout=60)
+            status = own.request(method, path, json=body).status_code
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=send, args=request) for request in requests]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a client never finished"
+    return statuses

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from rolecall.db.session import commit_before_calling_out, lost_to_contention
 from rolecall.web.deps import _in_transaction
@@ -25,13 +26,24 @@ class _DriverError(Exception):
 
 @pytest.mark.parametrize(
     ("sqlstate", "lost"),
-    [("40P01", True), ("40001", True), ("23505", False), ("57014", False)],
+    [
+        ("40P01", True),  # deadlock_detected
+        ("40001", True),  # serialization_failure
+        ("23505", True),  # unique_violation: the row was inserted meanwhile
+        ("23503", True),  # foreign_key_violation: the row referred to was deleted meanwhile
+        ("23502", False),  # not_null_violation: a bug, the same each time
+        ("57014", False),  # query_canceled
+    ],
 )
-def test_only_deadlocks_and_serialization_failures_are_lost_to_contention(
+def test_what_a_concurrent_writer_may_cause_is_lost_to_contention(
     sqlstate: str, lost: bool
 ) -> None:
     error = DBAPIError("UPDATE t", {}, _DriverError(sqlstate))
     assert lost_to_contention(error) is lost
+
+
+def test_a_row_changed_under_an_update_is_lost_to_contention() -> None:
+    assert lost_to_contention(StaleDataError("UPDATE expected to update 1 row(s); 0 were matched"))
 
 
 def test_errors_that_are_not_the_database_s_are_not_lost_to_contention() -> None:
