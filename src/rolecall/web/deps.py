@@ -57,7 +57,7 @@ FINISHED = "rolecall.finished"
 #: ``request.state`` attribute: the API key grant the request authenticated with.
 KEY_GRANT = "key_grant"
 #: How often one request's transaction is run again after a concurrent writer failed it.
-CONTENTION_RETRIES = 5
+CONTENTION_RETRIES = 8
 #: Access-cache key of the organization's id (single mode).
 _ORG_ENTRY = ("org",)
 
