@@ -255,6 +255,21 @@ def test_unusable_body_is_an_invalid_request(client, org, content, content_type)
     assert response.json()["error"] == "invalid_request"
 
 
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ("&".join(f"f{i}=x" for i in range(21)).encode(), "more than 20 fields"),
+        (b"\xff\xfe=\xff", "not UTF-8"),
+    ],
+)
+def test_an_unusable_form_says_why(client, org, content, why):
+    response = client.post(
+        "/oidc/token", content=content,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )  # fmt: skip
+    _refused(response, "invalid_request", why)
+
+
 def test_no_issuer_registered(client, org, shared_issuer, alice):
     response = exchange(client, shared_issuer.mint(sub="alice@example.org", aud=org.org.name))
     assert "no JWT issuer registered" in _refused(response, "invalid_grant", "iss")

@@ -271,10 +271,16 @@ def test_a_replayed_state_is_refused(make_rp):
 
 def test_an_unknown_or_missing_state_is_refused(make_rp):
     rp = make_rp()
-    for query in ("?code=x&state=made-up", "?code=x"):
+    cases = [
+        ("?code=x&state=made-up", "is unknown"),
+        ("?code=x", "has no state"),
+        ("?code=x&state=" + "s" * 513, "longer than 512 characters"),
+    ]
+    for query, why in cases:
         refused = rp.agent.get(CALLBACK + query)
         assert refused.status_code == 401
         assert error_of(refused)["code"] == "invalid_state"
+        assert why in error_of(refused)["message"]
 
 
 def test_a_wrong_or_missing_iss_parameter_is_refused(make_rp, sso_op):

@@ -67,6 +67,8 @@ __all__ = [
 CALLBACK_PATH = "/oidc/callback"
 #: How long a started sign-in may take at the provider.
 STATE_LIFETIME = timedelta(minutes=10)
+#: Longest ``state`` looked up: rolecall's own are 43 characters; a longer one is no sign-in's.
+MAX_STATE_LENGTH = 512
 #: Longest ``return_to`` kept.
 MAX_RETURN_TO = 2000
 
@@ -195,9 +197,15 @@ def binding_name(state: str) -> str:
 
 def _claim_state(session: Session, state: str | None, now: datetime) -> SsoLoginState:
     """The pending login ``state`` names. Raises ``OidcFailed`` (``invalid_state``)."""
-    if not state or len(state) > 512:
+    if not state:
         raise OidcFailed(
             "the sign-in response has no state: start again from the sign-in page",
+            code="invalid_state",
+        )
+    if len(state) > MAX_STATE_LENGTH:
+        raise OidcFailed(
+            f"the sign-in response's state is longer than {MAX_STATE_LENGTH} characters, so"
+            " not one rolecall made: start again from the sign-in page",
             code="invalid_state",
         )
     row = session.scalar(select(SsoLoginState).where(SsoLoginState.digest == _digest(state)))

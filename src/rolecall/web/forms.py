@@ -26,11 +26,14 @@ async def read_form(
             return f"the request body is larger than {max_bytes} bytes"
     try:
         text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "the request body is not a URL-encoded form (not UTF-8)"
+    try:
         return parse_qs(
             text, keep_blank_values=True, strict_parsing=False, max_num_fields=max_fields
         )
-    except ValueError:  # UnicodeDecodeError, too many fields
-        return "the request body is not a URL-encoded form"
+    except ValueError:  # parse_qs's only refusal here: more fields than max_num_fields
+        return f"the form has more than {max_fields} fields"
 
 
 def single(form: dict[str, list[str]], name: str) -> str:
