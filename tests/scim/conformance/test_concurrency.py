@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from rolecall.db.engine import make_engine
 from rolecall.teams.models import TeamMembership
-from tests.scim.conformance.conftest import LiveServer
+from tests.scim.conformance.conftest import LiveServer, run_together
 from tests.scim.conftest import GROUP_URN, SCIM_JSON, new_user, patch
 
 CLIENTS = 8
@@ -67,11 +67,7 @@ def _add_concurrently(server: LiveServer, group_id: str, ids: list[str]) -> list
                         failures.append(f"{user_id}: {response.status_code} {response.text}")
 
     threads = [threading.Thread(target=run, args=(w,)) for w in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
-    assert not any(t.is_alive() for t in threads), "a client never finished"
+    run_together(threads, timeout=300)
     return failures
 
 
@@ -134,10 +130,7 @@ def test_simultaneous_adds_of_the_same_member_are_no_ops(live_server: LiveServer
                 statuses.append(status)
 
         threads = [threading.Thread(target=run) for _ in range(CLIENTS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=120)
+        run_together(threads, timeout=120)
 
         assert len(statuses) == CLIENTS
         assert set(statuses) <= {200, 204}, statuses
@@ -176,10 +169,7 @@ def test_simultaneous_writes_with_one_version_let_exactly_one_through(
                     statuses[user_id] = response.status_code
 
             threads = [threading.Thread(target=run, args=(u,)) for u in ids]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=120)
+            run_together(threads, timeout=120)
 
             assert sorted(statuses.values()) == [204] + [412] * (CLIENTS - 1), statuses
             members = {m["value"] for m in client.get(f"/Groups/{group_id}").json()["members"]}
@@ -302,11 +292,7 @@ def test_a_group_patch_and_the_member_s_own_patch_at_once_both_succeed(
                 threads.append(
                     threading.Thread(target=send, args=(user_id, f"/Users/{user_id}", own_role))
                 )
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=120)
-            assert not any(t.is_alive() for t in threads), "a client never finished"
+            run_together(threads, timeout=120)
 
         assert failures == []
         members = [m["value"] for m in client.get(f"/Groups/{group_id}").json()["members"]]
@@ -365,9 +351,5 @@ def _at_once(server: LiveServer, requests: list[tuple[str, str, dict | None]]) -
             statuses.append(status)
 
     threads = [threading.Thread(target=send, args=request) for request in requests]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a client never finished"
+    run_together(threads, timeout=120)
     return statuses

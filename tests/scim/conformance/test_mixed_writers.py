@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from rolecall.db.engine import make_engine
 from rolecall.teams.models import TeamMembership
-from tests.scim.conformance.conftest import LiveServer
+from tests.scim.conformance.conftest import LiveServer, run_together
 from tests.scim.conftest import GROUP_URN, SCIM_JSON, new_user, patch
 
 CLIENTS = 8
@@ -170,11 +170,7 @@ def test_mixed_writers_through_scim_and_rest_are_all_answered(
             threading.Thread(target=_run_client, args=(live_server, world, seed, start))
             for seed in range(CLIENTS)
         ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=600)
-        assert not any(t.is_alive() for t in threads), "a client never finished"
+        run_together(threads, timeout=600)
 
         assert world.broken == []
         assert len(world.answers) == CLIENTS * REQUESTS_EACH
