@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -109,13 +108,3 @@ def live_server(
             api_key=initialised["api_key"],
             log=log,
         )
-
-
-def run_together(threads: list[threading.Thread], *, timeout: float) -> None:
-    """Start ``threads`` (concurrent clients), wait for each (at most ``timeout`` seconds
-    apiece), and fail if one never finished."""
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=timeout)
-    assert not any(thread.is_alive() for thread in threads), "a client never finished"

@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session
 
 from rolecall.db.engine import make_engine
 from rolecall.teams.models import TeamMembership
-from tests.scim.conformance.conftest import LiveServer, run_together
+from tests.scim.conformance.conftest import LiveServer
 from tests.scim.conftest import GROUP_URN, SCIM_JSON, new_user, patch
+from tests.threads import run_together
 
 CLIENTS = 8
 ROUNDS = 4
@@ -257,9 +258,10 @@ def test_a_group_patch_and_the_member_s_own_patch_at_once_both_succeed(
     """An identity provider pushes a group membership and, from another worker, the same
     user's ``teamRoles`` for that team, at the same moment. Both writes touch the group's row
     and the user's (each one's ``meta.lastModified``), from opposite ends: the group's PATCH
-    holds the group first, the user's PATCH holds the user first. On PostgreSQL the two must
-    still take turns, never wait for each other (a deadlock, which PostgreSQL breaks by failing
-    one of them): here every pair succeeds, round after round, and each user is a member once."""
+    holds the group first, the user's PATCH holds the user first. On PostgreSQL such a pair
+    deadlocks, and PostgreSQL fails one of the two; rolecall runs that one again
+    (``web.deps._in_transaction``). Here every pair succeeds, round after round, and each user
+    is a member once."""
     with _client(live_server) as client:
         ids = _create_users(client, CLIENTS * ROUNDS, prefix="crossed")
         group = {"schemas": [GROUP_URN], "displayName": "crossed", "members": []}

@@ -23,8 +23,9 @@ from sqlalchemy.orm import Session
 
 from rolecall.db.engine import make_engine
 from rolecall.teams.models import TeamMembership
-from tests.scim.conformance.conftest import LiveServer, run_together
+from tests.scim.conformance.conftest import LiveServer
 from tests.scim.conftest import GROUP_URN, SCIM_JSON, new_user, patch
+from tests.threads import run_together
 
 CLIENTS = 8
 REQUESTS_EACH = 40

@@ -16,6 +16,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from rolecall.db.session import commit_before_calling_out, lost_to_contention
 from rolecall.web.deps import _in_transaction
+from tests.threads import run_together
 
 
 class _DriverError(Exception):
@@ -98,11 +99,7 @@ def _crossed_writers(
         threading.Thread(target=request, args=(0, (1, 2))),
         threading.Thread(target=request, args=(1, (2, 1))),
     ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
+    run_together(threads, timeout=60)
     return results, errors, attempts
 
 
