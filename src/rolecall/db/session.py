@@ -21,6 +21,10 @@ COMMITTED = "rolecall.committed"
 #: inserted meanwhile, or one it refers to (a user, a team) was deleted meanwhile.
 _LOST_TO_CONTENTION = frozenset({"40P01", "40001", "23505", "23503"})
 
+#: ``session.info`` key: the work of the session's transaction runs again from its start if it
+#: is lost to contention (set by the web layer's runner while it has retries left).
+RUNS_AGAIN = "rolecall.runs_again"
+
 
 def session_settings(session: Session) -> Settings:
     """The settings the session's creator attached, else the process settings."""
@@ -60,3 +64,16 @@ def lost_to_contention(error: BaseException) -> bool:
         return True
     sqlstate = getattr(error.orig, "sqlstate", None) if isinstance(error, DBAPIError) else None
     return sqlstate in _LOST_TO_CONTENTION
+
+
+def runs_again_after(session: Session, error: BaseException) -> bool:
+    """Whether ``error`` lost ``session``'s transaction to a concurrent writer and its work
+    will run again from the start: a service that would refuse such an error itself (a name
+    taken at the same moment) lets it through instead, and the work run again is answered as a
+    lone request would be (it then joins the user the other request created, or refuses the
+    taken name in the usual words)."""
+    return (
+        lost_to_contention(error)
+        and session.info.get(RUNS_AGAIN, False)
+        and COMMITTED not in session.info
+    )

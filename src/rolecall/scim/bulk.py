@@ -32,6 +32,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from rolecall.db.session import runs_again_after
 from rolecall.identity.principal import Principal
 from rolecall.orgs.models import Organization
 from rolecall.scim import groups, roles, users
@@ -210,6 +211,8 @@ def _run_one(
         with context.session.begin_nested():
             status, resource = _dispatch(context, operation, target, created)
     except REFUSALS as exc:
+        if runs_again_after(context.session, exc):
+            raise  # the whole request runs again, and this operation is answered as if alone
         return _failure(result, refusal(exc)), None
     result["status"] = str(status)
     if resource is None:

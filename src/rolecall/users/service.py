@@ -23,6 +23,7 @@ from rolecall.authz.policy import check_identity_change
 from rolecall.authz.roles import OrgRole, SeatType, parse_org_role
 from rolecall.db.base import new_id
 from rolecall.db.rows import insert_now
+from rolecall.db.session import runs_again_after
 from rolecall.errors import Conflict, InvalidInput, NotFound
 from rolecall.identity.principal import Principal
 from rolecall.identity.sessions import revoke_user_sessions
@@ -382,7 +383,9 @@ def _insert(
 ) -> None:
     """Write the user (when new), then its personal entity, the membership and the ``audit``
     record (which flushes) together, in a savepoint: a concurrent request that took the email
-    or name first makes a ``Conflict``, not a 500."""
+    or name first makes a ``Conflict``, not a 500, unless the request runs again
+    (``runs_again_after``), and then sees that request's user: it joins it (multi-org mode) or
+    is refused as any request for a taken email or name is."""
     try:
         with session.begin_nested():
             new_rows: list[object] = []
@@ -400,6 +403,8 @@ def _insert(
             insert_now(session, *new_rows, membership)
             audit()
     except IntegrityError as exc:
+        if runs_again_after(session, exc):
+            raise
         raise Conflict("that email or username was taken at the same moment; retry") from exc
 
 
@@ -518,6 +523,8 @@ def rename_user(
         with session.begin_nested():
             session.flush()
     except IntegrityError as exc:
+        if runs_again_after(session, exc):
+            raise
         raise Conflict("that username was taken at the same moment; retry") from exc
     _record(session, actor, org, user, "user.update", before, {"username": username})
     return member

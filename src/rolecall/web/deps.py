@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from rolecall.authz.cache import AccessCache
 from rolecall.authz.facts import CredentialKind, DecisionFacts, PrincipalKind
 from rolecall.authz.load import FACTS_SEEN
-from rolecall.db.session import COMMITTED, lost_to_contention
+from rolecall.db.session import COMMITTED, RUNS_AGAIN, lost_to_contention
 from rolecall.errors import AuthenticationFailed, InvalidInput, NotFound, PermissionDenied
 from rolecall.federation.jwks import JwksCache
 from rolecall.identity.attribution import clean_requested, resolve_attribution
@@ -176,6 +176,7 @@ def _in_transaction(db: Session, work: Callable[[], T]) -> T:
     done twice."""
     retries = CONTENTION_RETRIES
     while True:
+        db.info[RUNS_AGAIN] = retries > 0
         try:
             result = work()
             succeeded = getattr(result, "status_code", 200) < 400

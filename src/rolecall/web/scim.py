@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 
 from rolecall import authz, strict_json
 from rolecall.authz.permissions import Permission
+from rolecall.db.session import runs_again_after
 from rolecall.errors import RolecallError
 from rolecall.orgs.models import Organization
 from rolecall.roles import service as roles_service
@@ -148,13 +149,18 @@ BodyDep = Annotated[Any, Depends(read_body)]
 
 
 def scim_endpoint(endpoint: Callable[..., Response]) -> Callable[..., Response]:
-    """Render every refusal as a SCIM error (the transaction then rolls back: status >= 400)."""
+    """Render every refusal as a SCIM error (the transaction then rolls back: status >= 400),
+    except a name taken by a concurrent request when the request runs again
+    (``db.session.runs_again_after``): run again, it is answered as a lone request is."""
 
     @functools.wraps(endpoint)
     def run(*args: Any, **kwargs: Any) -> Response:
         try:
             return endpoint(*args, **kwargs)
         except REFUSALS as exc:
+            contexts = (value for value in kwargs.values() if isinstance(value, Context))
+            if any(runs_again_after(ctx.session, exc) for ctx in contexts):
+                raise
             return error_response(refusal(exc))
 
     return run

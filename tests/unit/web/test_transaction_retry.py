@@ -1,6 +1,7 @@
 """A request's transaction that PostgreSQL failed for a deadlock is run again
 (``web.deps._in_transaction``), once and only once to success, and never after the work
-committed part of itself."""
+committed part of itself; a service lets such a failure through only while it will be
+(``db.session.runs_again_after``)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,18 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from rolecall.db.session import commit_before_calling_out, lost_to_contention
-from rolecall.web.deps import _in_transaction
+from rolecall.db.session import (
+    COMMITTED,
+    RUNS_AGAIN,
+    commit_before_calling_out,
+    lost_to_contention,
+    runs_again_after,
+)
+from rolecall.web.deps import CONTENTION_RETRIES, _in_transaction
 from tests.threads import run_together
 
 
@@ -126,3 +133,33 @@ def test_work_that_committed_part_of_itself_is_not_run_again(engine: Engine, pro
     assert isinstance(errors[0], OperationalError) and lost_to_contention(errors[0])
     assert attempts == [1, 1]
     assert _counts(engine, probe) == [1, 1]  # the survivor's work only
+
+
+def _unique_violation() -> IntegrityError:
+    return IntegrityError("INSERT INTO users", {}, _DriverError("23505"))
+
+
+def test_a_service_lets_a_lost_race_through_only_while_the_work_runs_again() -> None:
+    """``runs_again_after``: a service that would refuse a name taken at the same moment lets
+    the error through only when the runner will run the work again and nothing is committed."""
+    session = Session()
+    assert not runs_again_after(session, _unique_violation())  # no runner: refuse it yourself
+    session.info[RUNS_AGAIN] = True
+    assert runs_again_after(session, _unique_violation())
+    not_null = IntegrityError("INSERT INTO users", {}, _DriverError("23502"))
+    assert not runs_again_after(session, not_null)  # a bug, the same each time
+    session.info[COMMITTED] = True
+    assert not runs_again_after(session, _unique_violation())  # part of it stands already
+
+
+def test_the_last_attempt_is_told_that_it_will_not_run_again(engine: Engine) -> None:
+    session = Session(engine)
+    told: list[bool] = []
+
+    def work() -> None:
+        told.append(session.info[RUNS_AGAIN])
+        raise _unique_violation()
+
+    with pytest.raises(IntegrityError):
+        _in_transaction(session, work)
+    assert told == [True] * CONTENTION_RETRIES + [False]

@@ -1,0 +1,110 @@
+"""Two organizations of a multi-org server add one new person at the same moment (issue 3,
+"Scale and concurrency"): both get it, as one identity, as they would a moment apart.
+
+A module of its own: its server is a multi-org one, on a database of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy import Engine, text
+
+from rolecall.db.engine import make_engine
+from tests.live_server import START_TIMEOUT, serving
+from tests.scim.conformance.conftest import SERVER_ENV, LiveServer
+from tests.scim.conftest import SCIM_JSON, new_user
+
+
+@pytest.fixture(scope="module")
+def two_org_servers(
+    live_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """One multi-org ``rolecall serve``, as seen by the admins of its two organizations."""
+    env = {k: v for k, v in os.environ.items() if k not in SERVER_ENV}
+    env.update(ROLECALL_DATABASE_URL=live_database_url, ROLECALL_MODE="multi")
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    admins = []
+    for org, admin in (("acme", "admin@acme.example.com"), ("globex", "admin@globex.example")):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "rolecall.cli",
+                "init",
+                "--org",
+                org,
+                "--admin-email",
+                admin,
+                "--json",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT,
+        )
+        assert done.returncode == 0, done.stderr
+        admins.append((admin, json.loads(done.stdout)["api_key"]))
+    with serving({**env, "ROLECALL_LOG_LEVEL": "warning"}, log) as base_url:
+        acme, globex = (LiveServer(base_url, admin, key, log) for admin, key in admins)
+        yield acme, globex
+
+
+def _waiting_backends(engine: Engine) -> int:
+    """How many of the database's connections wait for a lock."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    with engine.connect() as conn:
+        return int(conn.scalar(query) or 0)
+
+
+@pytest.mark.postgres_only
+def test_two_organizations_adding_one_new_person_at_once_both_join_it(
+    two_org_servers: tuple[LiveServer, LiveServer], live_database_url: str
+) -> None:
+    """The race is made certain: the test holds the audit table, so the first create waits
+    with its new user inserted and not committed; the second, not seeing it, inserts the same
+    email and waits for the first. Let go, the first commits and the second breaks the email's
+    unique key; run again, it finds the user and joins it, as it would have a moment later."""
+    acme, globex = two_org_servers
+    engine = make_engine(live_database_url)
+    body = new_user("grace@example.com")
+    responses: dict[str, httpx.Response] = {}
+
+    def create(server: LiveServer) -> None:
+        headers = {"Authorization": server.basic_auth, "Content-Type": SCIM_JSON}
+        with httpx.Client(base_url=server.scim_url, headers=headers, timeout=60) as client:
+            responses[server.admin_email] = client.post("/Users", json=body)
+
+    try:
+        with engine.connect() as holder:
+            holder.execute(text("LOCK TABLE audit_events IN EXCLUSIVE MODE"))
+            threads = [threading.Thread(target=create, args=(s,)) for s in (acme, globex)]
+            for thread in threads:
+                thread.start()
+                deadline = time.monotonic() + 30
+                waiting = len([t for t in threads if t.is_alive()])
+                while _waiting_backends(engine) < waiting and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            assert _waiting_backends(engine) == 2  # one at the audit table, one at the email
+            holder.rollback()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not any(thread.is_alive() for thread in threads), "a create never finished"
+    finally:
+        engine.dispose()
+    assert [r.status_code for r in responses.values()] == [201, 201], [
+        r.text for r in responses.values()
+    ]
+    assert len({r.json()["id"] for r in responses.values()}) == 1  # one identity, two orgs
+    assert "Traceback" not in acme.log.read_text()
