@@ -562,9 +562,26 @@ def test_member_changes_move_the_groups_and_the_users_last_modified(scim, db, or
     assert shown["lastModified"] > shown["created"]
 
 
+def test_a_member_s_deletion_moves_the_group_s_last_modified(scim):
+    """The user leaves the organization, and with it the group: the group's members changed,
+    so its lastModified moves and a delta sync finds it (``orgs.service.remove_membership``)."""
+    alice, bob = user_id(scim, "alice"), user_id(scim, "bob")
+    group = create_group(scim, "g1", [alice, bob])
+    assert scim.delete(f"/scim/v2/Users/{alice}").status_code == 204
+
+    shown = scim.get(f"{GROUPS}/{group['id']}").json()
+    assert [m["value"] for m in shown["members"]] == [bob]
+    assert shown["meta"]["lastModified"] > group["meta"]["lastModified"]
+    assert shown["meta"]["version"] != group["meta"]["version"]
+    since = scim.get(
+        GROUPS, params={"filter": f'meta.lastModified gt "{group["meta"]["created"]}"'}
+    )
+    assert [r["id"] for r in since.json()["Resources"]] == [group["id"]]
+
+
 @pytest.mark.parametrize("rename_first", [True, False])
 def test_a_patchs_answer_shows_the_version_a_later_get_shows(scim, rename_first):
-    """The group's lastModified is stamped as the transaction commits (``teams.service``): the
+    """The group's lastModified is stamped as the transaction commits (``teams.writes``): the
     PATCH's own answer, rename or not, carries the version stored."""
     alice, bob = user_id(scim, "alice"), user_id(scim, "bob")
     group = create_group(scim, "g1", [alice])

@@ -50,7 +50,10 @@ def commit_before_calling_out(session: Session) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _note_commit(session: Session) -> None:
-    session.info[COMMITTED] = True
+    # SQLAlchemy announces a savepoint's release as a commit too; only the transaction's own
+    # commit makes work stand.
+    if not session.in_nested_transaction():
+        session.info[COMMITTED] = True
 
 
 def lost_to_contention(error: BaseException) -> bool:

@@ -29,6 +29,7 @@ from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.orgs.settings import effective_settings, store_settings
 from rolecall.projects.models import Project, ProjectMembership
 from rolecall.service_accounts.models import ServiceAccount
+from rolecall.teams import writes
 from rolecall.teams.models import Team, TeamMembership
 from rolecall.teams.queries import find_entity
 from rolecall.users.models import User
@@ -161,13 +162,21 @@ def guard_last_admin(
     is_active_admin = membership.role == OrgRole.ADMIN and membership.active
     if not is_active_admin or stays_admin:
         return
-    # Locking the admin rows (PostgreSQL) makes two admins demoting each other at once wait for
-    # one another, so both cannot succeed; SQLite serializes writers already.
+    # Two admins demoting each other at once must not both succeed. On PostgreSQL the guard
+    # holds its admin's row, then takes turns on the organization's row (FOR NO KEY UPDATE; no
+    # other write holds it while taking members' rows), and each counts the admins once its
+    # turn comes, seeing what the one before committed. Locking every admin's row instead
+    # deadlocked: a SCIM write holds its own target's row already (``teams.writes``' lock
+    # order: a member's row, then the organization's). SQLite serializes writers.
+    if session.get_bind().dialect.name != "sqlite":
+        target = select(OrgMembership.id).where(OrgMembership.id == membership.id)
+        session.execute(target.with_for_update(key_share=True))
+        turn = select(Organization.id).where(Organization.id == org.id)
+        session.execute(turn.with_for_update(key_share=True))
     admins = session.scalars(
         select(OrgMembership.id)
         .where(OrgMembership.org_id == org.id, OrgMembership.role == OrgRole.ADMIN.value)
         .where(OrgMembership.active.is_(True))
-        .with_for_update()
     ).all()
     violation = check_last_admin(
         is_active_admin=True, stays_active_admin=False, active_admin_count=len(admins)
@@ -204,11 +213,13 @@ def remove_membership(
             ProjectMembership.user_id == user_id, ProjectMembership.project_id.in_(org_projects)
         )
     )
-    session.execute(
-        delete(TeamMembership).where(
-            TeamMembership.user_id == user_id, TeamMembership.team_id.in_(org_teams)
-        )
-    )
+    left = session.scalars(
+        delete(TeamMembership)
+        .where(TeamMembership.user_id == user_id, TeamMembership.team_id.in_(org_teams))
+        .returning(TeamMembership.team_id)
+    ).all()
+    for team_id in set(left):  # the teams' SCIM groups lost a member
+        writes.mark_changed(session, team_id, now)
     session.delete(membership)
     session.flush()
     revoke_user_sessions(session, user_id=user_id, now=now)

@@ -49,6 +49,7 @@ from rolecall.scim.messages import (
 )
 from rolecall.scim.sorting import UNSORTED, Sort
 from rolecall.teams import service as teams
+from rolecall.teams import writes
 from rolecall.teams.models import Team
 from rolecall.users.naming import ENTITY_NAME_RE
 from rolecall.users.queries import available_name
@@ -160,6 +161,7 @@ def create_group(
     _add_members(session, actor, org, team, _member_ids(get(body, "members")))
     # Its members are part of its creation: lastModified equals created (RFC 7643 §3.1).
     team.updated_at = team.created_at
+    writes.created_with_its_changes(session, team_id=team.id)
     return get_group(
         session, actor=actor, org=org, base=base, group_id=team.id, with_members=with_members
     )

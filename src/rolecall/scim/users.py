@@ -44,6 +44,7 @@ from rolecall.scim.messages import (
 )
 from rolecall.scim.sorting import UNSORTED, Sort
 from rolecall.teams import service as teams
+from rolecall.teams import writes
 from rolecall.users import service as users
 from rolecall.users.service import OrgUser, scim_user_name
 
@@ -178,6 +179,47 @@ def _require_for_write(
     return member
 
 
+def _hold_teams(
+    session: Session, org: Organization, user_id: str, body: Any, *, leaving: bool = False
+) -> None:
+    """``teams.writes``' lock order: before the user's own row, hold the teams this write may
+    change: all of the user's teams when it leaves the organization (``leaving``) or the body
+    mentions ``teamRoles`` (a removal or a PUT can take it out of any of them), and the teams
+    the body names. A write that changes no team holds none. Holding one too many only makes
+    a writer of that team wait; missing one (a team joined meanwhile) risks a deadlock, which
+    the request survives by running again."""
+    if len(user_id) > users.MAX_REF_LENGTH or "\x00" in user_id:
+        return  # no such user: ``_require_for_write`` answers 404
+    named: set[str] = set()
+    if not (_mentions_team_roles(body, named) or leaving):
+        return
+    held = writes.team_ids_of_user(session, org_id=org.id, user_id=user_id)
+    writes.hold(session, held + teams.team_ids_named(session, org=org, refs=named))
+
+
+def _mentions_team_roles(body: Any, named: set[str]) -> bool:
+    """Whether ``body`` mentions ``teamRoles`` at any depth, as a key or in an operation's
+    ``path``; adds each ``teamName`` it holds to ``named``. Walked without recursion: a body
+    may nest as deeply as the JSON parser allows."""
+    mentions, pending = False, [body]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, list):
+            pending.extend(value)
+            continue
+        if not isinstance(value, dict):
+            continue
+        for key, item in value.items():
+            key = key.lower() if isinstance(key, str) else ""
+            if key == "teamname" and isinstance(item, str):
+                named.add(item)
+            mentions |= key == "teamroles" or (
+                key == "path" and isinstance(item, str) and "teamroles" in item.lower()
+            )
+            pending.append(item)
+    return mentions
+
+
 def _require(session: Session, actor: Principal, org: Organization, user_id: str) -> OrgUser:
     """The org's user with that id (SCIM ids only, not usernames); 404 otherwise."""
     found = users.get_user_by_id(session, actor=actor, org=org, user_id=user_id)
@@ -227,6 +269,7 @@ def create_user(
     _team_roles(session, actor, org, member, draft.team_roles)
     # Its team roles are part of its creation: lastModified equals created (RFC 7643 §3.1).
     member.membership.updated_at = member.membership.created_at
+    writes.created_with_its_changes(session, member=(org.id, member.user.id))
     return get_user(session, actor=actor, org=org, base=base, user_id=member.user.id)
 
 
@@ -243,8 +286,9 @@ def replace_user(
 ) -> dict[str, Any]:
     """PUT /Users/{id} (RFC 7644 §3.5.1): the writable attributes become the body's; those it
     leaves out are cleared, except the email, activity and roles, which stay."""
-    member = _require_for_write(session, actor, org, user_id, if_match)
     body = require_object(body)
+    _hold_teams(session, org, user_id, body)
+    member = _require_for_write(session, actor, org, user_id, if_match)
     current = _draft(member)
     draft = replace(current, user_name=None, external_id=None, display_name=None)
     draft.given_name = None
@@ -270,6 +314,7 @@ def patch_user(
     """PATCH /Users/{id} (RFC 7644 §3.5.2), with the seeds' ``organizationRole`` and
     ``teamRoles`` paths."""
     ops = operations(body)
+    _hold_teams(session, org, user_id, body)
     member = _require_for_write(session, actor, org, user_id, if_match)
     current = _draft(member)
     draft = replace(current, team_roles=[])
@@ -289,6 +334,7 @@ def delete_user(
 ) -> None:
     """DELETE /Users/{id}: the user leaves the organization entirely (the seeds' full delete);
     the runs it created stay, attributed to it."""
+    _hold_teams(session, org, user_id, None, leaving=True)
     member = _require_for_write(session, actor, org, user_id, if_match)
     users.delete_user(session, actor=actor, org=org, ref=member.user.id)
 

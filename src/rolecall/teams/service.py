@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, delete, event, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -32,6 +32,7 @@ from rolecall.projects.models import Project, ProjectMembership
 from rolecall.roles.models import CustomRole
 from rolecall.roles.service import AssignedRole, reconcile_project_roles, resolve_assignable_role
 from rolecall.service_accounts.models import ServiceAccount
+from rolecall.teams import writes
 from rolecall.teams.models import Team, TeamMembership
 from rolecall.users.models import User
 from rolecall.users.naming import check_entity_name
@@ -68,6 +69,18 @@ def get_team(session: Session, *, org: Organization, ref: str) -> Team | None:
             or_(Team.name_key == ref.strip().lower(), Team.id == ref),
         )
     )
+
+
+def team_ids_named(session: Session, *, org: Organization, refs: Iterable[str]) -> list[str]:
+    """The ids of ``org``'s teams that ``refs`` name, each read as ``get_team`` reads one."""
+    refs = [ref for ref in set(refs) if "\x00" not in ref]
+    if not refs:
+        return []
+    keys = {ref.strip().lower() for ref in refs}
+    query = select(Team.id).where(
+        Team.org_id == org.id, Team.kind == TEAM, or_(Team.name_key.in_(keys), Team.id.in_(refs))
+    )
+    return list(session.scalars(query))
 
 
 def require_team(session: Session, *, org: Organization, ref: str) -> Team:
@@ -408,6 +421,7 @@ def delete_team(session: Session, *, actor: Principal, org: Organization, team: 
     """
     authz.require(session, actor, Permission.ORG_MANAGE_TEAMS, org)
     team = _resolve(session, org, team)
+    writes.hold(session, [team.id])
     dependants = session.scalars(
         select(ServiceAccount.name).where(
             ServiceAccount.team_id == team.id,
@@ -528,6 +542,7 @@ def add_member(
     (already a member).
     """
     team = _resolve(session, org, team)
+    writes.hold(session, [team.id])
     authz.require(session, actor, Permission.TEAM_MANAGE_MEMBERS, team)
     target = _active_org_user(session, org, user, "user", deactivated_ok=deactivated_ok)
     if target.id == actor.user_id:
@@ -564,10 +579,6 @@ def _add_user(
     return row
 
 
-#: ``session.info`` key: the teams whose members changed in the transaction, with the time.
-_TOUCHED_TEAMS = "rolecall.touched_teams"
-
-
 def _touch(
     session: Session, team: Team, user_ids: Iterable[str], *, group_too: bool = True
 ) -> None:
@@ -575,37 +586,14 @@ def _touch(
     a user's teams and team roles part of its SCIM user, so each one's ``meta.lastModified``
     moves (RFC 7643 §3.1), and a provider's delta sync (``meta.lastModified gt``) sees them.
 
-    The users' memberships are updated here, in id order; the team's row only as the
-    transaction commits (``_stamp_touched_teams``). So a writer holds a team's row for an
-    instant, never while it goes on to take other rows: on PostgreSQL a group's PATCH and a
-    member's own PATCH cannot each hold a row the other waits for. The team shows the new time
-    at once (this request's answer and its version agree with what is stored)."""
+    Both are stamped as the transaction commits (``teams.writes``); they show the new time at
+    once (this request's answer and its version agree with what is stored)."""
     now = utcnow()
-    ids = sorted(set(user_ids))
-    for chunk in _per_statement(ids):
-        session.execute(
-            update(OrgMembership)
-            .where(OrgMembership.org_id == team.org_id, OrgMembership.user_id.in_(chunk))
-            .values(updated_at=now)
-        )
+    writes.mark_members_changed(session, team.org_id, user_ids, now)
     if group_too:
         if team.updated_at is None or team.updated_at < now:
             set_committed_value(team, "updated_at", now)
-        session.info.setdefault(_TOUCHED_TEAMS, {})[team.id] = now
-
-
-@event.listens_for(Session, "before_commit")
-def _stamp_touched_teams(session: Session) -> None:
-    touched = session.info.pop(_TOUCHED_TEAMS, None)
-    for team_id, when in sorted((touched or {}).items()):
-        # Never back in time: a rename flushed later in the transaction stamped it already.
-        later = or_(Team.updated_at.is_(None), Team.updated_at < when)
-        session.execute(update(Team).where(Team.id == team_id, later).values(updated_at=when))
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_touched_teams(session: Session) -> None:
-    session.info.pop(_TOUCHED_TEAMS, None)
+        writes.mark_changed(session, team.id, now)
 
 
 #: Ids named in one statement by ``add_users`` and ``remove_users``, which take the rest in
@@ -640,6 +628,7 @@ def add_users(
     active org member, unknown or ``service`` role).
     """
     team = _resolve(session, org, team)
+    writes.hold(session, [team.id])
     authz.require(session, actor, Permission.TEAM_MANAGE_MEMBERS, team)
     wanted = list(dict.fromkeys(user_ids))
     if actor.user_id in wanted:
@@ -725,6 +714,7 @@ def change_member_role(
     accounts keep the service role).
     """
     team = _resolve(session, org, team)
+    writes.hold(session, [team.id])
     authz.require(session, actor, Permission.TEAM_MANAGE_MEMBERS, team)
     row, current = _find_membership(session, team, member)
     if row.user_id is None:
@@ -761,6 +751,7 @@ def remove_member(
     only by being deleted).
     """
     team = _resolve(session, org, team)
+    writes.hold(session, [team.id])
     authz.require(session, actor, Permission.TEAM_MANAGE_MEMBERS, team)
     row, current = _find_membership(session, team, member)
     if row.user_id is None:
@@ -816,6 +807,7 @@ def remove_users(
     Raises ``PermissionDenied``.
     """
     team = _resolve(session, org, team)
+    writes.hold(session, [team.id])
     authz.require(session, actor, Permission.TEAM_MANAGE_MEMBERS, team)
     wanted = list(dict.fromkeys(user_ids))
     removed: list[str] = []

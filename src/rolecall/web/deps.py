@@ -39,6 +39,7 @@ from rolecall.identity.principal import ANONYMOUS, Principal
 from rolecall.identity.secrets import ACCESS_TOKEN_PREFIX, digest, same_digest
 from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.settings import OrgMode, Settings
+from rolecall.web import metrics
 
 log = logging.getLogger("rolecall.web")
 
@@ -193,6 +194,7 @@ def _in_transaction(db: Session, work: Callable[[], T]) -> T:
                     "a concurrent writer failed the transaction (%s); running it again",
                     _kind(error),
                 )
+                metrics.RUN_AGAIN.labels(cause=_kind(error)).inc()
                 continue
             _finish(db, commit=False)
             raise

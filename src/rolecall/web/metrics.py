@@ -1,4 +1,5 @@
-"""Prometheus metrics: requests, latency, authentication failures, decisions by outcome.
+"""Prometheus metrics: requests, latency, authentication failures, decisions by outcome,
+requests run again after losing to a concurrent writer.
 
 With several server processes (``rolecall serve --workers``) each counts in files of the
 directory ``PROMETHEUS_MULTIPROC_DIR`` names (prometheus_client's multiprocess mode, which
@@ -48,6 +49,13 @@ FAST_ANSWERS = Counter(
     "rolecall_access_cache_fast_answers_total",
     "Requests answered from the access cache in front of the router, by route",
     ["route"],
+    registry=REGISTRY,
+)
+RUN_AGAIN = Counter(
+    "rolecall_transactions_run_again_total",
+    "Requests run again from their start after a concurrent writer failed their transaction "
+    "(PostgreSQL), by what failed it: DeadlockDetected, UniqueViolation, ...",
+    ["cause"],
     registry=REGISTRY,
 )
 DECISIONS = Counter(

@@ -35,6 +35,13 @@ def _client(server: LiveServer) -> httpx.Client:
     return httpx.Client(base_url=server.scim_url, headers=headers, timeout=60)
 
 
+def runs_again(server: LiveServer, cause: str) -> float:
+    """How many requests the server ran again after ``cause`` failed them (``/metrics``)."""
+    text = httpx.get(f"{server.base_url}/metrics", timeout=30).text
+    line = f'rolecall_transactions_run_again_total{{cause="{cause}"}} '
+    return sum(float(row.removeprefix(line)) for row in text.splitlines() if row.startswith(line))
+
+
 def _create_users(client: httpx.Client, count: int, prefix: str = "burst") -> list[str]:
     ids = []
     for i in range(count):
@@ -257,11 +264,12 @@ def test_a_group_patch_and_the_member_s_own_patch_at_once_both_succeed(
 ) -> None:
     """An identity provider pushes a group membership and, from another worker, the same
     user's ``teamRoles`` for that team, at the same moment. Both writes touch the group's row
-    and the user's (each one's ``meta.lastModified``), from opposite ends: the group's PATCH
-    holds the group first, the user's PATCH holds the user first. On PostgreSQL such a pair
-    deadlocks, and PostgreSQL fails one of the two; rolecall runs that one again
-    (``web.deps._in_transaction``). Here every pair succeeds, round after round, and each user
-    is a member once."""
+    and the user's (each one's ``meta.lastModified``). Both take them in one order
+    (``teams.writes``): the user's PATCH holds the team it joins before its own row, so the
+    pair takes turns instead of deadlocking (they did, before: PostgreSQL failed one of each
+    such pair after a second, and rolecall ran it again). Every pair succeeds, round after
+    round, none was run again for a deadlock, and each user is a member once."""
+    deadlocks_before = runs_again(live_server, "DeadlockDetected")
     with _client(live_server) as client:
         ids = _create_users(client, CLIENTS * ROUNDS, prefix="crossed")
         group = {"schemas": [GROUP_URN], "displayName": "crossed", "members": []}
@@ -297,6 +305,7 @@ def test_a_group_patch_and_the_member_s_own_patch_at_once_both_succeed(
             run_together(threads, timeout=120)
 
         assert failures == []
+        assert runs_again(live_server, "DeadlockDetected") == deadlocks_before
         members = [m["value"] for m in client.get(f"/Groups/{group_id}").json()["members"]]
         assert sorted(members) == sorted(ids)
     assert "Traceback" not in live_server.log.read_text()
@@ -355,3 +364,77 @@ def _at_once(server: LiveServer, requests: list[tuple[str, str, dict | None]]) -
     threads = [threading.Thread(target=send, args=request) for request in requests]
     run_together(threads, timeout=120)
     return statuses
+
+
+def _send_together(server: LiveServer, requests: list[tuple[str, str, dict | None]]) -> list[str]:
+    """Send SCIM ``requests`` (method, path, body) from a client each, released together;
+    returns what went wrong (an answer other than 200 or 204)."""
+    barrier = threading.Barrier(len(requests))
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def send(method: str, path: str, body: dict | None) -> None:
+        with _client(server) as own:
+            barrier.wait(timeout=60)
+            response = own.request(method, path, json=body)
+        if response.status_code not in (200, 204):
+            with lock:
+                failures.append(f"{method} {path}: {response.status_code} {response.text}")
+
+    threads = [threading.Thread(target=send, args=request) for request in requests]
+    run_together(threads, timeout=120)
+    return failures
+
+
+@pytest.mark.postgres_only
+def test_a_group_patch_and_its_member_s_deletion_at_once_take_turns(
+    live_server: LiveServer,
+) -> None:
+    """A provider removes a user from a group and, from another worker, deletes the user. The
+    deletion holds the user's teams before its own row (``teams.writes``), as the group's PATCH
+    does, so the pair takes turns (before, they deadlocked). Both succeed, none is run again
+    for a deadlock, and the group keeps exactly the members it should."""
+    deadlocks_before = runs_again(live_server, "DeadlockDetected")
+    with _client(live_server) as client:
+        leaving = _create_users(client, CLIENTS, prefix="leaving")
+        joining = _create_users(client, CLIENTS, prefix="joining")
+        members = [{"value": user_id} for user_id in leaving]
+        group = {"schemas": [GROUP_URN], "displayName": "leavers", "members": members}
+        created = client.post("/Groups", json=group)
+        assert created.status_code == 201, created.text
+        path = f"/Groups/{created.json()['id']}"
+        requests: list[tuple[str, str, dict | None]] = []
+        for gone, new in zip(leaving, joining, strict=True):
+            body = patch(
+                {"op": "add", "path": "members", "value": [{"value": new}]},
+                {"op": "remove", "path": f'members[value eq "{gone}"]'},
+            )
+            requests += [("PATCH", path, body), ("DELETE", f"/Users/{gone}", None)]
+        assert _send_together(live_server, requests) == []
+        assert runs_again(live_server, "DeadlockDetected") == deadlocks_before
+        shown = [m["value"] for m in client.get(path).json()["members"]]
+        assert sorted(shown) == sorted(joining)
+
+
+@pytest.mark.postgres_only
+def test_admins_demoted_at_once_take_turns_at_the_last_admin_check(
+    live_server: LiveServer,
+) -> None:
+    """The last-admin check (ACCESS.md) counts the admins once its turn on the organization
+    comes, holding only its own admin's row: demotions sent at once all succeed (the caller
+    stays admin), and none is run again for a deadlock (before, each locked every admin's row
+    while holding its own, and they deadlocked)."""
+    deadlocks_before = runs_again(live_server, "DeadlockDetected")
+    with _client(live_server) as client:
+        admins = []
+        for i in range(CLIENTS):
+            body = new_user(f"admin-{i}@example.com", organizationRole="admin")
+            response = client.post("/Users", json=body)
+            assert response.status_code == 201, response.text
+            admins.append(response.json()["id"])
+        demote = patch({"op": "replace", "path": "organizationRole", "value": "member"})
+        requests = [("PATCH", f"/Users/{user_id}", demote) for user_id in admins]
+        assert _send_together(live_server, requests) == []
+        assert runs_again(live_server, "DeadlockDetected") == deadlocks_before
+        roles = [client.get(f"/Users/{user_id}").json()["organizationRole"] for user_id in admins]
+        assert roles == ["member"] * CLIENTS

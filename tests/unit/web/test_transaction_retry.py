@@ -72,7 +72,7 @@ def probe(engine: Engine) -> Iterator[str]:
 
 
 def _crossed_writers(
-    engine: Engine, table: str, *, commit_early: bool
+    engine: Engine, table: str, *, commit_early: bool, savepoint: bool = False
 ) -> tuple[list[object], list[BaseException], list[int]]:
     """Two requests' transactions, each adding 1 to both rows, in opposite orders, meeting
     after their first row (their first attempt only): a deadlock. Returns their results, their
@@ -90,6 +90,9 @@ def _crossed_writers(
             if commit_early:
                 session.execute(text("SELECT 1"))
                 commit_before_calling_out(session)
+            if savepoint:  # released: SQLAlchemy announces it as a commit, and it is none
+                with session.begin_nested():
+                    session.execute(text("SELECT 1"))
             bump = text(f"UPDATE {table} SET n = n + 1 WHERE id = :id")
             session.execute(bump, {"id": order[0]})
             if attempts[index] == 1:
@@ -124,6 +127,14 @@ def test_the_transaction_a_deadlock_failed_runs_again_and_both_succeed(
     assert sorted(results) == ["request 0", "request 1"]  # type: ignore[type-var]
     assert sorted(attempts) == [1, 2]  # PostgreSQL failed one of them, once
     assert _counts(engine, probe) == [2, 2]  # each request's work committed exactly once
+
+
+@pytest.mark.postgres_only
+def test_work_that_released_a_savepoint_still_runs_again(engine: Engine, probe: str) -> None:
+    results, errors, attempts = _crossed_writers(engine, probe, commit_early=False, savepoint=True)
+    assert errors == [] and len(results) == 2
+    assert sorted(attempts) == [1, 2]
+    assert _counts(engine, probe) == [2, 2]
 
 
 @pytest.mark.postgres_only

@@ -1,0 +1,48 @@
+"""``teams.writes``: the rows a team-membership write stamps as its transaction commits."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from rolecall.db.base import utcnow
+from rolecall.teams import writes
+from rolecall.teams.models import Team
+from tests import factories
+
+
+def test_a_savepoint_undone_keeps_what_the_transaction_changed_before_it(
+    db: Session, org: factories.World
+) -> None:
+    """SQLAlchemy announces a savepoint's rollback as a rollback: the changes marked before it
+    are still stamped at the commit."""
+    team = factories.team(db, org.org, name="stamped")
+    db.commit()
+    before = team.updated_at
+    when = utcnow() + timedelta(seconds=5)
+    writes.mark_changed(db, team.id, when)
+    try:
+        with db.begin_nested():
+            raise LookupError("an attempt the request recovers from")
+    except LookupError:
+        pass
+    db.commit()
+    db.expire_all()
+    stamped = db.get(Team, team.id)
+    assert stamped is not None and stamped.updated_at != before
+    assert stamped.updated_at.replace(tzinfo=None) == when.replace(tzinfo=None)
+
+
+def test_a_savepoint_released_stamps_nothing_yet(db: Session, org: factories.World) -> None:
+    team = factories.team(db, org.org, name="later")
+    db.commit()
+    before = team.updated_at
+    writes.mark_changed(db, team.id, utcnow() + timedelta(seconds=5))
+    with db.begin_nested():
+        pass
+    db.expire_all()
+    assert db.get(Team, team.id).updated_at == before  # type: ignore[union-attr]
+    db.rollback()
+    db.expire_all()
+    assert db.get(Team, team.id).updated_at == before  # type: ignore[union-attr]
