@@ -1,4 +1,4 @@
-"""What every write to teams' members does to the teams' own rows, on every path: a SCIM
+"""What every write to teams' members does to the rows around them, on every path: a SCIM
 group's PATCH or PUT, a SCIM user's ``teamRoles``, the REST API's member writes, a user's
 removal from the organization.
 
@@ -7,10 +7,10 @@ that take the same rows in opposite orders deadlock: PostgreSQL notices only aft
 ``deadlock_timeout`` (1 s by default) and fails one of them, which rolecall then runs again
 (``web.deps._in_transaction``). So that this stays rare, writers of team memberships take
 rows in one order: the teams' rows first (``hold``, in id order), then the members' org
-memberships, then the team memberships. A SCIM
-group's write holds its team from before its ``If-Match`` check; a user's write holds the
-teams it is about to change before its own row. SQLite needs none of it: a writer holds the
-database's one write lock from its first statement.
+memberships, then the team memberships. A SCIM group's write holds its team from before its
+``If-Match`` check; a user's write holds the teams it is about to change before its own row.
+SQLite needs none of it: a writer holds the database's one write lock from its first
+statement.
 
 ``lastModified``. A team's members are part of its SCIM group, and a user's teams part of its
 SCIM user, so a change to them moves both ``meta.lastModified`` (RFC 7643 §3.1). The rows are
@@ -110,9 +110,9 @@ def _stamp_changed_rows(session: Session) -> None:
 def _stamp_members(session: Session, org_id: str, changed: dict[str, datetime]) -> None:
     ids = sorted(changed)
     postgres = session.get_bind().dialect.name != "sqlite"
+    in_org = OrgMembership.org_id == org_id
     for first in range(0, len(ids), MEMBERS_PER_STATEMENT):
         chunk = ids[first : first + MEMBERS_PER_STATEMENT]
-        in_org = OrgMembership.org_id == org_id
         if postgres and len(chunk) > 1:
             # An UPDATE takes its rows in whatever order it finds them: held first, in order.
             hold_rows = select(OrgMembership.id).where(in_org, OrgMembership.user_id.in_(chunk))
