@@ -158,6 +158,12 @@ def _resources(
     return [mapping.user_resource(m, teams_of[m.user.id], base) for m in members]
 
 
+def _plausible_id(user_id: str) -> bool:
+    """Whether ``user_id`` could name a user at all; the database is not asked otherwise
+    (PostgreSQL refuses a NUL in text), and ``_require`` answers 404."""
+    return len(user_id) <= users.MAX_REF_LENGTH and "\x00" not in user_id
+
+
 def _require_for_write(
     session: Session,
     actor: Principal,
@@ -167,7 +173,7 @@ def _require_for_write(
 ) -> OrgUser:
     """The user about to change, held for this transaction (``versions.lock``), and at a
     version ``If-Match`` names when one was sent (412 otherwise)."""
-    if len(user_id) <= users.MAX_REF_LENGTH and "\x00" not in user_id:
+    if _plausible_id(user_id):
         versions.lock(
             session,
             OrgMembership.id,
@@ -188,13 +194,13 @@ def _hold_teams(
     the body names. A write that changes no team holds none. Holding one too many only makes
     a writer of that team wait; missing one (a team joined meanwhile) risks a deadlock, which
     the request survives by running again."""
-    if len(user_id) > users.MAX_REF_LENGTH or "\x00" in user_id:
+    if not _plausible_id(user_id):
         return  # no such user: ``_require_for_write`` answers 404
     named: set[str] = set()
     if not (_mentions_team_roles(body, named) or leaving):
         return
-    held = writes.team_ids_of_user(session, org_id=org.id, user_id=user_id)
-    writes.hold(session, held + teams.team_ids_named(session, org=org, refs=named))
+    also = teams.team_ids_named(session, org=org, refs=named)
+    writes.hold_teams_of(session, org_id=org.id, user_id=user_id, also=also)
 
 
 def _mentions_team_roles(body: Any, named: set[str]) -> bool:

@@ -22,3 +22,13 @@ def user_team_membership(session: Session, team_id: str, user_id: str) -> TeamMe
             TeamMembership.team_id == team_id, TeamMembership.user_id == user_id
         )
     )
+
+
+def team_ids_of_user(session: Session, *, org_id: str, user_id: str) -> list[str]:
+    """The ids of ``org_id``'s teams that ``user_id`` is a member of."""
+    query = (
+        select(TeamMembership.team_id)
+        .join(Team, Team.id == TeamMembership.team_id)
+        .where(TeamMembership.user_id == user_id, Team.org_id == org_id)
+    )
+    return list(session.scalars(query))

@@ -30,12 +30,15 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from rolecall.orgs.models import OrgMembership
-from rolecall.teams.models import Team, TeamMembership
+from rolecall.teams.models import Team
+from rolecall.teams.queries import team_ids_of_user
 
 #: ``session.info`` key: the teams whose members changed in the transaction, with the time.
 _CHANGED_TEAMS = "rolecall.changed_teams"
 #: ``session.info`` key: the users whose teams or team roles changed, by org, with the time.
 _CHANGED_MEMBERS = "rolecall.changed_members"
+#: ``session.info`` key: the ``(org_id, user_id)`` whose teams the transaction holds.
+_HELD_MEMBERS = "rolecall.held_members"
 #: Users stamped by one statement (SQLite allows 32,766 parameters, PostgreSQL 65,535).
 MEMBERS_PER_STATEMENT = 10_000
 
@@ -49,14 +52,16 @@ def hold(session: Session, team_ids: Iterable[str]) -> None:
         session.execute(query.with_for_update(key_share=True))
 
 
-def team_ids_of_user(session: Session, *, org_id: str, user_id: str) -> list[str]:
-    """The ids of ``org_id``'s teams that ``user_id`` is a member of."""
-    query = (
-        select(TeamMembership.team_id)
-        .join(Team, Team.id == TeamMembership.team_id)
-        .where(TeamMembership.user_id == user_id, Team.org_id == org_id)
-    )
-    return list(session.scalars(query))
+def hold_teams_of(session: Session, *, org_id: str, user_id: str, also: Iterable[str] = ()) -> None:
+    """``hold`` the user's teams of ``org_id``, and the teams ``also`` names. The user's are
+    looked up once per transaction: a SCIM DELETE holds them before its ``If-Match`` check,
+    and the removal it calls then finds them held."""
+    held = session.info.setdefault(_HELD_MEMBERS, set())
+    ids = list(also)
+    if (org_id, user_id) not in held:
+        ids += team_ids_of_user(session, org_id=org_id, user_id=user_id)
+        held.add((org_id, user_id))
+    hold(session, ids)
 
 
 def mark_changed(session: Session, team_id: str, when: datetime) -> None:
@@ -97,6 +102,7 @@ def created_with_its_changes(
 def _stamp_changed_rows(session: Session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint's release: the transaction's own commit stamps them
+    session.info.pop(_HELD_MEMBERS, None)
     teams = session.info.pop(_CHANGED_TEAMS, None)
     members = session.info.pop(_CHANGED_MEMBERS, None)
     for team_id, when in sorted((teams or {}).items()):
@@ -132,6 +138,8 @@ def _stamp_members(session: Session, org_id: str, changed: dict[str, datetime]) 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_changed_rows(session: Session) -> None:
+    # A savepoint undone may have let go of rows it held: they are looked up again.
+    session.info.pop(_HELD_MEMBERS, None)
     if session.in_nested_transaction():
         return  # a savepoint undone: what the transaction changed before it still stands
     session.info.pop(_CHANGED_TEAMS, None)

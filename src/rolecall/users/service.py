@@ -582,7 +582,7 @@ def delete_user(session: Session, *, actor: Principal, org: Organization, ref: s
     authz.require(session, actor, Permission.ORG_MANAGE_USERS, org)
     user, membership = _require_member(session, org, ref)
     # ``teams.writes``' lock order: the teams the user leaves before its own rows.
-    writes.hold(session, writes.team_ids_of_user(session, org_id=org.id, user_id=user.id))
+    writes.hold_teams_of(session, org_id=org.id, user_id=user.id)
     guard_last_admin(session, org, membership, stays_admin=False)
     before = {"email": user.email, "username": user.username, **_fields(membership)}
     keys = remove_membership(session, org=org, membership=membership)

@@ -24,7 +24,7 @@ from rolecall.db.engine import make_engine
 from rolecall.teams.models import TeamMembership
 from tests.scim.conformance.conftest import LiveServer
 from tests.scim.conftest import GROUP_URN, SCIM_JSON, new_user, patch
-from tests.threads import run_together
+from tests.threads import run_together, send_at_once
 
 CLIENTS = 8
 ROUNDS = 4
@@ -349,41 +349,21 @@ def test_rest_writes_racing_for_one_membership_are_answered_never_500(
 def _at_once(server: LiveServer, requests: list[tuple[str, str, dict | None]]) -> list[int]:
     """Send ``requests`` (method, REST path, JSON body) from a client each, released together;
     returns their statuses."""
-    barrier = threading.Barrier(len(requests))
-    statuses: list[int] = []
-    lock = threading.Lock()
-
-    def send(method: str, path: str, body: dict | None) -> None:
-        headers = {"Authorization": server.basic_auth}
-        with httpx.Client(base_url=f"{server.base_url}/api/v1", headers=headers, timeout=60) as own:
-            barrier.wait(timeout=60)
-            status = own.request(method, path, json=body).status_code
-        with lock:
-            statuses.append(status)
-
-    threads = [threading.Thread(target=send, args=request) for request in requests]
-    run_together(threads, timeout=120)
-    return statuses
+    headers = {"Authorization": server.basic_auth}
+    answers = send_at_once(f"{server.base_url}/api/v1", headers, requests)
+    return [response.status_code for response in answers]
 
 
 def _send_together(server: LiveServer, requests: list[tuple[str, str, dict | None]]) -> list[str]:
     """Send SCIM ``requests`` (method, path, body) from a client each, released together;
     returns what went wrong (an answer other than 200 or 204)."""
-    barrier = threading.Barrier(len(requests))
-    failures: list[str] = []
-    lock = threading.Lock()
-
-    def send(method: str, path: str, body: dict | None) -> None:
-        with _client(server) as own:
-            barrier.wait(timeout=60)
-            response = own.request(method, path, json=body)
-        if response.status_code not in (200, 204):
-            with lock:
-                failures.append(f"{method} {path}: {response.status_code} {response.text}")
-
-    threads = [threading.Thread(target=send, args=request) for request in requests]
-    run_together(threads, timeout=120)
-    return failures
+    headers = {"Authorization": server.basic_auth, "Content-Type": SCIM_JSON}
+    answers = send_at_once(server.scim_url, headers, requests)
+    return [
+        f"{r.request.method} {r.request.url.path}: {r.status_code} {r.text}"
+        for r in answers
+        if r.status_code not in (200, 204)
+    ]
 
 
 @pytest.mark.postgres_only

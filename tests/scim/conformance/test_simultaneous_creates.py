@@ -12,13 +12,12 @@ tests show the answers a lone request gets.
 from __future__ import annotations
 
 import re
-import threading
 
 import httpx
 
 from tests.scim.conformance.conftest import LiveServer
 from tests.scim.conftest import SCIM_JSON, new_user
-from tests.threads import run_together
+from tests.threads import send_at_once
 
 CLIENTS = 8
 
@@ -30,20 +29,8 @@ def _create_at_once(
     server: LiveServer, bodies: list[dict], path: str = "/scim/v2/Users"
 ) -> list[httpx.Response]:
     """POST each of ``bodies`` to ``path`` from a client of its own, released together."""
-    barrier = threading.Barrier(len(bodies))
-    responses: list[httpx.Response] = []
-    lock = threading.Lock()
-
-    def send(body: dict) -> None:
-        headers = {"Authorization": server.basic_auth, "Content-Type": SCIM_JSON}
-        with httpx.Client(base_url=server.base_url, headers=headers, timeout=60) as client:
-            barrier.wait(timeout=60)
-            response = client.post(path, json=body)
-        with lock:
-            responses.append(response)
-
-    run_together([threading.Thread(target=send, args=(b,)) for b in bodies], timeout=120)
-    return responses
+    headers = {"Authorization": server.basic_auth, "Content-Type": SCIM_JSON}
+    return send_at_once(server.base_url, headers, [("POST", path, body) for body in bodies])
 
 
 #: What a lone create of an existing user is told: its email is in the organization, or (when

@@ -10,6 +10,7 @@ from rolecall.db.base import utcnow
 from rolecall.teams import writes
 from rolecall.teams.models import Team
 from tests import factories
+from tests.statements import statements_sent
 
 
 def test_a_savepoint_undone_keeps_what_the_transaction_changed_before_it(
@@ -46,3 +47,25 @@ def test_a_savepoint_released_stamps_nothing_yet(db: Session, org: factories.Wor
     db.rollback()
     db.expire_all()
     assert db.get(Team, team.id).updated_at == before  # type: ignore[union-attr]
+
+
+def _lookups_of_teams(sent: list[str]) -> int:
+    return sum("FROM team_memberships" in statement for statement in sent)
+
+
+def test_a_user_s_teams_are_looked_up_once_per_transaction(
+    db: Session, org: factories.World
+) -> None:
+    """A SCIM DELETE holds the user's teams before its ``If-Match`` check, and the removal it
+    calls holds them again: the second hold finds them held. A transaction that ends (here a
+    rollback, which may have let go of them) looks them up afresh."""
+    user = factories.user(db, org.org)
+    factories.member(db, factories.team(db, org.org), user)
+    with statements_sent(db) as sent:
+        writes.hold_teams_of(db, org_id=org.org.id, user_id=user.id)
+        writes.hold_teams_of(db, org_id=org.org.id, user_id=user.id)
+    assert _lookups_of_teams(sent) == 1
+    db.rollback()
+    with statements_sent(db) as sent:
+        writes.hold_teams_of(db, org_id=org.org.id, user_id=user.id)
+    assert _lookups_of_teams(sent) == 1
