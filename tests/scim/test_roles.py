@@ -216,3 +216,52 @@ def test_removed_description_is_unassigned(scim):
         f"{ROLES}/{role['id']}", json=patch({"op": "remove", "path": "description"})
     )
     assert response.status_code == 200 and "description" not in response.json()
+
+
+def _holder(scim, db, org, role: dict) -> tuple[str, dict]:
+    """A user holding ``role`` in a team; its SCIM URL and resource before any change."""
+    team = factories.team(db, org.org, name="holders")
+    user = factories.user(db, org.org)
+    factories.member(db, team, user, custom_role=db.get(CustomRole, role["id"]))
+    db.commit()
+    url = f"/scim/v2/Users/{user.id}"
+    return url, scim.get(url).json()
+
+
+def _changed_since(scim, before: dict) -> list[str]:
+    """The users a delta sync from ``before``'s lastModified finds."""
+    since = f'meta.lastModified gt "{before["meta"]["lastModified"]}"'
+    found = scim.get("/scim/v2/Users", params={"filter": since}).json()
+    return [resource["id"] for resource in found["Resources"]]
+
+
+@pytest.mark.parametrize("change", ["rename", "delete"])
+def test_a_role_s_rename_or_deletion_moves_its_holders_last_modified(scim, db, org, change):
+    """A holder's SCIM ``teamRoles`` shows its custom role's name: renaming or deleting the
+    role (holders fall back to the inherited role) changes the user's resource, so its
+    lastModified and version move and a delta sync finds it."""
+    role = create(scim)
+    url, before = _holder(scim, db, org, role)
+    assert before["teamRoles"] == [{"teamName": "holders", "roleName": "Sample custom role"}]
+
+    if change == "rename":
+        body = {"schemas": [ROLE_URN], "name": "Renamed role", "inheritedFrom": "member"}
+        assert scim.put(f"{ROLES}/{role['id']}", json=body).status_code == 200
+        shown_role = "Renamed role"
+    else:
+        assert scim.delete(f"{ROLES}/{role['id']}").status_code == 204
+        shown_role = "member"
+
+    after = scim.get(url).json()
+    assert after["teamRoles"] == [{"teamName": "holders", "roleName": shown_role}]
+    assert after["meta"]["lastModified"] > before["meta"]["lastModified"]
+    assert after["meta"]["version"] != before["meta"]["version"]
+    assert _changed_since(scim, before) == [after["id"]]
+
+
+def test_a_role_s_put_that_keeps_its_name_leaves_its_holders_alone(scim, db, org):
+    role = create(scim)
+    url, before = _holder(scim, db, org, role)
+    body = {"schemas": [ROLE_URN], "name": role["name"], "inheritedFrom": "viewer"}
+    assert scim.put(f"{ROLES}/{role['id']}", json=body).status_code == 200
+    assert scim.get(url).json()["meta"] == before["meta"]

@@ -17,11 +17,13 @@ from rolecall.audit.service import record
 from rolecall.authz import policy
 from rolecall.authz.permissions import ORG_PERMISSIONS, Permission, parse_permission
 from rolecall.authz.roles import INHERITABLE, PREDEFINED, TeamRole, parse_predefined_team_role
+from rolecall.db.base import utcnow
 from rolecall.errors import Conflict, InvalidInput, NotFound
 from rolecall.identity.principal import Principal
 from rolecall.orgs.models import Organization
 from rolecall.projects.models import Project, ProjectMembership
 from rolecall.roles.models import CustomRole
+from rolecall.teams import writes
 from rolecall.teams.models import TeamMembership
 
 #: The marker stored in ``role`` columns when ``custom_role_id`` names a custom role.
@@ -294,6 +296,9 @@ def replace_role(
     before = _snapshot(role)
     # Seeds: "This operation doesn't affect any of the existing, non-inherited custom
     # permissions", so the stored extras stay exactly as they were.
+    if name != role.name:
+        holders = select(TeamMembership.user_id).where(TeamMembership.custom_role_id == role.id)
+        _holders_changed(session, org, session.scalars(holders))
     role.name, role.description, role.inherited_from = name, description, inherited.value
     if external_id is not False:
         role.external_id = _check_external_id(external_id)  # type: ignore[arg-type]
@@ -355,11 +360,15 @@ def delete_role(session: Session, *, actor: Principal, org: Organization, ref: s
     authz.require(session, actor, Permission.ORG_MANAGE_ROLES, org)
     role = require_role(session, org=org, ref=ref)
     inherited = role.inherited_from
+    holding = select(TeamMembership.team_id).where(TeamMembership.custom_role_id == role.id)
+    # ``teams.writes``' lock order: the teams whose members change before those members' rows.
+    writes.hold(session, session.scalars(holding.distinct()))
     team_rows = list(
         session.scalars(select(TeamMembership).where(TeamMembership.custom_role_id == role.id))
     )
     for row in team_rows:
         row.role, row.custom_role_id = inherited, None
+    _holders_changed(session, org, (row.user_id for row in team_rows))
     session.flush()
     project_rows = session.execute(
         select(ProjectMembership, Project.team_id)
@@ -382,6 +391,14 @@ def delete_role(session: Session, *, actor: Principal, org: Organization, ref: s
     _audit(session, actor, "role.delete", role, _snapshot(role), after, detail)
     session.delete(role)
     session.flush()
+
+
+def _holders_changed(session: Session, org: Organization, user_ids: Iterable[str | None]) -> None:
+    """The role's holders show another role's name in their SCIM ``teamRoles``: their
+    ``meta.lastModified`` moves, so a provider's delta sync sees them (``teams.writes``).
+    Service accounts (no user id) have no SCIM resource."""
+    users = [user_id for user_id in user_ids if user_id is not None]
+    writes.mark_members_changed(session, org.id, users, utcnow())
 
 
 def _team_role_key(session: Session, team_id: str, project_row: ProjectMembership) -> str | None:
