@@ -26,6 +26,13 @@ _LOST_TO_CONTENTION = frozenset({"40P01", "40001", "23505", "23503"})
 RUNS_AGAIN = "rolecall.runs_again"
 
 
+class ChangedMeanwhile(Exception):
+    """Raised by work that found, once it held its rows, that a writer beside it had changed
+    what the work planned around before taking them (a team a leaving user joined meanwhile,
+    which it did not hold: ``teams.writes.seal_leaving``). The work runs again from its start
+    (``lost_to_contention``), as after a deadlock, but without waiting for one first."""
+
+
 def session_settings(session: Session) -> Settings:
     """The settings the session's creator attached, else the process settings."""
     settings = session.info.get("settings")
@@ -62,11 +69,18 @@ def lost_to_contention(error: BaseException) -> bool:
     the usual way (a 404 for the row deleted meanwhile, a 409 or a no-op for the one added).
     PostgreSQL documents running such transactions again for deadlocks and serialization
     failures. ``StaleDataError``: a row this transaction read was deleted or changed before its
-    UPDATE or DELETE reached it. SQLite's writers take turns, so none of this comes from them."""
-    if isinstance(error, StaleDataError):
+    UPDATE or DELETE reached it. ``ChangedMeanwhile``: the work noticed such a change itself.
+    SQLite's writers take turns, so none of this comes from them."""
+    if isinstance(error, (StaleDataError, ChangedMeanwhile)):
         return True
     sqlstate = getattr(error.orig, "sqlstate", None) if isinstance(error, DBAPIError) else None
     return sqlstate in _LOST_TO_CONTENTION
+
+
+def runs_again(session: Session) -> bool:
+    """Whether the work of ``session``'s transaction runs again from its start if it is lost
+    to contention: the web runner has retries left and nothing of it is committed yet."""
+    return session.info.get(RUNS_AGAIN, False) and COMMITTED not in session.info
 
 
 def runs_again_after(session: Session, error: BaseException) -> bool:
@@ -75,8 +89,4 @@ def runs_again_after(session: Session, error: BaseException) -> bool:
     taken at the same moment) lets it through instead, and the work run again is answered as a
     lone request would be (it then joins the user the other request created, or refuses the
     taken name in the usual words)."""
-    return (
-        lost_to_contention(error)
-        and session.info.get(RUNS_AGAIN, False)
-        and COMMITTED not in session.info
-    )
+    return lost_to_contention(error) and runs_again(session)

@@ -29,6 +29,7 @@ from rolecall.projects.models import Project, ProjectMembership
 from rolecall.projects.queries import find_project
 from rolecall.roles.models import CustomRole
 from rolecall.service_accounts.models import ServiceAccount
+from rolecall.teams import writes
 from rolecall.teams.models import Team, TeamMembership
 from rolecall.teams.queries import find_entity
 from rolecall.users.models import User
@@ -164,7 +165,8 @@ def resolve_principal(
             field=field,
         )
     user = find_user(session, value) if value else None
-    if user is None or org_membership(session, org.id, user.id) is None:
+    # Held in the organization until this write commits: a removal from it waits.
+    if user is None or user.id not in writes.keep_in_org(session, org.id, [user.id]):
         raise NotFound(f"no user {value!r} in this organization", field=field)
     return user
 

@@ -170,15 +170,19 @@ def _require_for_write(
     org: Organization,
     user_id: str,
     if_match: str | None,
+    *,
+    deleting: bool = False,
 ) -> OrgUser:
-    """The user about to change, held for this transaction (``versions.lock``), and at a
-    version ``If-Match`` names when one was sent (412 otherwise)."""
+    """The user about to change (or leave the organization: ``deleting``), held for this
+    transaction (``versions.lock``), and at a version ``If-Match`` names when one was sent
+    (412 otherwise)."""
     if _plausible_id(user_id):
         versions.lock(
             session,
             OrgMembership.id,
             OrgMembership.org_id == org.id,
             OrgMembership.user_id == user_id,
+            deleting=deleting,
         )
     member = _require(session, actor, org, user_id)
     versions.require_current(if_match, lambda: _resources(session, org, [member], "")[0])
@@ -341,7 +345,7 @@ def delete_user(
     """DELETE /Users/{id}: the user leaves the organization entirely (the seeds' full delete);
     the runs it created stay, attributed to it."""
     _hold_teams(session, org, user_id, None, leaving=True)
-    member = _require_for_write(session, actor, org, user_id, if_match)
+    member = _require_for_write(session, actor, org, user_id, if_match, deleting=True)
     users.delete_user(session, actor=actor, org=org, ref=member.user.id)
 
 

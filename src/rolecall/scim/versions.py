@@ -88,14 +88,22 @@ def matches(header: str, version: str | None) -> bool:
     return version is not None and version.removeprefix("W/").strip('"') in listed
 
 
-def lock(session: Session, key: ColumnElement[Any], *conditions: ColumnElement[bool]) -> None:
+def lock(
+    session: Session,
+    key: ColumnElement[Any],
+    *conditions: ColumnElement[bool],
+    deleting: bool = False,
+) -> None:
     """Hold the row of the resource about to change until the transaction ends, so that SCIM
     writes to one resource take turns and an ``If-Match`` check still holds when the write
     commits. PostgreSQL: ``FOR NO KEY UPDATE`` (rows that merely refer to it, such as a new
-    team membership, are not held up). SQLite needs nothing: a write request holds the
+    team membership, are not held up), or ``FOR UPDATE`` for a row about to be ``deleting``
+    (taken at once: a weaker lock made stronger later waits for those that merely refer to
+    it, while they wait for the weaker one). SQLite needs nothing: a write request holds the
     database's one write lock from its first statement."""
     if session.get_bind().dialect.name != "sqlite":
-        session.execute(select(key).where(*conditions).with_for_update(key_share=True))
+        held = select(key).where(*conditions)
+        session.execute(held.with_for_update(key_share=not deleting))
 
 
 def require_current(if_match: str | None, current: Callable[[], dict[str, Any]]) -> None:

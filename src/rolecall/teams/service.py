@@ -27,7 +27,7 @@ from rolecall.db.base import utcnow
 from rolecall.db.rows import insert_rows
 from rolecall.errors import Conflict, InvalidInput, NotFound
 from rolecall.identity.principal import Principal
-from rolecall.orgs.models import Organization, OrgMembership
+from rolecall.orgs.models import Organization
 from rolecall.projects.models import Project, ProjectMembership
 from rolecall.roles.models import CustomRole
 from rolecall.roles.service import AssignedRole, reconcile_project_roles, resolve_assignable_role
@@ -36,7 +36,7 @@ from rolecall.teams import writes
 from rolecall.teams.models import Team, TeamMembership
 from rolecall.users.models import User
 from rolecall.users.naming import check_entity_name
-from rolecall.users.queries import find_user, org_membership
+from rolecall.users.queries import find_user
 from rolecall.users.service import scim_user_name_column
 
 TEAM = "team"
@@ -99,16 +99,17 @@ def _resolve(session: Session, org: Organization, team: Team | str) -> Team:
 def _active_org_user(
     session: Session, org: Organization, ref: str, field: str, *, deactivated_ok: bool = False
 ) -> User:
-    """The user ``ref`` names, who must be an active org member (or any member, with
-    ``deactivated_ok``).
+    """The user ``ref`` names, about to join a team, who must be an active org member (or any
+    member, with ``deactivated_ok``); it stays one until the transaction ends
+    (``writes.keep_in_org``).
 
     Raises ``NotFound`` (no such user), ``InvalidInput`` (not an active member of the org).
     """
     user = find_user(session, ref)
     if user is None:
         raise NotFound(f"no user {ref!r}", field=field)
-    membership = org_membership(session, org.id, user.id)
-    if membership is None or not (membership.active or deactivated_ok):
+    active = writes.keep_in_org(session, org.id, [user.id]).get(user.id)
+    if active is None or not (active or deactivated_ok):
         raise InvalidInput(
             f"{user.username} is not an active member of the organization", field=field
         )
@@ -649,17 +650,12 @@ def _add_chunk(
     assigned: AssignedRole,
     deactivated_ok: bool,
 ) -> list[str]:
-    in_org = (OrgMembership.user_id == User.id) & (OrgMembership.org_id == org.id)
-    query = (
-        select(User.id, User.username, OrgMembership.active)
-        .outerjoin(OrgMembership, in_org)
-        .where(User.id.in_(wanted))
-    )
-    found = {user_id: (username, active) for user_id, username, active in session.execute(query)}
+    found = dict(session.execute(select(User.id, User.username).where(User.id.in_(wanted))).all())
+    in_org = writes.keep_in_org(session, org.id, wanted)
     for user_id in wanted:
         if user_id not in found:
             raise NotFound(f"no user {user_id!r}", field="user")
-        username, active = found[user_id]
+        username, active = found[user_id], in_org.get(user_id)
         if active is None or not (active or deactivated_ok):
             raise InvalidInput(
                 f"{username} is not an active member of the organization", field="user"
@@ -681,7 +677,7 @@ def _add_chunk(
     insert_rows(session, TeamMembership, rows)
     _touch(session, team, added)
     change = {"role": assigned.name}
-    events = [_event("team.member.add", team, after={"user": found[u][0]} | change) for u in added]
+    events = [_event("team.member.add", team, after={"user": found[u]} | change) for u in added]
     record_many(session, actor=actor, events=events)
     return added
 

@@ -12,6 +12,13 @@ memberships, then the team memberships. A SCIM group's write holds its team from
 SQLite needs none of it: a writer holds the database's one write lock from its first
 statement.
 
+Joining and leaving. A write that adds users to a team holds their org memberships so that
+they stay in the organization until it commits (``keep_in_org``, a lock the other writers of
+those rows do not wait for), and a user's removal from the organization takes its org
+membership outright (``seal_leaving``) and waits for such additions. Without that, a user
+added to a team while it was being removed stayed in the team, outside the organization; and
+a team it joined just before the removal took its row was changed without being held.
+
 ``lastModified``. A team's members are part of its SCIM group, and a user's teams part of its
 SCIM user, so a change to them moves both ``meta.lastModified`` (RFC 7643 §3.1). The rows are
 stamped as the transaction commits (``mark_changed``, ``mark_members_changed``): each once,
@@ -29,6 +36,7 @@ from sqlalchemy import event, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from rolecall.db.session import ChangedMeanwhile, runs_again
 from rolecall.orgs.models import OrgMembership
 from rolecall.teams.models import Team
 from rolecall.teams.queries import team_ids_of_user
@@ -37,7 +45,9 @@ from rolecall.teams.queries import team_ids_of_user
 _CHANGED_TEAMS = "rolecall.changed_teams"
 #: ``session.info`` key: the users whose teams or team roles changed, by org, with the time.
 _CHANGED_MEMBERS = "rolecall.changed_members"
-#: ``session.info`` key: the ``(org_id, user_id)`` whose teams the transaction holds.
+#: ``session.info`` keys: the teams the transaction holds (``hold``), and the
+#: ``(org_id, user_id)`` whose teams it holds (``hold_teams_of``).
+_HELD_TEAMS = "rolecall.held_teams"
 _HELD_MEMBERS = "rolecall.held_members"
 #: Users stamped by one statement (SQLite allows 32,766 parameters, PostgreSQL 65,535).
 MEMBERS_PER_STATEMENT = 10_000
@@ -47,9 +57,10 @@ def hold(session: Session, team_ids: Iterable[str]) -> None:
     """Hold the teams' rows until the transaction ends (PostgreSQL ``FOR NO KEY UPDATE``, in
     id order), before the writer takes any member's row. Holding a team twice is a no-op."""
     ids = sorted(set(team_ids))
-    if ids and session.get_bind().dialect.name != "sqlite":
+    if ids and _postgres(session):
         query = select(Team.id).where(Team.id.in_(ids)).order_by(Team.id)
         session.execute(query.with_for_update(key_share=True))
+        session.info.setdefault(_HELD_TEAMS, set()).update(ids)
 
 
 def hold_teams_of(session: Session, *, org_id: str, user_id: str, also: Iterable[str] = ()) -> None:
@@ -62,6 +73,42 @@ def hold_teams_of(session: Session, *, org_id: str, user_id: str, also: Iterable
         ids += team_ids_of_user(session, org_id=org_id, user_id=user_id)
         held.add((org_id, user_id))
     hold(session, ids)
+
+
+def keep_in_org(session: Session, org_id: str, user_ids: Iterable[str]) -> dict[str, bool]:
+    """For a write about to add the users to a team (or a project): whether each is an
+    active member of ``org_id`` (missing: not a member), with its org membership held until
+    the transaction ends (PostgreSQL ``FOR KEY SHARE``, in user id order), so that it stays
+    in the organization until the addition commits. A removal from the organization waits for the
+    addition (``seal_leaving``); the addition waits for a removal under way and then finds
+    the user gone. Other writers of the membership (a role, ``lastModified``) do not wait."""
+    query = (
+        select(OrgMembership.user_id, OrgMembership.active)
+        .where(OrgMembership.org_id == org_id, OrgMembership.user_id.in_(sorted(set(user_ids))))
+        .order_by(OrgMembership.user_id)
+    )
+    if _postgres(session):
+        query = query.with_for_update(read=True, key_share=True)
+    return {user_id: active for user_id, active in session.execute(query)}
+
+
+def seal_leaving(session: Session, membership: OrgMembership) -> None:
+    """For a user about to leave the organization, after ``hold_teams_of``: hold its org
+    membership (PostgreSQL ``FOR UPDATE``; no team can gain it meanwhile, ``keep_in_org``),
+    then check that every team it is in is held. A team it joined after ``hold_teams_of``
+    looked (the addition committed before this lock) is not, and taking it now would cross
+    ``hold``'s order: the work runs again from its start (``ChangedMeanwhile``), finding that
+    team first. Where nothing will run it again, it holds the team here and risks the
+    deadlock PostgreSQL would then break."""
+    if not _postgres(session):
+        return
+    sealed = select(OrgMembership.id).where(OrgMembership.id == membership.id)
+    session.execute(sealed.with_for_update())
+    teams = team_ids_of_user(session, org_id=membership.org_id, user_id=membership.user_id)
+    joined = set(teams) - session.info.get(_HELD_TEAMS, set())
+    if joined and runs_again(session):
+        raise ChangedMeanwhile("the user joined a team while leaving the organization")
+    hold(session, joined)
 
 
 def mark_changed(session: Session, team_id: str, when: datetime) -> None:
@@ -102,7 +149,7 @@ def created_with_its_changes(
 def _stamp_changed_rows(session: Session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint's release: the transaction's own commit stamps them
-    session.info.pop(_HELD_MEMBERS, None)
+    _forget_holds(session)
     teams = session.info.pop(_CHANGED_TEAMS, None)
     members = session.info.pop(_CHANGED_MEMBERS, None)
     for team_id, when in sorted((teams or {}).items()):
@@ -113,9 +160,14 @@ def _stamp_changed_rows(session: Session) -> None:
         _stamp_members(session, org_id, changed)
 
 
+def _postgres(session: Session) -> bool:
+    # SQLite needs no row locks: a writer holds the database's one write lock.
+    return session.get_bind().dialect.name != "sqlite"
+
+
 def _stamp_members(session: Session, org_id: str, changed: dict[str, datetime]) -> None:
     ids = sorted(changed)
-    postgres = session.get_bind().dialect.name != "sqlite"
+    postgres = _postgres(session)
     in_org = OrgMembership.org_id == org_id
     for first in range(0, len(ids), MEMBERS_PER_STATEMENT):
         chunk = ids[first : first + MEMBERS_PER_STATEMENT]
@@ -138,9 +190,14 @@ def _stamp_members(session: Session, org_id: str, changed: dict[str, datetime]) 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_changed_rows(session: Session) -> None:
-    # A savepoint undone may have let go of rows it held: they are looked up again.
-    session.info.pop(_HELD_MEMBERS, None)
+    # A savepoint undone lets go of the rows it locked.
+    _forget_holds(session)
     if session.in_nested_transaction():
         return  # a savepoint undone: what the transaction changed before it still stands
     session.info.pop(_CHANGED_TEAMS, None)
     session.info.pop(_CHANGED_MEMBERS, None)
+
+
+def _forget_holds(session: Session) -> None:
+    session.info.pop(_HELD_TEAMS, None)
+    session.info.pop(_HELD_MEMBERS, None)

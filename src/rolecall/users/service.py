@@ -583,6 +583,7 @@ def delete_user(session: Session, *, actor: Principal, org: Organization, ref: s
     user, membership = _require_member(session, org, ref)
     # ``teams.writes``' lock order: the teams the user leaves before its own rows.
     writes.hold_teams_of(session, org_id=org.id, user_id=user.id)
+    writes.seal_leaving(session, membership)
     guard_last_admin(session, org, membership, stays_admin=False)
     before = {"email": user.email, "username": user.username, **_fields(membership)}
     keys = remove_membership(session, org=org, membership=membership)

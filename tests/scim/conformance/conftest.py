@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
@@ -108,3 +109,10 @@ def live_server(
             api_key=initialised["api_key"],
             log=log,
         )
+
+
+def runs_again(server: LiveServer, cause: str) -> float:
+    """How many requests the server ran again after ``cause`` failed them (``/metrics``)."""
+    text = httpx.get(f"{server.base_url}/metrics", timeout=30).text
+    line = f'rolecall_transactions_run_again_total{{cause="{cause}"}} '
+    return sum(float(row.removeprefix(line)) for row in text.splitlines() if row.startswith(line))

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from rolecall.db.engine import make_engine
 from rolecall.teams.models import TeamMembership
-from tests.scim.conformance.conftest import LiveServer
+from tests.scim.conformance.conftest import LiveServer, runs_again
 from tests.scim.conftest import GROUP_URN, SCIM_JSON, new_user, patch
 from tests.threads import run_together, send_at_once
 
@@ -33,13 +33,6 @@ ROUNDS = 4
 def _client(server: LiveServer) -> httpx.Client:
     headers = {"Authorization": server.basic_auth, "Content-Type": SCIM_JSON}
     return httpx.Client(base_url=server.scim_url, headers=headers, timeout=60)
-
-
-def runs_again(server: LiveServer, cause: str) -> float:
-    """How many requests the server ran again after ``cause`` failed them (``/metrics``)."""
-    text = httpx.get(f"{server.base_url}/metrics", timeout=30).text
-    line = f'rolecall_transactions_run_again_total{{cause="{cause}"}} '
-    return sum(float(row.removeprefix(line)) for row in text.splitlines() if row.startswith(line))
 
 
 def _create_users(client: httpx.Client, count: int, prefix: str = "burst") -> list[str]:

@@ -11,16 +11,14 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy import Engine, text
 
-from rolecall.db.engine import make_engine
 from tests.live_server import START_TIMEOUT, serving
 from tests.scim.conformance.conftest import SERVER_ENV, LiveServer
+from tests.scim.conformance.held_audit import audit_table_held
 from tests.scim.conftest import SCIM_JSON, new_user
 
 
@@ -58,16 +56,6 @@ def two_org_servers(
         yield acme, globex
 
 
-def _waiting_backends(engine: Engine) -> int:
-    """How many of the database's connections wait for a lock."""
-    query = text(
-        "SELECT count(*) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    with engine.connect() as conn:
-        return int(conn.scalar(query) or 0)
-
-
 @pytest.mark.postgres_only
 def test_two_organizations_adding_one_new_person_at_once_both_join_it(
     two_org_servers: tuple[LiveServer, LiveServer], live_database_url: str
@@ -77,7 +65,6 @@ def test_two_organizations_adding_one_new_person_at_once_both_join_it(
     email and waits for the first. Let go, the first commits and the second breaks the email's
     unique key; run again, it finds the user and joins it, as it would have a moment later."""
     acme, globex = two_org_servers
-    engine = make_engine(live_database_url)
     body = new_user("grace@example.com")
     responses: dict[str, httpx.Response] = {}
 
@@ -86,23 +73,15 @@ def test_two_organizations_adding_one_new_person_at_once_both_join_it(
         with httpx.Client(base_url=server.scim_url, headers=headers, timeout=60) as client:
             responses[server.admin_email] = client.post("/Users", json=body)
 
-    try:
-        with engine.connect() as holder:
-            holder.execute(text("LOCK TABLE audit_events IN EXCLUSIVE MODE"))
-            threads = [threading.Thread(target=create, args=(s,)) for s in (acme, globex)]
-            for thread in threads:
-                thread.start()
-                deadline = time.monotonic() + 30
-                waiting = len([t for t in threads if t.is_alive()])
-                while _waiting_backends(engine) < waiting and time.monotonic() < deadline:
-                    time.sleep(0.05)
-            assert _waiting_backends(engine) == 2  # one at the audit table, one at the email
-            holder.rollback()
-        for thread in threads:
-            thread.join(timeout=60)
-        assert not any(thread.is_alive() for thread in threads), "a create never finished"
-    finally:
-        engine.dispose()
+    threads = [threading.Thread(target=create, args=(s,)) for s in (acme, globex)]
+    with audit_table_held(live_database_url) as until_waiting:
+        for waiting, thread in enumerate(threads, start=1):
+            thread.start()
+            until_waiting(waiting)
+        assert until_waiting(2) == 2  # one at the audit table, one at the email
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a create never finished"
     assert [r.status_code for r in responses.values()] == [201, 201], [
         r.text for r in responses.values()
     ]

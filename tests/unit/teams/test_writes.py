@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rolecall.db.base import utcnow
+from rolecall.db.session import RUNS_AGAIN, ChangedMeanwhile
+from rolecall.orgs.models import OrgMembership
 from rolecall.teams import writes
 from rolecall.teams.models import Team
 from tests import factories
@@ -69,3 +73,53 @@ def test_a_user_s_teams_are_looked_up_once_per_transaction(
     with statements_sent(db) as sent:
         writes.hold_teams_of(db, org_id=org.org.id, user_id=user.id)
     assert _lookups_of_teams(sent) == 1
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("runs_again", [True, False])
+def test_a_leaving_user_s_team_not_held_runs_the_work_again_or_is_held_now(
+    db: Session, org: factories.World, runs_again: bool
+) -> None:
+    """``seal_leaving`` finds a team the leaving user is in that ``hold_teams_of`` did not
+    hold (here: never called; live, a team joined meanwhile). Work that runs again is run
+    again, holding it first; the last attempt (or the CLI) holds it now instead."""
+    user = factories.user(db, org.org)
+    team = factories.team(db, org.org)
+    factories.member(db, team, user)
+    membership = db.scalar(
+        select(OrgMembership).where(
+            OrgMembership.org_id == org.org.id, OrgMembership.user_id == user.id
+        )
+    )
+    assert membership is not None
+    db.info[RUNS_AGAIN] = runs_again
+    try:
+        if runs_again:
+            with pytest.raises(ChangedMeanwhile):
+                writes.seal_leaving(db, membership)
+        else:
+            with statements_sent(db) as sent:
+                writes.seal_leaving(db, membership)
+            assert any("FROM teams" in s and "FOR NO KEY UPDATE" in s for s in sent), sent
+    finally:
+        db.info.pop(RUNS_AGAIN, None)
+
+
+@pytest.mark.postgres_only
+def test_a_leaving_user_s_teams_held_first_are_not_run_again(
+    db: Session, org: factories.World
+) -> None:
+    user = factories.user(db, org.org)
+    factories.member(db, factories.team(db, org.org), user)
+    membership = db.scalar(
+        select(OrgMembership).where(
+            OrgMembership.org_id == org.org.id, OrgMembership.user_id == user.id
+        )
+    )
+    assert membership is not None
+    db.info[RUNS_AGAIN] = True
+    try:
+        writes.hold_teams_of(db, org_id=org.org.id, user_id=user.id)
+        writes.seal_leaving(db, membership)  # raises ChangedMeanwhile if a team was missed
+    finally:
+        db.info.pop(RUNS_AGAIN, None)

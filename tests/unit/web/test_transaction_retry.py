@@ -18,6 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from rolecall.db.session import (
     COMMITTED,
     RUNS_AGAIN,
+    ChangedMeanwhile,
     commit_before_calling_out,
     lost_to_contention,
     runs_again_after,
@@ -52,6 +53,10 @@ def test_what_a_concurrent_writer_may_cause_is_lost_to_contention(
 
 def test_a_row_changed_under_an_update_is_lost_to_contention() -> None:
     assert lost_to_contention(StaleDataError("UPDATE expected to update 1 row(s); 0 were matched"))
+
+
+def test_a_change_the_work_noticed_itself_is_lost_to_contention() -> None:
+    assert lost_to_contention(ChangedMeanwhile("the user joined a team while leaving"))
 
 
 def test_errors_that_are_not_the_database_s_are_not_lost_to_contention() -> None:
