@@ -395,3 +395,41 @@ def test_a_groups_lookup_counts_and_pages_by_index(db, backend, filter_text):
         else:
             reads_by = _conditions_on(found, "teams")
             assert reads_by and all("external_id" in r or "COALESCE" in r for r in reads_by), found
+
+
+@pytest.mark.parametrize("offset", [0, 2000])
+@pytest.mark.parametrize("surface", ["rest", "scim"])
+def test_a_page_of_users_is_chosen_from_the_memberships_index(db, backend, offset, surface):
+    """A page of the organization's users, unfiltered: the REST list (in the order users
+    joined) and SCIM's (by id) choose its users from the memberships' index alone, then read
+    only those. Before, the REST list sorted the whole directory across the users' table for
+    every page, and both joined every row an offset skipped (340 ms at an offset of 50,000
+    among 100,000 users on SQLite)."""
+    world = _a_directory_in_teams(db)
+    order = (OrgMembership.created_at, OrgMembership.user_id)
+    if surface == "scim":
+        order = (OrgMembership.user_id,)
+    in_order = select(OrgMembership.user_id).where(OrgMembership.org_id == world.org.id)
+    expected = list(db.scalars(in_order.order_by(*order).offset(offset).limit(50)))
+
+    with reads_sent(db, "org_memberships") as reads:
+        if surface == "rest":
+            page = users_service.list_users(
+                db, actor=admin_of(world), org=world.org, offset=offset, limit=50
+            )
+        else:
+            page = users_service.search_users(
+                db, actor=admin_of(world), org=world.org, offset=offset, limit=50
+            )
+
+    assert [member.user.id for member in page.items] == expected
+    assert page.total == 3001  # the directory and its admin
+    if backend == "sqlite":  # PostgreSQL plans a table this small by its statistics
+        *_, choice, rows = plans_of(db, backend, reads)
+        chosen = re.search(r"SEARCH \w+ USING COVERING INDEX (\w+) \(org_id=\?\)", choice)
+        assert chosen, choice  # the page's users, from the index alone
+        if surface == "rest":
+            assert chosen.group(1) == "ix_org_memberships_org_created", choice
+        assert "(org_id=? AND user_id=?)" in rows, rows  # then only they are read
+        for found in (choice, rows):
+            assert "SCAN users" not in found and "SCAN org_memberships" not in found, found

@@ -30,6 +30,8 @@ class OrgMembership(IdMixin, CreatedMixin, Base):
         # SCIM's ``externalId eq``, ending with the page's order (by user): SQLite, planning
         # without statistics, would rather walk the (org, user) index than sort one match.
         Index("ix_org_memberships_org_external_id", "org_id", "external_id", "user_id"),
+        # The REST list of an organization's users, in the order they joined it.
+        Index("ix_org_memberships_org_created", "org_id", "created_at", "user_id"),
     )
 
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))

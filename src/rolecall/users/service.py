@@ -106,7 +106,8 @@ def list_users(
     offset: int = 0,
     limit: int = 100,
 ) -> UserPage:
-    """A page of ``org``'s users, deactivated ones included, by creation time then id (stable).
+    """A page of ``org``'s users, deactivated ones included, in the order they joined the
+    organization, then by id (stable).
 
     ``q`` matches a substring of the username or email, case-insensitively.
 
@@ -125,7 +126,8 @@ def list_users(
             | User.email_key.contains(needle, autoescape=True)
         )
     total = _total(session, org, query, filtered=bool(q))
-    rows = session.execute(query.order_by(User.created_at, User.id).offset(offset).limit(limit))
+    order = (OrgMembership.created_at, OrgMembership.user_id)
+    rows = _page(session, org, query, order, offset, limit, filtered=bool(q))
     return UserPage([OrgUser(*row) for row in rows], total, offset, limit)
 
 
@@ -153,8 +155,14 @@ def search_users(
     total = _total(session, org, query, filtered=where is not None)
     if limit <= 0:
         return UserPage([], total, offset, 0)
-    query = query.order_by(*order, OrgMembership.user_id)
-    rows = session.execute(query.offset(offset).limit(limit))
+    if order:
+        rows = session.execute(
+            query.order_by(*order, OrgMembership.user_id).offset(offset).limit(limit)
+        )
+    else:
+        rows = _page(
+            session, org, query, (OrgMembership.user_id,), offset, limit, filtered=where is not None
+        )
     return UserPage([OrgUser(*row) for row in rows], total, offset, limit)
 
 
@@ -670,6 +678,40 @@ def _total(session: Session, org: Organization, query: Any, *, filtered: bool) -
         counted = select(func.count()).select_from(OrgMembership)
         counted = counted.where(OrgMembership.org_id == org.id)
     return session.scalar(counted) or 0
+
+
+def _page(
+    session: Session,
+    org: Organization,
+    query: Any,
+    order: Sequence[ColumnElement[Any]],
+    offset: int,
+    limit: int,
+    *,
+    filtered: bool,
+) -> list[Any]:
+    """The rows of one page of ``query`` (``_members`` of ``org``), by ``order``: columns of
+    org memberships that an index of them holds in that order (``(org, user)``, ``(org,
+    created, user)``). Unfiltered, the page's users are chosen from that index alone, then
+    only they are read, by id. Before, an offset of 50,000 joined the 50,000 rows it skipped,
+    and the REST list's order (across the join) sorted the whole directory for each page.
+    Two statements, as one (``IN`` the page's subquery) SQLite, planning without statistics,
+    ran by walking the whole index in order and testing each member against the page."""
+    if filtered:
+        return list(session.execute(query.order_by(*order).offset(offset).limit(limit)))
+    chosen = (
+        select(OrgMembership.user_id)
+        .where(OrgMembership.org_id == org.id)
+        .order_by(*order)
+        .offset(offset)
+        .limit(limit)
+    )
+    ids = list(session.scalars(chosen))
+    if not ids:
+        return []
+    position = {user_id: i for i, user_id in enumerate(ids)}
+    rows = session.execute(query.where(OrgMembership.user_id.in_(ids)))
+    return sorted(rows, key=lambda row: position[row[1].user_id])
 
 
 def _members(*conditions: ColumnElement[bool]):  # type: ignore[no-untyped-def]

@@ -28,7 +28,8 @@ def list_users(
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE_SIZE)] = 100,
     q: Annotated[str | None, Query(max_length=320, pattern=PRINTABLE)] = None,
 ) -> UserList:
-    """A page of the organization's users, oldest first; ``q`` searches username and email."""
+    """A page of the organization's users, in the order they joined it; ``q`` searches
+    username and email."""
     page = service.list_users(
         ctx.session, actor=ctx.actor, org=ctx.org, q=q, offset=offset, limit=limit
     )
