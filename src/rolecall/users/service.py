@@ -695,8 +695,10 @@ def _page(
     created, user)``). Unfiltered, the page's users are chosen from that index alone, then
     only they are read, by id. Before, an offset of 50,000 joined the 50,000 rows it skipped,
     and the REST list's order (across the join) sorted the whole directory for each page.
-    Two statements, as one (``IN`` the page's subquery) SQLite, planning without statistics,
-    ran by walking the whole index in order and testing each member against the page."""
+    Two statements, because SQLite, planning without statistics, ran the single one (``IN``
+    the page's subquery) by walking the whole index and testing each member against the page.
+    On PostgreSQL (read committed) a user who leaves between the two is missing from the page,
+    as if it had left just before."""
     if filtered:
         return list(session.execute(query.order_by(*order).offset(offset).limit(limit)))
     chosen = (
