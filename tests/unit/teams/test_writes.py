@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rolecall.db.base import utcnow
 from rolecall.db.session import RUNS_AGAIN, ChangedMeanwhile
-from rolecall.orgs.models import OrgMembership
 from rolecall.teams import writes
 from rolecall.teams.models import Team
+from rolecall.users.queries import org_membership
 from tests import factories
 from tests.statements import statements_sent
 
@@ -86,11 +85,7 @@ def test_a_leaving_user_s_team_not_held_runs_the_work_again_or_is_held_now(
     user = factories.user(db, org.org)
     team = factories.team(db, org.org)
     factories.member(db, team, user)
-    membership = db.scalar(
-        select(OrgMembership).where(
-            OrgMembership.org_id == org.org.id, OrgMembership.user_id == user.id
-        )
-    )
+    membership = org_membership(db, org.org.id, user.id)
     assert membership is not None
     db.info[RUNS_AGAIN] = runs_again
     try:
@@ -111,11 +106,7 @@ def test_a_leaving_user_s_teams_held_first_are_not_run_again(
 ) -> None:
     user = factories.user(db, org.org)
     factories.member(db, factories.team(db, org.org), user)
-    membership = db.scalar(
-        select(OrgMembership).where(
-            OrgMembership.org_id == org.org.id, OrgMembership.user_id == user.id
-        )
-    )
+    membership = org_membership(db, org.org.id, user.id)
     assert membership is not None
     db.info[RUNS_AGAIN] = True
     try:
