@@ -7,7 +7,10 @@ inside a query. ``loads`` refuses it at the door instead, as the REST API's mode
 escapes (``"\\ud83d\\ude00"``, an emoji) are one character once parsed and stay welcome.
 
 ``json`` also parses nested arrays and objects by recursion, and a few kilobytes of ``[`` make a
-``RecursionError``, which is no ``ValueError``: ``loads`` makes it one. And it takes ``NaN``,
+``RecursionError``, which is no ``ValueError``: ``loads`` makes it one. What parses may still be
+nested too deeply for the code that reads it next, which walks bodies by recursion (a SCIM PATCH
+value inside its schema's URN, a Bulk operation's data): ``loads`` refuses nesting deeper than
+``MAX_DEPTH``, far beyond any body rolecall takes and well within the stack. And it takes ``NaN``,
 ``Infinity`` and numbers too large for a float (``1e400``, infinity), none of them JSON (RFC 8259
 §6), and ``NaN`` passes every comparison that asks "is this too late?" as false: refused too.
 """
@@ -23,6 +26,9 @@ from typing import Any
 #: found in the raw text first, so that the parsed value is walked only when it may hold one.
 _ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+#: The deepest nesting of arrays and objects taken. SCIM's deepest bodies (a Bulk operation's
+#: group with its members, a PATCH of the enterprise extension's manager) nest about 6 deep.
+MAX_DEPTH = 64
 
 
 class Refused(ValueError):
@@ -60,9 +66,29 @@ def loads(raw: bytes) -> Any:
         value = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
     except RecursionError:
         raise TooDeep("the JSON nests arrays and objects too deeply") from None
+    # Fewer brackets than the limit cannot nest past it: most bodies are not walked.
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _deeper_than(value, MAX_DEPTH):
+        raise TooDeep(f"the JSON nests arrays and objects more than {MAX_DEPTH} deep")
     if _ESCAPED_SURROGATE.search(raw) and _holds_surrogate(value):
         raise UnpairedSurrogate("a string holds an unpaired UTF-16 surrogate escape")
     return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` deep in ``value``; walked a level
+    at a time, without recursion."""
+    level = [value] if isinstance(value, (dict, list)) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        below: list[Any] = []
+        for container in level:
+            items = container.values() if isinstance(container, dict) else container
+            below.extend(item for item in items if isinstance(item, (dict, list)))
+        level = below
+    return False
 
 
 def _holds_surrogate(value: Any) -> bool:

@@ -163,6 +163,8 @@ def test_malformed_json_is_invalid_syntax(scim):
 
 #: A JSON escape of a lone UTF-16 surrogate (RFC 8259 §8.2): no Unicode text.
 LONE = rb"\ud800"
+#: One level of a path-less PATCH value nested inside the core schema's URN.
+_URN_KEYS = b'{"urn:ietf:params:scim:schemas:core:2.0:User": '
 #: Bodies no database can store or no stack can parse, by name: (method, path, body).
 REFUSED_BODIES = {
     "user": ("POST", USERS, b'{"userName": "a' + LONE + b'@example.com"}'),
@@ -174,13 +176,40 @@ REFUSED_BODIES = {
     "put": ("PUT", f"{USERS}/ID", b'{"userName": "x@example.com", "externalId": "' + LONE + b'"}'),
     "deep": ("POST", USERS, b"[" * 50_000),
     "deep-patch": ("PATCH", f"{USERS}/ID", b'{"Operations": [{"value": ' + b"[" * 5_000),
+    # JSON that parses, nested past what the readers after the parser walk by recursion: a
+    # path-less value inside its schema's URN, again and again (the PATCH and the create
+    # were 500s), and a Bulk operation's data (searched for bulkId references: a 500).
+    "deep-urn-patch": (
+        "PATCH",
+        f"{USERS}/ID",
+        b'{"Operations": [{"op": "replace", "value": '
+        + _URN_KEYS * 700
+        + b'{"displayName": "Deep"}'
+        + b"}" * 700
+        + b"}]}",
+    ),
+    "deep-urn-create": (
+        "POST",
+        USERS,
+        b'{"userName": "deep@example.com", ' + _URN_KEYS[1:] + _URN_KEYS * 699 + b"{}" + b"}" * 700,
+    ),
+    "deep-bulk": (
+        "POST",
+        "/scim/v2/Bulk",
+        b'{"Operations": [{"method": "POST", "path": "/Users", "bulkId": "b", "data": '
+        + b'{"userName": "deep@example.com", "x": '
+        + b"[" * 600
+        + b"]" * 600
+        + b"}}]}",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(REFUSED_BODIES))
 def test_text_no_database_stores_and_nesting_too_deep_are_invalid_syntax(scim, db, case):
-    """A lone UTF-16 surrogate escape (RFC 8259 §8.2) or arrays nested past the stack: 400
-    ``invalidSyntax`` that names it, and nothing written (most were 500s)."""
+    """A lone UTF-16 surrogate escape (RFC 8259 §8.2), or arrays and objects nested past the
+    stack or past ``strict_json.MAX_DEPTH``: 400 ``invalidSyntax`` that names it, and nothing
+    written (most were 500s)."""
     user = create(scim, "kept@example.com", displayName="Kept")
     users_before = db.scalar(select(func.count()).select_from(User))
     method, path, content = REFUSED_BODIES[case]
@@ -188,7 +217,7 @@ def test_text_no_database_stores_and_nesting_too_deep_are_invalid_syntax(scim, d
     response = scim.request(method, path.replace("ID", user["id"]), content=content)
 
     body = assert_scim_error(response, 400, "invalidSyntax")
-    assert "surrogate" in body["detail"] or "deeply" in body["detail"]
+    assert "surrogate" in body["detail"] or "deep" in body["detail"]
     db.expire_all()
     assert db.scalar(select(func.count()).select_from(User)) == users_before
     assert db.get(User, user["id"]).full_name == "Kept"

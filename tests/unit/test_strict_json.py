@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from rolecall.strict_json import NotANumber, Refused, TooDeep, UnpairedSurrogate, loads
+from rolecall.strict_json import (
+    MAX_DEPTH,
+    NotANumber,
+    Refused,
+    TooDeep,
+    UnpairedSurrogate,
+    loads,
+)
 
 
 @pytest.mark.parametrize(
@@ -27,10 +34,25 @@ def test_a_surrogate_pair_is_one_character_and_welcome():
     assert loads(b'{"name": "\\ud83d\\ude00 Ada"}') == {"name": "\U0001f600 Ada"}
 
 
-def test_nesting_past_the_stack_is_refused_and_deep_nesting_within_it_parses():
+def test_nesting_past_the_stack_is_refused():
     with pytest.raises(TooDeep):
         loads(b"[" * 100_000)
-    assert loads(b"[" * 200 + b"1" + b"]" * 200) is not None
+
+
+@pytest.mark.parametrize(
+    ("opening", "closing"), [(b"[", b"]"), (b'{"a":', b"}"), (b'[{"a":', b"}]")]
+)
+def test_nesting_deeper_than_the_limit_is_refused_and_up_to_it_parses(opening, closing):
+    """Parsed, but deeper than the readers after ``loads`` may walk by recursion."""
+    levels = MAX_DEPTH // (2 if opening == b'[{"a":' else 1)
+    assert loads(opening * levels + b"1" + closing * levels) is not None
+    with pytest.raises(TooDeep, match=f"more than {MAX_DEPTH} deep"):
+        loads(opening * (levels + 1) + b"1" + closing * (levels + 1))
+
+
+def test_many_brackets_side_by_side_are_not_deep():
+    wide = b"[" + b",".join([b'{"value": [1]}'] * 5_000) + b"]"
+    assert len(loads(wide)) == 5_000
 
 
 @pytest.mark.parametrize("raw", [b"{", b"\xff", b""])
