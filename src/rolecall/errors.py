@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rolecall.authz.policy import Decision
+
+
+def some_of(values: Iterable[str], *, most: int = 5, width: int = 64) -> str:
+    """``values`` named in an error message, which stays short whatever a client sent: the
+    first ``most`` in order, each cut to ``width`` characters, then how many more there are."""
+    ordered = sorted(set(values))
+    named = ", ".join(value[:width] for value in ordered[:most])
+    rest = len(ordered) - most
+    return f"{named} and {rest} more" if rest > 0 else named
 
 
 class RolecallError(Exception):

@@ -154,6 +154,23 @@ def test_bad_role_patches_change_nothing(scim, operation, scim_type):
     assert scim.get(url).json() == role
 
 
+def test_many_unknown_permissions_are_refused_in_a_short_message(scim, db):
+    """The refusal names five of them, each cut short, and counts the rest: before, its
+    detail listed every name a client sent (269 KB for 40,000)."""
+    role = create(scim)
+    names = [{"name": f"nope:{n:05d}" + "x" * 100} for n in range(5_000)]
+
+    response = scim.patch(
+        f"{ROLES}/{role['id']}", json=patch({"op": "add", "path": "permissions", "value": names})
+    )
+
+    detail = assert_scim_error(response, 400, "invalidValue")["detail"]
+    assert len(detail) < 500, detail
+    assert "nope:00000" in detail and "and 4995 more" in detail
+    db.expire_all()
+    assert db.get(CustomRole, role["id"]).permissions == ["project:update"]
+
+
 def test_put_changes_metadata_and_keeps_custom_permissions(scim):
     role = create(scim, permissions=[{"name": "project:update"}, {"name": "project:delete"}])
 

@@ -464,6 +464,9 @@ def test_a_group_of_another_organization_matches_no_user(scim, db, org):
         'nosuch eq "x"',
         "active gt true",
         'meta.created gt "yesterday"',
+        # In UTC, as stored, beyond the calendar's ends (were 500s: OverflowError).
+        'meta.created gt "0001-01-01T00:00:00+00:01"',
+        'meta.lastModified lt "9999-12-31T23:59:59-01:00"',
         "userName eq 5",
         'name eq "x"',
         'urn:other:schema:userName eq "x"',

@@ -30,9 +30,16 @@ class AuditFilters(BaseModel):
     @field_validator("since", "until")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value
+        # Compared in UTC, as stored; an offset moves the first hours of year 1 and the last
+        # of 9999 beyond the calendar's ends.
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("the time is beyond the times stored") from None
 
     def service_filters(self) -> dict[str, Any]:
         """Keyword arguments for ``audit.service.list_events``/``iter_events``."""

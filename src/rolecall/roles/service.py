@@ -18,7 +18,7 @@ from rolecall.authz import policy
 from rolecall.authz.permissions import ORG_PERMISSIONS, Permission, parse_permission
 from rolecall.authz.roles import INHERITABLE, PREDEFINED, TeamRole, parse_predefined_team_role
 from rolecall.db.base import utcnow
-from rolecall.errors import Conflict, InvalidInput, NotFound
+from rolecall.errors import Conflict, InvalidInput, NotFound, some_of
 from rolecall.identity.principal import Principal
 from rolecall.orgs.models import Organization
 from rolecall.projects.models import Project, ProjectMembership
@@ -168,7 +168,7 @@ def _parse_permissions(values: Iterable[str], field: str) -> set[Permission]:
         else:
             parsed.add(permission)
     if unknown:
-        raise InvalidInput(f"unknown permissions: {', '.join(sorted(unknown))}", field=field)
+        raise InvalidInput(f"unknown permissions: {some_of(unknown)}", field=field)
     org_level = sorted(p.value for p in parsed if p in ORG_PERMISSIONS)
     if org_level:
         # Custom roles are team and project roles; org operations belong to org admins only.

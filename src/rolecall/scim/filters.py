@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from scim2_models import SCIMException
@@ -259,5 +259,12 @@ def _datetime(value: Any, name: str) -> datetime:
             pass
         else:
             if parsed.tzinfo is not None:
-                return parsed
+                # Compared in UTC, as stored; an offset moves the first hours of year 1 and
+                # the last of 9999 beyond the calendar's ends.
+                try:
+                    return parsed.astimezone(UTC)
+                except OverflowError:
+                    raise bad_request(
+                        INVALID_FILTER, f"{name}: {value[:64]!r} is beyond the times stored"
+                    ) from None
     raise bad_request(INVALID_FILTER, f"{name} is a dateTime: compare it with an ISO 8601 time")

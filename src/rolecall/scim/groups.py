@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from rolecall.errors import Conflict
+from rolecall.errors import Conflict, some_of
 from rolecall.identity.principal import Principal
 from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.scim import mapping, versions
@@ -299,7 +299,7 @@ def _add_members(
     wanted = list(dict.fromkeys(i for i in ids if len(i) <= MAX_ID_LENGTH and "\x00" not in i))
     unknown = set(ids) - _org_user_ids(session, org, wanted)
     if unknown:
-        listed = ", ".join(sorted(u[:64] for u in unknown)[:5])
+        listed = some_of(unknown)
         raise bad_request(INVALID_VALUE, f"no user with id {listed} in this organization")
     # Re-adding a member is a no-op (``add_users`` skips them). All at once, in a savepoint:
     # identity providers send a group's changes from several workers at once, and on

@@ -21,7 +21,7 @@ from rolecall.api_keys.models import ApiKey
 from rolecall.audit.service import record
 from rolecall.authz.permissions import Permission, parse_permission
 from rolecall.authz.roles import TeamRole
-from rolecall.errors import Conflict, InvalidInput, NotFound
+from rolecall.errors import Conflict, InvalidInput, NotFound, some_of
 from rolecall.identity.principal import Principal
 from rolecall.identity.secrets import derived_secret, digest, same_digest
 from rolecall.orgs.models import Organization
@@ -297,9 +297,9 @@ def list_keys(session: Session, *, actor: Principal, org: Organization, ref: str
 def _parse_scopes(scopes: Iterable[str]) -> list[Permission]:
     """Catalogue permissions from client strings. Raises ``InvalidInput``."""
     parsed = {value: parse_permission(value) for value in scopes}
-    unknown = sorted(value for value, permission in parsed.items() if permission is None)
+    unknown = [value for value, permission in parsed.items() if permission is None]
     if unknown:
-        raise InvalidInput(f"unknown permissions: {', '.join(unknown)}", field="scopes")
+        raise InvalidInput(f"unknown permissions: {some_of(unknown)}", field="scopes")
     return [permission for permission in parsed.values() if permission is not None]
 
 
