@@ -41,6 +41,8 @@ class JwtIssuer:
         self.requests: list[str] = []
         #: Canned answers by path, overriding the real ones: ``(status, body bytes)``.
         self.overrides: dict[str, tuple[int, bytes]] = {}
+        #: Paths whose canned body is sent a byte at a time, this many seconds apart.
+        self.dripping: dict[str, float] = {}
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -124,7 +126,16 @@ class JwtIssuer:
                     self.send_response(status)
                     self.send_header("content-length", str(len(data)))
                     self.end_headers()
-                    self.wfile.write(data)
+                    interval = issuer.dripping.get(self.path)
+                    if interval is None:
+                        self.wfile.write(data)
+                    for n in range(len(data) if interval is not None else 0):
+                        try:
+                            self.wfile.write(data[n : n + 1])
+                            self.wfile.flush()
+                        except OSError:  # the client gave up
+                            return
+                        time.sleep(interval)
                 elif self.path == issuer.discovery_path:
                     self._json(
                         200,

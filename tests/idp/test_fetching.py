@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from rolecall.federation import jwks
 from rolecall.federation.jwks import MAX_DOCUMENT_BYTES, FetchFailed, fetch_json
 from tests.idp.conftest import LOOPBACK, exchange, register
 from tests.idp.jwt_issuer import JWKS_PATH, OPENID_PATH
@@ -24,6 +25,18 @@ from tests.idp.jwt_issuer import JWKS_PATH, OPENID_PATH
 def test_fetch_failures_say_what_went_wrong(issuer, status, body, message):
     issuer.overrides[JWKS_PATH] = (status, body)
     with pytest.raises(FetchFailed, match=message):
+        fetch_json(issuer.issuer + JWKS_PATH)
+
+
+def test_a_body_sent_a_byte_at_a_time_is_cut_off_at_the_deadline(issuer, monkeypatch):
+    """Each read has ``TIMEOUT``; the whole body has ``BODY_DEADLINE``. Before, a server
+    sending a byte every few seconds held the request (and a worker thread) as long as it
+    went on: 90 s in a fuzzing run, and six such requests stopped the server answering."""
+    monkeypatch.setattr(jwks, "BODY_DEADLINE", 0.3)
+    issuer.overrides[JWKS_PATH] = (200, b"x" * 400)
+    issuer.dripping[JWKS_PATH] = 0.05  # 20 s in all
+
+    with pytest.raises(FetchFailed, match=r"took more than 0\.3 s to send its body"):
         fetch_json(issuer.issuer + JWKS_PATH)
 
 

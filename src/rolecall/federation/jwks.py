@@ -56,6 +56,8 @@ MAX_AGE = 600.0
 REFETCH_INTERVAL = 30.0
 #: Per request: connect, read, write and pool timeouts.
 TIMEOUT = 5.0
+#: The longest a document's body may take to arrive, all reads together.
+BODY_DEADLINE = 10.0
 #: Largest discovery document or key set we read.
 MAX_DOCUMENT_BYTES = 256 * 1024
 MAX_KEYS = 100
@@ -133,10 +135,15 @@ def fetch_json(url: str, destinations: Destinations = SINGLE_ORG) -> dict[str, A
             if response.status_code != 200:
                 raise FetchFailed(f"{url} answered HTTP {response.status_code}")
             body = b""
+            # ``TIMEOUT`` bounds each read: a server sending a byte every few seconds would
+            # hold the request (and a worker thread) for as long as it liked.
+            deadline = time.monotonic() + BODY_DEADLINE
             for chunk in response.iter_bytes():
                 body += chunk
                 if len(body) > MAX_DOCUMENT_BYTES:
                     raise FetchFailed(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes")
+                if time.monotonic() > deadline:
+                    raise FetchFailed(f"{url} took more than {BODY_DEADLINE:g} s to send its body")
     except httpx.HTTPError as exc:
         raise FetchFailed(f"cannot fetch {url}: {type(exc).__name__}: {exc}") from exc
     except DestinationRefused as exc:
@@ -270,14 +277,23 @@ class JwksCache:
         self.fetches: dict[str, int] = {}
         #: OpenID Providers' metadata (single sign-on), kept as long as a key set.
         self._metadata: dict[str, _Metadata] = {}
+        #: How many times each issuer was forgotten: a fetch that began before the last time
+        #: keeps what it fetched to itself.
+        self._forgotten: dict[str, int] = {}
 
     def _load(self, issuer: str, refetched_at: float | None = None) -> _Entry:
+        forgotten = self._forgotten.get(issuer, 0)
         jwks_uri = discover(issuer, self._fetch)
         keys = parse_key_set(self._fetch(jwks_uri))
         entry = _Entry(jwks_uri, keys, self._clock(), refetched_at)
         self.fetches[issuer] = self.fetches.get(issuer, 0) + 1
-        self._entries[issuer] = entry
+        self._keep(self._entries, issuer, entry, forgotten)
         return entry
+
+    def _keep(self, table: dict[str, Any], issuer: str, fetched: Any, forgotten: int) -> None:
+        """Cache what a fetch brought back, unless ``forget`` ran since it began."""
+        if self._forgotten.get(issuer, 0) == forgotten:
+            table[issuer] = fetched
 
     def discover(self, issuer: str) -> str:
         """The issuer's ``jwks_uri`` (not cached). Raises ``FetchFailed``."""
@@ -288,8 +304,12 @@ class JwksCache:
             return self._locks.setdefault(issuer, threading.Lock())
 
     def forget(self, issuer: str) -> None:
-        """Drop what is cached for ``issuer`` (its registration changed)."""
-        with self._lock_for(issuer):
+        """Drop what is cached for ``issuer`` (its registration changed), at once: without
+        waiting for a fetch of its keys under way, which holds the issuer's lock for as long
+        as the issuer takes to answer. The caller may hold the database's write lock (an
+        issuer's removal), and a slow issuer held every other writer up with it."""
+        with self._locks_lock:
+            self._forgotten[issuer] = self._forgotten.get(issuer, 0) + 1
             self._entries.pop(issuer, None)
             self._metadata.pop(issuer, None)
 
@@ -301,8 +321,9 @@ class JwksCache:
         with self._lock_for(issuer):
             cached = self._metadata.get(issuer)
             if cached is None or self._clock() - cached.fetched_at >= self.max_age:
+                forgotten = self._forgotten.get(issuer, 0)
                 cached = _Metadata(provider_metadata(issuer, self._fetch), self._clock())
-                self._metadata[issuer] = cached
+                self._keep(self._metadata, issuer, cached, forgotten)
             return cached.document
 
     def key_for(self, issuer: str, kid: str | None, alg: str) -> PublicKey:

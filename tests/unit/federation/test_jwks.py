@@ -3,6 +3,7 @@ path is exercised against the loopback issuer in tests/idp)."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -118,6 +119,36 @@ def test_an_unknown_kid_fetches_again_at_most_once_per_interval():
     keys.forget(ISS)
     keys.key_for(ISS, "a", "RS256")
     assert idp.calls.count(KEYS) == 4
+
+
+def test_forgetting_an_issuer_does_not_wait_for_a_fetch_under_way():
+    """``forget`` runs in an issuer's removal, which holds SQLite's write lock: waiting for a
+    slow issuer's fetch (which holds the issuer's lock) held every other writer up, until
+    they failed with "database is locked" (a 500, found by fuzzing). And what that fetch
+    brings back, begun before the forgetting, is not kept."""
+    idp = FakeIdp(rsa("a"))
+    answering, answered = threading.Event(), threading.Event()
+
+    def slow(url: str) -> dict[str, Any]:
+        if url == KEYS:
+            answering.set()
+            answered.wait(10)
+        return idp(url)
+
+    keys = JwksCache(fetch=slow, clock=Clock(), max_age=600, refetch_interval=30)
+    fetching = threading.Thread(target=keys.key_for, args=(ISS, "a", "RS256"))
+    fetching.start()
+    assert answering.wait(10)
+    forgetting = threading.Thread(target=keys.forget, args=(ISS,))
+    forgetting.start()
+    forgetting.join(5)
+    try:
+        assert not forgetting.is_alive()  # it did not wait for the fetch
+    finally:
+        answered.set()
+        fetching.join(10)
+    keys.key_for(ISS, "a", "RS256")
+    assert idp.calls.count(KEYS) == 2  # the first fetch's keys were not kept
 
 
 def test_without_kid_the_only_fitting_key_is_used():
