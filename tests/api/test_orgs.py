@@ -210,6 +210,8 @@ def test_renaming_to_its_own_name_in_another_case_is_allowed(client, org):
         {"settings": {"theme": "dark"}},
         {"settings": {"local_restore": True}},
         {"settings": {"session_length_hours": 0}},
+        {"settings": {"session_length_hours": True}},  # was taken as 1
+        {"settings": {"session_length_hours": 2.5}},
         {"settings": {"disable_personal_entity": "sometimes"}},
         {"settings": []},
         {"default_team": 7},

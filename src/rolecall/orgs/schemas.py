@@ -25,8 +25,9 @@ class OrgSettingsUpdate(BaseModel):
     disable_admin_team_access: bool | None = Field(
         default=None, description="GORILLA_DISABLE_ADMIN_TEAM_ACCESS wins when set"
     )
+    # Strict: ``true`` is no number of hours (lax parsing took it as 1).
     session_length_hours: int | None = Field(
-        default=None, ge=1, le=87600, description="SESSION_LENGTH wins when set"
+        default=None, ge=1, le=87600, strict=True, description="SESSION_LENGTH wins when set"
     )
     disable_sso_provisioning: bool | None = Field(
         default=None, description="DISABLE_SSO_PROVISIONING wins when set"
