@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rolecall.audit.models import AuditEvent
 from rolecall.audit.service import event_dict
+from rolecall.db.types import as_stored
 
 FilterText = Annotated[str, Field(min_length=1, max_length=320)]
 
@@ -34,12 +35,7 @@ class AuditFilters(BaseModel):
             return None
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        # Compared in UTC, as stored; an offset moves the first hours of year 1 and the last
-        # of 9999 beyond the calendar's ends.
-        try:
-            return value.astimezone(UTC)
-        except OverflowError:
-            raise ValueError("the time is beyond the times stored") from None
+        return as_stored(value)
 
     def service_filters(self) -> dict[str, Any]:
         """Keyword arguments for ``audit.service.list_events``/``iter_events``."""

@@ -9,6 +9,16 @@ from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
 
 
+def as_stored(value: datetime) -> datetime:
+    """An aware ``value`` in UTC, as a ``UtcDateTime`` column stores and compares it.
+    ``ValueError`` when UTC moves it beyond the calendar's ends: an offset on the first hours
+    of year 1 or the last of 9999 (inputs check with this, rather than fail in a statement)."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the time is beyond the times stored") from None
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC timestamp; SQLite returns naive values, so attach UTC on the way out."""
 
@@ -20,7 +30,7 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC)
+        return as_stored(value)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:

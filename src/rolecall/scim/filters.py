@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from scim2_models import SCIMException
@@ -31,6 +31,7 @@ from scim2_models.path import (
 from sqlalchemy import ColumnElement, and_, false, func, not_, or_, true
 
 from rolecall.db.text import by_code_point, lowered, position
+from rolecall.db.types import as_stored
 from rolecall.scim.errors import INVALID_FILTER, ScimError, bad_request
 
 MAX_FILTER_LENGTH = 4096
@@ -259,11 +260,9 @@ def _datetime(value: Any, name: str) -> datetime:
             pass
         else:
             if parsed.tzinfo is not None:
-                # Compared in UTC, as stored; an offset moves the first hours of year 1 and
-                # the last of 9999 beyond the calendar's ends.
                 try:
-                    return parsed.astimezone(UTC)
-                except OverflowError:
+                    return as_stored(parsed)
+                except ValueError:
                     raise bad_request(
                         INVALID_FILTER, f"{name}: {value[:64]!r} is beyond the times stored"
                     ) from None
