@@ -127,7 +127,7 @@ def list_users(
         )
     total = _total(session, org, query, filtered=bool(q))
     order = (OrgMembership.created_at, OrgMembership.user_id)
-    rows = _page(session, org, query, order, offset, limit, filtered=bool(q))
+    rows = _page(session, org, query, order, offset, limit, by_index=not q)
     return UserPage([OrgUser(*row) for row in rows], total, offset, limit)
 
 
@@ -155,14 +155,8 @@ def search_users(
     total = _total(session, org, query, filtered=where is not None)
     if limit <= 0:
         return UserPage([], total, offset, 0)
-    if order:
-        rows = session.execute(
-            query.order_by(*order, OrgMembership.user_id).offset(offset).limit(limit)
-        )
-    else:
-        rows = _page(
-            session, org, query, (OrgMembership.user_id,), offset, limit, filtered=where is not None
-        )
+    by_index = where is None and not order
+    rows = _page(session, org, query, (*order, OrgMembership.user_id), offset, limit, by_index)
     return UserPage([OrgUser(*row) for row in rows], total, offset, limit)
 
 
@@ -687,19 +681,19 @@ def _page(
     order: Sequence[ColumnElement[Any]],
     offset: int,
     limit: int,
-    *,
-    filtered: bool,
+    by_index: bool,
 ) -> list[Any]:
-    """The rows of one page of ``query`` (``_members`` of ``org``), by ``order``: columns of
-    org memberships that an index of them holds in that order (``(org, user)``, ``(org,
-    created, user)``). Unfiltered, the page's users are chosen from that index alone, then
-    only they are read, by id. Before, an offset of 50,000 joined the 50,000 rows it skipped,
-    and the REST list's order (across the join) sorted the whole directory for each page.
+    """The rows of one page of ``query`` (``_members`` of ``org``), by ``order``. With
+    ``by_index`` (no filter; ``order`` columns of org memberships that an index of them holds
+    in that order: ``(org, user)``, ``(org, created, user)``) the page's users are chosen from
+    that index alone, then only they are read, by id. Before, an offset of 50,000 joined the
+    50,000 rows it skipped, and the REST list's order (across the join) sorted the whole
+    directory for each page.
     Two statements, because SQLite, planning without statistics, ran the single one (``IN``
     the page's subquery) by walking the whole index and testing each member against the page.
     On PostgreSQL (read committed) a user who leaves between the two is missing from the page,
     as if it had left just before."""
-    if filtered:
+    if not by_index:
         return list(session.execute(query.order_by(*order).offset(offset).limit(limit)))
     chosen = (
         select(OrgMembership.user_id)
