@@ -2,8 +2,8 @@
 
 An admin pages through the REST API's users (``GET /api/v1/users``, in the order they joined)
 and an identity provider's import pages through SCIM's (``GET /scim/v2/Users``, by id),
-counting the directory on every page. This loads ``--users`` users (rows inserted in bulk, as
-``scim_bench.py`` does), then times against one ``rolecall serve`` the first page and a page
+counting the directory on every page. This loads ``--users`` users (rows inserted in bulk, by
+``scim_bench.py``'s loader), then times against one ``rolecall serve`` the first page and a page
 at half the directory's depth, a substring search, SCIM's filters that read beyond an index
 (``sw``, ``co``, ``active``, ``meta.lastModified``, a sort), and ``/healthz`` as the floor:
 what an HTTP round trip to this server costs on this machine in the same run.
@@ -17,7 +17,6 @@ One client, one request at a time: each latency is the server's work.
 from __future__ import annotations
 
 import argparse
-import base64
 import statistics
 import sys
 import tempfile
@@ -30,8 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
-from scim_bench import rolecall_bulk_load, user_body  # noqa: E402
-from server_bench import free_port, start_server  # noqa: E402
+from scim_bench import rolecall_target, user_body  # noqa: E402
 
 
 def cases(users: int) -> list[tuple[str, str]]:
@@ -58,25 +56,6 @@ def cases(users: int) -> list[tuple[str, str]]:
     ]
 
 
-def load(url: str, users: int) -> str:
-    """An initialised organization with ``users`` users; the admin's API key."""
-    from sqlalchemy.orm import Session
-
-    from rolecall.db.engine import make_engine
-    from rolecall.db.migrate import upgrade
-    from rolecall.orgs.bootstrap import initialize
-
-    upgrade(url)
-    engine = make_engine(url)
-    with Session(engine) as session:
-        boot = initialize(session, org_name="bench", admin_email="admin@bench.example")
-        org_id, key = boot.org.id, boot.api_key
-        session.commit()
-    engine.dispose()
-    rolecall_bulk_load(url, org_id, [], 0, users)
-    return key
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=100_000)
@@ -97,19 +76,14 @@ def main() -> None:
         pg = PostgresServer().start()
         url = pg.create_database("lists")
     try:
-        started = time.perf_counter()
-        key = load(url, args.users)
-        print(f"{args.users:,} users loaded in {time.perf_counter() - started:.0f} s")
-        port = free_port()
-        server = start_server(url, port)
-        token = base64.b64encode(f"admin:{key}".encode()).decode()
-        headers = {"Authorization": f"Basic {token}"}
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
+        # scim_bench's rolecall: an initialised organization served by one `rolecall serve`.
+        with rolecall_target("rolecall", url, n_teams=0) as target:
+            started = time.perf_counter()
+            target.bulk_load(0, args.users)
+            target.settle()
+            print(f"{args.users:,} users loaded in {time.perf_counter() - started:.0f} s")
+            with httpx.Client(base_url=target.base_url, headers=target.headers) as client:
                 rows = [time_case(client, path, args.requests) for _, path in cases(args.users)]
-        finally:
-            server.terminate()
-            server.wait(10)
     finally:
         if pg is not None:
             pg.stop()
