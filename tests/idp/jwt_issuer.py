@@ -41,7 +41,8 @@ class JwtIssuer:
         self.requests: list[str] = []
         #: Canned answers by path, overriding the real ones: ``(status, body bytes)``.
         self.overrides: dict[str, tuple[int, bytes]] = {}
-        #: Paths whose canned body is sent a byte at a time, this many seconds apart.
+        #: Paths whose canned answer is sent a byte at a time (status line and headers too), this
+        #: many seconds apart.
         self.dripping: dict[str, float] = {}
         self._server: ThreadingHTTPServer | None = None
 
@@ -119,23 +120,40 @@ class JwtIssuer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_GET(self) -> None:
-                issuer.requests.append(self.path)
+            def do_POST(self) -> None:
+                """A canned answer (``overrides``) to a POST, such as a token endpoint's; the
+                request's body is read and dropped."""
+                issuer.requests.append(f"POST {self.path}")
+                self.rfile.read(int(self.headers.get("content-length") or 0))
                 if self.path in issuer.overrides:
-                    status, data = issuer.overrides[self.path]
+                    self._canned()
+                else:
+                    self._json(404, {"error": "not_found"})
+
+            def _canned(self) -> None:
+                status, data = issuer.overrides[self.path]
+                interval = issuer.dripping.get(self.path)
+                if interval is None:
                     self.send_response(status)
                     self.send_header("content-length", str(len(data)))
                     self.end_headers()
-                    interval = issuer.dripping.get(self.path)
-                    if interval is None:
-                        self.wfile.write(data)
-                    for n in range(len(data) if interval is not None else 0):
-                        try:
-                            self.wfile.write(data[n : n + 1])
-                            self.wfile.flush()
-                        except OSError:  # the client gave up
-                            return
-                        time.sleep(interval)
+                    self.wfile.write(data)
+                    return
+                # A byte at a time from the status line on: headers as slow as the body.
+                head = f"HTTP/1.1 {status} X\r\ncontent-length: {len(data)}\r\n\r\n"
+                answer = head.encode() + data
+                for n in range(len(answer)):
+                    try:
+                        self.wfile.write(answer[n : n + 1])
+                        self.wfile.flush()
+                    except OSError:  # the client gave up
+                        return
+                    time.sleep(interval)
+
+            def do_GET(self) -> None:
+                issuer.requests.append(self.path)
+                if self.path in issuer.overrides:
+                    self._canned()
                 elif self.path == issuer.discovery_path:
                     self._json(
                         200,

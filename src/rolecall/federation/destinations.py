@@ -46,6 +46,7 @@ import httpx
 # making; a client given a transport, as ours are, reads none of them by itself.
 from httpx._utils import get_environment_proxies
 
+from rolecall.federation.deadline import DeadlineBackend
 from rolecall.settings import OrgMode, Settings
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -143,28 +144,37 @@ class Destinations:
         return "not a public address (multi-org mode)"
 
     def client(
-        self, timeout: float, verify: ssl.SSLContext, *, follow_redirects: bool = False
+        self,
+        timeout: float,
+        verify: ssl.SSLContext,
+        *,
+        deadline: float,
+        follow_redirects: bool = False,
     ) -> httpx.Client:
-        """An httpx client that connects only where this rule permits: every connection (a
-        redirect's too) goes to an address ``addresses`` gave, and a request through a proxy
-        of the environment is checked by name first. A refusal raises ``DestinationRefused``.
+        """An httpx client for one exchange that connects only where this rule permits: every
+        connection (a redirect's too) goes to an address ``addresses`` gave, and a request
+        through a proxy of the environment is checked by name first. A refusal raises
+        ``DestinationRefused``. ``timeout`` bounds each operation, ``deadline`` (seconds from
+        now) all of them together (``federation.deadline``): ``httpx.TimeoutException``.
         """
         return httpx.Client(
             timeout=timeout,
             follow_redirects=follow_redirects,
             max_redirects=3,
-            transport=VettedTransport(self, verify),
-            mounts=self._environment_proxies(verify),
+            transport=VettedTransport(self, verify, deadline),
+            mounts=self._environment_proxies(verify, deadline),
         )
 
-    def _environment_proxies(self, verify: ssl.SSLContext) -> dict[str, httpx.BaseTransport | None]:
+    def _environment_proxies(
+        self, verify: ssl.SSLContext, deadline: float
+    ) -> dict[str, httpx.BaseTransport | None]:
         """The environment's proxies, mounted as httpx mounts them on a client without a
         transport of its own, so that an operator's proxy settings work as for any httpx
         client; a URL ``NO_PROXY`` names (None) goes through the client's ``VettedTransport``."""
         return {
             pattern: None
             if proxy is None
-            else ProxiedTransport(self, httpx.HTTPTransport(verify=verify, proxy=proxy))
+            else ProxiedTransport(self, httpx.HTTPTransport(verify=verify, proxy=proxy), deadline)
             for pattern, proxy in get_environment_proxies().items()
         }
 
@@ -201,27 +211,36 @@ class VettedBackend(httpcore.SyncBackend):
 
 
 class VettedTransport(httpx.HTTPTransport):
-    """httpx's transport, its connections made by ``VettedBackend``."""
+    """httpx's transport, its connections made by ``VettedBackend``, all of them ending by
+    one deadline (``seconds`` from now)."""
 
-    def __init__(self, destinations: Destinations, verify: ssl.SSLContext) -> None:
+    def __init__(self, destinations: Destinations, verify: ssl.SSLContext, seconds: float) -> None:
         super().__init__(verify=verify)
         # httpx 0.28 takes no network backend (httpcore's pools do): the pool it made is
         # replaced by one that has ours. A client serves one exchange, so the pool's limits,
         # left at httpcore's defaults, hardly matter.
         self._pool.close()
         self._pool = httpcore.ConnectionPool(
-            ssl_context=verify, network_backend=VettedBackend(destinations)
+            ssl_context=verify,
+            network_backend=DeadlineBackend(VettedBackend(destinations), seconds),
         )
 
 
 class ProxiedTransport(httpx.BaseTransport):
     """A proxy of the environment. The proxy looks the name up and connects, out of reach of
     ``VettedBackend``: the request's host is checked here first, by name (its own address is
-    the operator's choice, not checked)."""
+    the operator's choice, not checked). Its connections end by the client's deadline too."""
 
-    def __init__(self, destinations: Destinations, proxy: httpx.HTTPTransport) -> None:
+    def __init__(
+        self, destinations: Destinations, proxy: httpx.HTTPTransport, seconds: float
+    ) -> None:
         self.destinations = destinations
         self.proxy = proxy
+        # httpx builds the proxy's pool itself (and takes no network backend): the backend it
+        # connects with is swapped for one keeping the deadline. httpcore reads it at each
+        # connection, so the swap holds for every one.
+        pool = proxy._pool
+        pool._network_backend = DeadlineBackend(pool._network_backend, seconds)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url

@@ -56,8 +56,10 @@ MAX_AGE = 600.0
 REFETCH_INTERVAL = 30.0
 #: Per request: connect, read, write and pool timeouts.
 TIMEOUT = 5.0
-#: The longest a document's body may take to arrive, all reads together.
-BODY_DEADLINE = 10.0
+#: The longest one exchange may take, its connections, redirects, headers and bodies together
+#: (``federation.deadline``): ``TIMEOUT`` bounds each read, and a server sending a byte every
+#: few seconds would otherwise hold the request, and a worker thread, as long as it liked.
+DEADLINE = 10.0
 #: Largest discovery document or key set we read.
 MAX_DOCUMENT_BYTES = 256 * 1024
 MAX_KEYS = 100
@@ -113,14 +115,27 @@ def tls_context() -> ssl.SSLContext:
 
 
 def http_client(destinations: Destinations) -> httpx.Client:
-    """A client for one exchange with an issuer: ``TIMEOUT``, certificates verified, every
-    request to a destination ``destinations`` permits."""
-    return destinations.client(TIMEOUT, tls_context())
+    """A client for one exchange with an issuer: ``TIMEOUT`` for each operation and
+    ``DEADLINE`` for all, certificates verified, every request to a destination
+    ``destinations`` permits."""
+    return destinations.client(TIMEOUT, tls_context(), deadline=DEADLINE)
+
+
+def read_capped(response: httpx.Response, limit: int = MAX_DOCUMENT_BYTES) -> bytes | None:
+    """The body of a streamed ``response``, or None once it passes ``limit`` bytes (read no
+    further: a provider's answer is small, and a huge one would be held in memory whole)."""
+    body = b""
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return body
 
 
 def fetch_json(url: str, destinations: Destinations = SINGLE_ORG) -> dict[str, Any]:
-    """GET ``url`` and decode a JSON object; at most ``MAX_DOCUMENT_BYTES``, ``TIMEOUT`` each;
-    the URL and every redirect must go where ``destinations`` permits.
+    """GET ``url`` and decode a JSON object; at most ``MAX_DOCUMENT_BYTES``, ``TIMEOUT`` each
+    read and ``DEADLINE`` in all; the URL and every redirect must go where ``destinations``
+    permits.
 
     Raises ``FetchFailed`` with a message saying what went wrong.
     """
@@ -129,21 +144,16 @@ def fetch_json(url: str, destinations: Destinations = SINGLE_ORG) -> dict[str, A
         raise FetchFailed(f"{url}: {problem}")
     try:
         with (
-            destinations.client(TIMEOUT, tls_context(), follow_redirects=True) as client,
+            destinations.client(
+                TIMEOUT, tls_context(), deadline=DEADLINE, follow_redirects=True
+            ) as client,
             client.stream("GET", url, headers={"Accept": "application/json"}) as response,
         ):
             if response.status_code != 200:
                 raise FetchFailed(f"{url} answered HTTP {response.status_code}")
-            body = b""
-            # ``TIMEOUT`` bounds each read: a server sending a byte every few seconds would
-            # hold the request (and a worker thread) for as long as it liked.
-            deadline = time.monotonic() + BODY_DEADLINE
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > MAX_DOCUMENT_BYTES:
-                    raise FetchFailed(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes")
-                if time.monotonic() > deadline:
-                    raise FetchFailed(f"{url} took more than {BODY_DEADLINE:g} s to send its body")
+            body = read_capped(response)
+            if body is None:
+                raise FetchFailed(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes")
     except httpx.HTTPError as exc:
         raise FetchFailed(f"cannot fetch {url}: {type(exc).__name__}: {exc}") from exc
     except DestinationRefused as exc:

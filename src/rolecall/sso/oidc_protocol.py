@@ -36,12 +36,12 @@ from rolecall import strict_json
 from rolecall.errors import AuthenticationFailed, Unavailable
 from rolecall.federation.destinations import DestinationRefused, Destinations
 from rolecall.federation.jwks import (
-    MAX_DOCUMENT_BYTES,
     FetchFailed,
     JwksCache,
     UnknownKey,
     check_issuer_url,
     http_client,
+    read_capped,
 )
 from rolecall.federation.jwt_bearer import (
     MalformedAssertion,
@@ -124,11 +124,11 @@ def endpoint(metadata: dict[str, Any], name: str) -> str:
     return url
 
 
-def _read_json(response: httpx.Response, what: str) -> dict[str, Any]:
-    if len(response.content) > MAX_DOCUMENT_BYTES:
+def _read_json(content: bytes | None, what: str) -> dict[str, Any]:
+    if content is None:
         raise IdpUnavailable(f"the identity provider's {what} answer is too large")
     try:
-        data = strict_json.loads(response.content)
+        data = strict_json.loads(content)
     except ValueError as exc:
         raise IdpUnavailable(f"the identity provider's {what} did not answer JSON") from exc
     if not isinstance(data, dict):
@@ -180,22 +180,23 @@ def exchange_code(
         if method == "client_secret_post":
             form["client_secret"] = config.secret or ""
     try:
-        with http_client(destinations) as client:
-            response = client.post(
-                url, data=form, auth=auth, headers={"Accept": "application/json"}
-            )
+        with (
+            http_client(destinations) as client,
+            client.stream(
+                "POST", url, data=form, auth=auth, headers={"Accept": "application/json"}
+            ) as response,
+        ):
+            status, content = response.status_code, read_capped(response)
     except DestinationRefused as exc:
         raise IdpUnavailable(f"the identity provider's token endpoint is refused: {exc}") from exc
     except httpx.HTTPError as exc:
         raise IdpUnavailable(
             f"the identity provider's token endpoint cannot be reached: {type(exc).__name__}"
         ) from exc
-    if response.status_code >= 500:
-        raise IdpUnavailable(
-            f"the identity provider's token endpoint answered {response.status_code}"
-        )
-    body = _read_json(response, "token endpoint")
-    if response.status_code != 200:
+    if status >= 500:
+        raise IdpUnavailable(f"the identity provider's token endpoint answered {status}")
+    body = _read_json(content, "token endpoint")
+    if status != 200:
         error = str(body.get("error", "error"))[:200]
         description = str(body.get("error_description", ""))[:500] or None
         raise OidcFailed(
@@ -216,8 +217,13 @@ def userinfo(
     if not isinstance(url, str) or check_issuer_url(url.split("?")[0]) is not None:
         return {}
     try:
-        with http_client(destinations) as client:
-            response = client.get(url, headers={"Authorization": f"Bearer {access_token}"})
+        with (
+            http_client(destinations) as client,
+            client.stream(
+                "GET", url, headers={"Authorization": f"Bearer {access_token}"}
+            ) as response,
+        ):
+            status, content = response.status_code, read_capped(response)
     except DestinationRefused as exc:
         raise IdpUnavailable(
             f"the identity provider's userinfo endpoint is refused: {exc}"
@@ -226,9 +232,9 @@ def userinfo(
         raise IdpUnavailable(
             f"the identity provider's userinfo endpoint cannot be reached: {type(exc).__name__}"
         ) from exc
-    if response.status_code != 200:
+    if status != 200:
         return {}
-    info = _read_json(response, "userinfo endpoint")
+    info = _read_json(content, "userinfo endpoint")
     # Core §5.3.2: the userinfo sub must be the ID token's, or the answer is not about our user.
     return info if info.get("sub") == subject else {}
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
+import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -147,18 +149,31 @@ LOOPBACK_ONE = Destinations.of(Settings(mode="multi", outbound_allow="127.0.0.1"
 
 
 class _Answering(BaseHTTPRequestHandler):
-    """Answers every GET with 200 and the server's name, and notes the request."""
+    """Answers every GET with 200 and the server's name, and notes the request; with the
+    server's ``drip`` set, sends the answer a byte at a time from its status line on."""
 
     server: Served
 
     def do_GET(self) -> None:
         self.server.requests.append(self.requestline)
         body = json.dumps({"server": self.server.name}).encode()
+        if self.server.drip is not None:
+            self._drip(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _drip(self, answer: bytes) -> None:
+        for n in range(len(answer)):
+            try:
+                self.wfile.write(answer[n : n + 1])
+                self.wfile.flush()
+            except OSError:  # the client gave up
+                return
+            time.sleep(self.server.drip or 0)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -177,6 +192,8 @@ class Served(ThreadingHTTPServer):
         self.name = name
         self.requests: list[str] = []
         self.port = self.server_address[1]
+        #: Seconds between the bytes of each answer (None: all at once).
+        self.drip: float | None = None
 
     def __enter__(self) -> Served:
         threading.Thread(target=self.serve_forever, daemon=True).start()
@@ -192,8 +209,10 @@ def names(monkeypatch: pytest.MonkeyPatch) -> Names:
     return Names(monkeypatch)
 
 
-def get(rule: Destinations, url: str, verify: ssl.SSLContext | None = None) -> httpx.Response:
-    with rule.client(5.0, verify or ssl.create_default_context()) as client:
+def get(
+    rule: Destinations, url: str, verify: ssl.SSLContext | None = None, deadline: float = 5.0
+) -> httpx.Response:
+    with rule.client(5.0, verify or ssl.create_default_context(), deadline=deadline) as client:
         return client.get(url)
 
 
@@ -246,7 +265,9 @@ def test_a_name_that_does_not_resolve_fails_to_connect():
 
 
 def test_a_refused_redirect_reaches_the_caller_as_a_refusal(redirecting):
-    client = SINGLE_ORG.client(5.0, ssl.create_default_context(), follow_redirects=True)
+    client = SINGLE_ORG.client(
+        5.0, ssl.create_default_context(), deadline=5.0, follow_redirects=True
+    )
     with client, pytest.raises(DestinationRefused, match=r"^169\.254\.169\.254 is a link-local"):
         client.get(redirecting + "/")
 
@@ -369,3 +390,41 @@ def test_a_proxy_of_the_environment_is_still_used_the_name_checked_first(monkeyp
         # Named by NO_PROXY: straight to the server, through the checked connection.
         assert get(SINGLE_ORG, f"http://127.0.0.1:{direct.port}/").json() == {"server": "direct"}
         assert len(proxy.requests) == 1
+
+
+# --- one deadline for the whole exchange (federation.deadline) -------------------------------
+
+
+def test_an_answer_sent_a_byte_at_a_time_is_cut_off_at_the_deadline():
+    """Each read is within the 5 s timeout; the exchange as a whole is not. Before, a server
+    dripping its status line and headers held the request as long as it went on."""
+    with Served("slow") as slow:
+        slow.drip = 0.05  # about 5 s in all
+        started = time.monotonic()
+        with pytest.raises(httpx.ReadTimeout, match=r"whole exchange took more than 0\.4 s"):
+            get(SINGLE_ORG, f"http://127.0.0.1:{slow.port}/", deadline=0.4)
+        assert time.monotonic() - started < 2
+        slow.drip = None
+        assert get(SINGLE_ORG, f"http://127.0.0.1:{slow.port}/").json() == {"server": "slow"}
+
+
+def test_a_proxy_of_the_environment_keeps_the_deadline_too(monkeypatch, names):
+    with Served("proxy") as proxy:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        names.answer("idp.test", ["127.0.0.1"])
+        proxy.drip = 0.05
+        started = time.monotonic()
+        with pytest.raises(httpx.ReadTimeout, match=r"whole exchange took more than 0\.4 s"):
+            get(SINGLE_ORG, "http://idp.test/jwks", deadline=0.4)
+        assert time.monotonic() - started < 2
+        assert proxy.requests == ["GET http://idp.test/jwks HTTP/1.1"]
+
+
+def test_a_tls_handshake_never_answered_ends_at_the_deadline():
+    with socket.socket() as silent:  # the kernel accepts the connection; nobody answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        started = time.monotonic()
+        with pytest.raises(httpx.ConnectTimeout, match=r"whole exchange took more than 0\.4 s"):
+            get(SINGLE_ORG, f"https://127.0.0.1:{silent.getsockname()[1]}/", deadline=0.4)
+        assert time.monotonic() - started < 2
