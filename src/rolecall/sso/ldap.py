@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+import socket
+import threading
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -66,6 +68,10 @@ log = logging.getLogger("rolecall.sso.ldap")
 #: each answer of the directory.
 CONNECT_TIMEOUT = 4
 RECEIVE_TIMEOUT = 5
+#: Seconds one conversation (a sign-in, a settings test: every step) may take in all. ldap3's
+#: timeouts bound each read alone: a directory sending a byte every few seconds kept a sign-in,
+#: and the worker thread serving it, waiting 90 s in a fuzzing run.
+DEADLINE = 15.0
 #: Entries a search may return: two are enough to tell "exactly one" from "several".
 USER_SIZE_LIMIT = 2
 #: Object classes a user entry must have (inetOrgPerson, AD's user: both derive from person).
@@ -107,7 +113,10 @@ class Directory:
     """One conversation with the directory, step by step (each step raises ``LdapError``).
 
     Use as a context manager: ``with Directory(config) as directory: directory.connect() ...``;
-    the connections it opened are closed on exit.
+    the connections it opened are closed on exit. The conversation ends ``DEADLINE`` seconds
+    after it began: then its connections are cut (from a timer thread: a blocked read returns
+    at once), and the failure that follows, whichever step it hit, leaves the ``with`` block as
+    ``ldap_unreachable`` saying so.
     """
 
     def __init__(self, config: LdapConfig) -> None:
@@ -118,15 +127,40 @@ class Directory:
         #: Whether a TCP connection was made (also when TLS then failed).
         self.reached = False
         self._opened: list[Connection] = []
+        self._watchdog = threading.Timer(DEADLINE, self._cut_off)
+        self._watchdog.daemon = True
+        #: Whether the deadline passed and the connections were cut.
+        self.cut_off = False
 
     def __enter__(self) -> Directory:
+        self._watchdog.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, error: object, trace: object) -> None:
+        self._watchdog.cancel()
         for conn in self._opened:
             with suppress(LDAPException, OSError):  # already gone: nothing to close
                 conn.unbind()
         self._opened.clear()
+        if self.cut_off and isinstance(error, LdapError):
+            where = f"{self.endpoint.host}:{self.endpoint.port}"
+            raise LdapError(
+                error.step,
+                "ldap_unreachable",
+                f"{where} did not finish answering within {DEADLINE:g} s (all steps together)",
+            ) from None
+
+    def _cut_off(self) -> None:
+        """The deadline passed: shut every connection's socket down, which wakes the read
+        waiting on it (closing alone would not). Runs on the timer's thread."""
+        self.cut_off = True
+        for conn in list(self._opened):
+            sock = getattr(conn, "socket", None)
+            if sock is not None:
+                with suppress(OSError):  # closed already, or never connected
+                    # socket.socket's own shutdown: an SSLSocket's would drop its TLS state
+                    # under the reading thread.
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     # --- steps -------------------------------------------------------------------------------
 
@@ -320,6 +354,7 @@ class Directory:
             connect_timeout=CONNECT_TIMEOUT,
             receive_timeout=RECEIVE_TIMEOUT,
         )
+        self._opened.append(conn)  # before it opens: the deadline cuts a slow opening too
         try:
             conn.open()
         except LDAPException as exc:
@@ -339,7 +374,6 @@ class Directory:
                 "connect", "ldap_unreachable", f"cannot reach {where}: {type(exc).__name__}"
             ) from None
         self.reached = True
-        self._opened.append(conn)
         return conn
 
     def _search(

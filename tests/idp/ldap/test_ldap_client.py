@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
+from contextlib import suppress
 
 import pytest
 
@@ -349,3 +351,71 @@ def test_a_directory_that_never_answers_times_out(slapd: Slapd, monkeypatch) -> 
     assert time.monotonic() - started < 5
     assert (error.step, error.code) == ("bind", "ldap_unreachable")
     assert "stopped answering" in error.detail
+
+
+class DrippingRelay:
+    """A TCP relay in front of the real slapd: what the client sends goes through at once,
+    what the directory answers comes back a byte every ``interval`` seconds (a directory slow
+    in every answer, each byte well within ldap3's per-read timeout)."""
+
+    def __init__(self, target: tuple[str, int], interval: float) -> None:
+        self.target = target
+        self.interval = interval
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"ldap://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self._pipe, args=(client, upstream, 0.0), daemon=True).start()
+            threading.Thread(
+                target=self._pipe, args=(upstream, client, self.interval), daemon=True
+            ).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket, interval: float) -> None:
+        with suppress(OSError):
+            while data := source.recv(4096):
+                for n in range(len(data) if interval else 1):
+                    sink.sendall(data[n : n + 1] if interval else data)
+                    time.sleep(interval)
+        for end in (source, sink):
+            with suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_directory_answering_a_byte_at_a_time_is_cut_off_at_the_deadline(
+    slapd: Slapd, monkeypatch
+) -> None:
+    """ldap3's timeouts bound each read; ``ldap.DEADLINE`` the whole conversation. Before, a
+    directory dripping its answers held a sign-in for as long as it went on (90 s in a fuzzing
+    run; here a sign-in's answers take about 15 s)."""
+    target = ("127.0.0.1", slapd.port)
+    quick = DrippingRelay(target, 0.0)
+    slow = DrippingRelay(target, 0.05)
+    try:
+        through = authenticate(
+            config(slapd, address=quick.address), email="alice@example.org", password="alice-pw"
+        )
+        assert through.dn == user_dn("alice")  # the relay itself changes nothing
+        monkeypatch.setattr(ldap, "DEADLINE", 1.0)
+        started = time.monotonic()
+        error = refused(config(slapd, address=slow.address), "alice@example.org", "alice-pw")
+        assert time.monotonic() - started < 3
+        assert error.code == "ldap_unreachable"
+        assert "did not finish answering within 1 s (all steps together)" in error.detail
+        started = time.monotonic()
+        result = run_checks(config(slapd, address=slow.address), email="alice@example.org")
+        assert time.monotonic() - started < 3
+        assert not result[-1].ok and "within 1 s (all steps together)" in result[-1].detail
+    finally:
+        quick.close()
+        slow.close()
