@@ -17,9 +17,10 @@ import functools
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -54,6 +55,8 @@ OPENID_CONFIGURATION = "/.well-known/openid-configuration"
 MAX_AGE = 600.0
 #: Fewest seconds between two fetches of one issuer's keys caused by an unknown ``kid``.
 REFETCH_INTERVAL = 30.0
+#: The longest a request waits for another's fetch of the same issuer's keys or metadata.
+FETCH_WAIT = 10.0
 #: Per request: connect, read, write and pool timeouts.
 TIMEOUT = 5.0
 #: The longest one exchange may take, its connections, redirects, headers and bodies together
@@ -65,6 +68,7 @@ MAX_DOCUMENT_BYTES = 256 * 1024
 MAX_KEYS = 100
 
 PublicKey = RSAKey | ECKey | OKPKey
+_T = TypeVar("_T")
 
 
 class FetchFailed(Exception):
@@ -264,7 +268,13 @@ class _Entry:
 
 
 class JwksCache:
-    """Each issuer's keys, fetched on first use and again when stale or a ``kid`` is unknown."""
+    """Each issuer's keys, fetched on first use and again when stale or a ``kid`` is unknown.
+
+    One fetch of an issuer at a time (its lock). Requests arriving meanwhile wait for it, at
+    most ``fetch_wait`` seconds (then ``FetchFailed``: try again), and take its outcome: its
+    keys, or its failure. Before, each waiter fetched again in turn after a failure, so a slow
+    issuer kept a queue of requests, each holding a worker thread, for their sum.
+    """
 
     def __init__(
         self,
@@ -272,11 +282,13 @@ class JwksCache:
         fetch: Fetch = fetch_json,
         max_age: float = MAX_AGE,
         refetch_interval: float = REFETCH_INTERVAL,
+        fetch_wait: float = FETCH_WAIT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetch = fetch
         self.max_age = max_age
         self.refetch_interval = refetch_interval
+        self.fetch_wait = fetch_wait
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
         #: One lock per issuer (a slow issuer holds up only its own exchanges), made under
@@ -290,8 +302,46 @@ class JwksCache:
         #: How many times each issuer was forgotten: a fetch that began before the last time
         #: keeps what it fetched to itself.
         self._forgotten: dict[str, int] = {}
+        #: Per issuer and what was fetched ("keys", "metadata"): the fetches so far, and the
+        #: last one's failure (None: it succeeded).
+        self._outcomes: dict[tuple[str, str], tuple[int, FetchFailed | None]] = {}
 
-    def _load(self, issuer: str, refetched_at: float | None = None) -> _Entry:
+    @contextmanager
+    def _turn(self, issuer: str, what: str) -> Iterator[int]:
+        """Hold the issuer's lock, waiting at most ``fetch_wait``; gives the number of its
+        fetches of ``what`` finished before the wait began (for ``_fetched``)."""
+        finished = self._outcomes.get((issuer, what), (0, None))[0]
+        lock = self._lock_for(issuer)
+        if not lock.acquire(timeout=self.fetch_wait):
+            raise FetchFailed(
+                f"another request has been fetching from {issuer} for more than "
+                f"{self.fetch_wait:g} s; try again"
+            )
+        try:
+            yield finished
+        finally:
+            lock.release()
+
+    def _fetched(self, issuer: str, what: str, finished: int, fetch: Callable[[], _T]) -> _T:
+        """``fetch()`` of ``what``, under the issuer's lock; but when the last such fetch
+        ended after this request began waiting (``finished``), and failed, its failure,
+        without asking the issuer again."""
+        count, failure = self._outcomes.get((issuer, what), (0, None))
+        if count > finished and failure is not None:
+            raise FetchFailed(str(failure))
+        try:
+            fetched = fetch()
+        except FetchFailed as exc:
+            self._outcomes[issuer, what] = (count + 1, exc)
+            raise
+        self._outcomes[issuer, what] = (count + 1, None)
+        return fetched
+
+    def _load(self, issuer: str, finished: int, refetched_at: float | None = None) -> _Entry:
+        load = functools.partial(self._load_now, issuer, refetched_at)
+        return self._fetched(issuer, "keys", finished, load)
+
+    def _load_now(self, issuer: str, refetched_at: float | None) -> _Entry:
         forgotten = self._forgotten.get(issuer, 0)
         jwks_uri = discover(issuer, self._fetch)
         keys = parse_key_set(self._fetch(jwks_uri))
@@ -328,11 +378,13 @@ class JwksCache:
 
         Raises ``FetchFailed``; a failed fetch is not cached, so the next sign-in tries again.
         """
-        with self._lock_for(issuer):
+        with self._turn(issuer, "metadata") as finished:
             cached = self._metadata.get(issuer)
             if cached is None or self._clock() - cached.fetched_at >= self.max_age:
                 forgotten = self._forgotten.get(issuer, 0)
-                cached = _Metadata(provider_metadata(issuer, self._fetch), self._clock())
+                fetch = functools.partial(provider_metadata, issuer, self._fetch)
+                document = self._fetched(issuer, "metadata", finished, fetch)
+                cached = _Metadata(document, self._clock())
                 self._keep(self._metadata, issuer, cached, forgotten)
             return cached.document
 
@@ -342,17 +394,17 @@ class JwksCache:
         Without a ``kid`` the key set must hold exactly one key fitting ``alg``.
         Raises ``FetchFailed`` (the issuer cannot be reached) or ``UnknownKey``.
         """
-        with self._lock_for(issuer):
+        with self._turn(issuer, "keys") as finished:
             entry = self._entries.get(issuer)
             now = self._clock()
             if entry is None or now - entry.fetched_at >= self.max_age:
-                entry = self._load(issuer, entry.refetched_at if entry else None)
+                entry = self._load(issuer, finished, entry.refetched_at if entry else None)
             found = _select(entry.keys, kid, alg)
             last = entry.refetched_at
             may_refetch = last is None or now - last >= self.refetch_interval
             if found is None and kid is not None and may_refetch:
                 # Perhaps the issuer rotated its keys.
-                entry = self._load(issuer, refetched_at=now)
+                entry = self._load(issuer, finished, refetched_at=now)
                 found = _select(entry.keys, kid, alg)
         if found is not None:
             return found

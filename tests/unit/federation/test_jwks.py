@@ -151,6 +151,102 @@ def test_forgetting_an_issuer_does_not_wait_for_a_fetch_under_way():
     assert idp.calls.count(KEYS) == 2  # the first fetch's keys were not kept
 
 
+class Gate:
+    """A fetcher whose fetches of ``url`` wait until ``open()``, then fail or answer as
+    ``idp`` does; ``waiting`` is set when the first such fetch starts."""
+
+    def __init__(self, idp: FakeIdp, url: str) -> None:
+        self.idp, self.url = idp, url
+        self.waiting, self.opened = threading.Event(), threading.Event()
+
+    def __call__(self, url: str) -> dict[str, Any]:
+        if url == self.url:
+            self.waiting.set()
+            self.opened.wait(10)
+        return self.idp(url)
+
+    def open(self) -> None:
+        self.opened.set()
+
+
+def in_threads(count: int, call: Any) -> list[BaseException | Any]:
+    """``call()`` in ``count`` threads at once; what each returned or raised."""
+    outcomes: list[BaseException | Any] = [None] * count
+
+    def run(n: int) -> None:
+        try:
+            outcomes[n] = call()
+        except Exception as exc:  # the outcome under test
+            outcomes[n] = exc
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert not any(thread.is_alive() for thread in threads)
+    return outcomes
+
+
+def test_requests_waiting_for_a_fetch_that_fails_share_its_failure():
+    """Before, each request waiting on a failing issuer fetched again in turn once the lock
+    was free: a slow issuer kept the queue, each holding a worker thread, for their sum."""
+    idp = FakeIdp(rsa("a"))
+    del idp.documents[META]  # discovery fails (after the slow seeds' path)
+    gate = Gate(idp, SEEDS_META)
+    keys = JwksCache(fetch=gate, clock=Clock(), max_age=600, refetch_interval=30)
+    first = threading.Thread(target=lambda: in_threads(1, lambda: keys.key_for(ISS, "a", "RS256")))
+    first.start()
+    assert gate.waiting.wait(10)
+    opener = threading.Timer(0.3, gate.open)  # while the others wait
+    opener.start()
+    outcomes = in_threads(4, lambda: keys.key_for(ISS, "a", "RS256"))
+    first.join(10)
+    assert all(isinstance(o, FetchFailed) for o in outcomes)
+    assert {str(o) for o in outcomes} == {str(outcomes[0])}
+    assert "openid-configuration" in str(outcomes[0])
+    assert idp.calls.count(SEEDS_META) == 1  # one fetch for the five requests
+    # A request arriving after the failure asks the issuer again: nothing is cached.
+    idp.documents[META] = {"issuer": ISS, "jwks_uri": KEYS}
+    assert keys.key_for(ISS, "a", "RS256").kid == "a"
+    assert idp.calls.count(SEEDS_META) == 2
+
+
+def test_a_request_waits_for_another_s_fetch_at_most_fetch_wait():
+    idp = FakeIdp(rsa("a"))
+    gate = Gate(idp, KEYS)
+    keys = JwksCache(fetch=gate, clock=Clock(), fetch_wait=0.2)
+    first = threading.Thread(target=keys.key_for, args=(ISS, "a", "RS256"))
+    first.start()
+    assert gate.waiting.wait(10)
+    try:
+        with pytest.raises(FetchFailed, match=r"fetching from .* for more than 0\.2 s; try again"):
+            keys.key_for(ISS, "a", "RS256")
+        with pytest.raises(FetchFailed, match="try again"):
+            keys.metadata(ISS)  # the issuer's one lock
+    finally:
+        gate.open()
+        first.join(10)
+    assert idp.calls.count(KEYS) == 1
+    assert keys.key_for(ISS, "a", "RS256").kid == "a"  # the first fetch's keys, kept
+    assert idp.calls.count(KEYS) == 1
+
+
+def test_a_failed_metadata_fetch_is_not_taken_for_a_failed_key_fetch():
+    idp = FakeIdp(rsa("a"))
+    gate = Gate(idp, META)
+    keys = JwksCache(fetch=gate, clock=Clock(), max_age=600, refetch_interval=30)
+    del idp.documents[META]  # the metadata fetch fails; the keys come from the seeds' path
+    idp.documents[SEEDS_META] = {"issuer": ISS, "jwks_uri": KEYS}
+    first = threading.Thread(target=lambda: in_threads(1, lambda: keys.metadata(ISS)))
+    first.start()
+    assert gate.waiting.wait(10)
+    threading.Timer(0.3, gate.open).start()
+    [found] = in_threads(1, lambda: keys.key_for(ISS, "a", "RS256"))
+    first.join(10)
+    assert found.kid == "a"
+
+
 def test_without_kid_the_only_fitting_key_is_used():
     keys = cache(FakeIdp(rsa("a"), ECKey.generate_key("P-256", parameters={"kid": "e"})))
     assert keys.key_for(ISS, None, "RS256").kid == "a"
