@@ -231,3 +231,16 @@ def test_odd_authorization_headers_are_401_json(client, org, authorization):
 def test_bootstrap_data_is_visible_to_the_app(db, org):
     assert org.admin.username
     assert factories.headers(org.admin_key)["Authorization"].startswith("Basic ")
+
+
+def test_a_method_a_path_does_not_take_is_405_naming_those_it_does(client, org):
+    refused = client.delete("/api/v1/viewer", headers=org.admin_headers)
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == "GET"
+    assert refused.json() == {
+        "error": {
+            "code": "method_not_allowed",
+            "message": "DELETE is not allowed on /api/v1/viewer; use GET",
+        }
+    }
+    assert client.get("/api/v1/no-such-thing").json()["error"]["code"] == "not_found"

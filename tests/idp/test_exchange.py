@@ -382,3 +382,16 @@ def test_configured_lifetime(make_client, org, shared_issuer, alice):
     assert register(client, org.admin_headers, shared_issuer.issuer).status_code == 200
     response = exchange(client, shared_issuer.mint(sub="alice@example.org", aud=org.org.name))
     assert response.json()["expires_in"] == 900
+
+
+def test_a_get_of_the_token_endpoint_is_an_oauth_error(client):
+    """RFC 6749 §3.2: the token endpoint takes POST. Its 405 is in OAuth's error format, as
+    its every other answer (was the REST format), and says what to use."""
+    refused = client.get("/oidc/token")
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == "POST"
+    assert refused.headers["cache-control"] == "no-store"
+    assert refused.json() == {
+        "error": "invalid_request",
+        "error_description": "GET is not allowed on /oidc/token; use POST",
+    }

@@ -169,7 +169,17 @@ def test_an_oversized_body_is_413(client, org):
 
 
 def test_graphql_is_post_only_and_the_telemetry_probe_is_404(client, org):
-    assert client.get(GQL, headers=org.admin_headers).status_code == 405
+    refused = client.get(GQL, headers=org.admin_headers)
+    assert refused.status_code == 405 and refused.headers["allow"] == "POST"
+    # In GraphQL's own error format, as every other answer of this path (was REST's).
+    assert refused.json() == {
+        "errors": [
+            {
+                "message": "GET is not allowed on /graphql; use POST",
+                "extensions": {"code": "method_not_allowed"},
+            }
+        ]
+    }
     probe = client.post("/sdk/otel/v1/metrics", content=b"")
     assert probe.status_code == 404
     assert client.post("/sdk/otel/v1/logs", content=b"").status_code == 404

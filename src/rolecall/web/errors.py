@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match, Mount
 
 from rolecall.errors import (
     AuthenticationFailed,
@@ -87,6 +88,80 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
+def graphql_error_response(
+    status: int, message: str, code: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """A GraphQL-over-HTTP error answer: ``{"errors": [{message, extensions: {code}}]}``."""
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    headers = dict(headers or {})
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", 'Basic realm="rolecall"')
+    return JSONResponse(body, status_code=status, headers=headers or None)
+
+
+#: A token endpoint's answers are never cached (RFC 6749 §5.1).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def oauth_error_response(
+    status: int, error: str, description: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """An OAuth 2.0 error answer (RFC 6749 §5.2): ``{"error", "error_description"}``."""
+    body = {"error": error, "error_description": description}
+    return JSONResponse(body, status_code=status, headers={**NO_STORE, **(headers or {})})
+
+
+#: Paths answering errors in a format of their own (the rest: REST's, or SCIM's under /scim).
+GRAPHQL_PATH = "/graphql"
+OAUTH_TOKEN_PATH = "/oidc/token"
+
+
+#: The methods a 405's ``Allow`` may name: those rolecall's routes take.
+ROUTED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods this request's path takes, as ``Allow`` lists them: each tried against the
+    app's routes (into mounts such as /scim's), as routing would try it."""
+    routes = request.app.router.routes
+    scope = request.scope
+    # Routing into a mount moved ``root_path`` to the mount's; the app's is kept aside.
+    top = {**scope, "root_path": scope.get("app_root_path", scope.get("root_path", ""))}
+    return ", ".join(m for m in ROUTED_METHODS if _routed(routes, {**top, "method": m}))
+
+
+def _routed(routes: list[BaseRoute], scope: dict[str, object]) -> bool:
+    for route in routes:
+        match, child = route.matches(scope)
+        if match != Match.FULL:
+            continue
+        if not isinstance(route, Mount):
+            return True
+        if _routed(route.routes, {**scope, **child}):
+            return True
+    return False
+
+
+def _routing_error(
+    request: Request, status: int, detail: str, headers: dict[str, str]
+) -> JSONResponse:
+    """A 404 or 405 from routing (no such path, a method the path does not take), in the
+    format of the surface the path belongs to."""
+    if status == 405:
+        allowed = headers.get("Allow")
+        detail = f"{request.method} is not allowed on {request.url.path}" + (
+            f"; use {allowed}" if allowed else ""
+        )
+    code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
+    if _is_scim(request):
+        return scim_error_response(ScimError(status, detail))
+    if request.url.path == GRAPHQL_PATH:
+        return graphql_error_response(status, detail, code)
+    if request.url.path == OAUTH_TOKEN_PATH:
+        return oauth_error_response(status, "invalid_request", detail)
+    return error_response(status, code, detail)
+
+
 def _is_scim(request: Request) -> bool:
     path = request.url.path
     return path == "/scim" or path.startswith("/scim/")
@@ -135,10 +210,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if _is_scim(request):
-            return scim_error_response(ScimError(exc.status_code, str(exc.detail)))
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # A 405 must say what the path takes (RFC 9110 §15.5.6). Starlette's ``Allow``
+            # names the methods of the first route on the path only; a path served by several
+            # routes (SCIM's GET and POST /Users) takes all of theirs.
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+        response = _routing_error(request, exc.status_code, str(exc.detail), headers)
+        response.headers.update(headers)
+        return response
 
     @app.exception_handler(DataError)
     async def _unstorable_value(request: Request, exc: DataError) -> JSONResponse:

@@ -28,6 +28,7 @@ from rolecall.federation.jwt_bearer import (
 )
 from rolecall.settings import Settings
 from rolecall.web import metrics
+from rolecall.web.errors import NO_STORE, OAUTH_TOKEN_PATH, oauth_error_response
 from rolecall.web.forms import read_form
 
 router = APIRouter(tags=["oidc"])
@@ -60,13 +61,10 @@ FORM_SCHEMA = {
     },
 }
 
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
 
 def _oauth_error(error: str, description: str) -> JSONResponse:
     status = 503 if error == TEMPORARILY_UNAVAILABLE else 400
-    body = {"error": error, "error_description": description}
-    return JSONResponse(body, status_code=status, headers=NO_STORE)
+    return oauth_error_response(status, error, description)
 
 
 Problem = tuple[str, str, str]
@@ -117,7 +115,7 @@ def _exchange(
 
 
 @router.post(
-    "/oidc/token",
+    OAUTH_TOKEN_PATH,
     operation_id="oidc-token",
     response_model=TokenResponse,
     responses={

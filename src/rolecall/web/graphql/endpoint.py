@@ -37,13 +37,13 @@ from rolecall import strict_json
 from rolecall.errors import PermissionDenied, RolecallError
 from rolecall.web import metrics
 from rolecall.web.deps import ATTRIBUTION_RESULT_HEADER, ContextDep, TransactionalRoute
-from rolecall.web.errors import status_for
+from rolecall.web.errors import GRAPHQL_PATH, graphql_error_response, status_for
 from rolecall.web.graphql.nodes import Context
 from rolecall.web.graphql.schema import build_schema
 
 log = logging.getLogger("rolecall.web")
 
-PATH = "/graphql"
+PATH = GRAPHQL_PATH
 #: The surface audit records name.
 SURFACE = "graphql"
 #: Largest request body read; the SDK's documents are a few kilobytes.
@@ -63,10 +63,7 @@ class GraphQLRequest:
 
 
 def _errors(status: int, message: str, code: str, **headers: str) -> JSONResponse:
-    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-    if status == 401:
-        headers.setdefault("WWW-Authenticate", 'Basic realm="rolecall"')
-    return JSONResponse(body, status_code=status, headers=headers or None)
+    return graphql_error_response(status, message, code, headers)
 
 
 async def read_request(request: Request) -> GraphQLRequest | JSONResponse:
