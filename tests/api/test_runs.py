@@ -114,6 +114,8 @@ def test_post_runs_with_entity_path(client, db, org, team, other_team):
         ({"project": ""}, 422),
         ({}, 422),
         ({"project": "vision/p", "name": ""}, 422),
+        ({"project": "vision/p", "name": " "}, 422),
+        ({"project": "vision/p", "name": "\u3000\u00a0"}, 422),
         ({"project": "vision/p", "name": "x" * 129}, 422),
         ({"project": "vision/p", "name": "bad\nname"}, 422),
         ({"project": "vision/p", "name": 7}, 422),

@@ -131,6 +131,9 @@ def create_run(
 
     Raises ``InvalidInput``, ``NotFound``, ``PermissionDenied``.
     """
+    if name is not None and not name.strip():
+        # A display name of spaces alone shows as nothing, and tells no run from another.
+        raise InvalidInput("a run's name cannot be blank", field="name")
     target = resolve_project(session, actor, org, project)
     authz.require(session, actor, Permission.RUN_CREATE, target)
     attributed_to, note = _attribution(session, actor)
