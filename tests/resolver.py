@@ -4,12 +4,14 @@ to the real one).
 
 ``names.answer("idp.test", ["127.0.0.1"], ["127.0.0.2"])``: the first lookup of ``idp.test``
 gets 127.0.0.1, every later one 127.0.0.2 (a DNS rebinding attack in two lines);
-``names.lookups["idp.test"]`` counts them.
+``names.lookups["idp.test"]`` counts them. ``names.hang("slow.test")``: lookups of that name
+wait until ``names.release()`` (a resolver that does not answer), then answer 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import socket
+import threading
 from collections import Counter
 from typing import Any
 
@@ -21,7 +23,16 @@ class Names:
         self.real = socket.getaddrinfo
         self.answers: dict[str, list[list[str]]] = {}
         self.lookups: Counter[str] = Counter()
+        self.hanging: set[str] = set()
+        self.released = threading.Event()
         monkeypatch.setattr(socket, "getaddrinfo", self.getaddrinfo)
+
+    def hang(self, name: str) -> None:
+        self.hanging.add(name)
+        self.answers[name] = [["127.0.0.1"]]
+
+    def release(self) -> None:
+        self.released.set()
 
     def answer(self, name: str, *answers: list[str]) -> None:
         """``name``'s answers, one per lookup in turn; the last one stays."""
@@ -31,6 +42,8 @@ class Names:
         if host not in self.answers:
             return self.real(host, port, *args, **kwargs)
         self.lookups[host] += 1
+        if host in self.hanging:
+            self.released.wait(30)
         answers = self.answers[host]
         addresses = answers.pop(0) if len(answers) > 1 else answers[0]
         return [info for a in addresses for info in self.real(a, port, *args, **kwargs)]

@@ -35,9 +35,11 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
+import threading
 from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import Any, cast
 
 import httpcore
 import httpx
@@ -51,6 +53,15 @@ from rolecall.settings import OrgMode, Settings
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: Seconds a host name's lookup may take. ``getaddrinfo`` takes no timeout, and a resolver
+#: that does not answer keeps it, and the request waiting on it, for its retries (30 s and
+#: more); the lookup runs on a thread of its own, left to finish alone when it takes longer.
+LOOKUP_TIMEOUT = 5.0
+#: Lookups running at once, the slow ones included; past it a lookup is refused at once (a
+#: resolver that answers nobody would otherwise gather a thread per request).
+MAX_LOOKUPS = 32
+_lookups = threading.BoundedSemaphore(MAX_LOOKUPS)
 
 #: Metadata services outside link-local space (AWS's IPv6 one, Alibaba Cloud's).
 METADATA_NETWORKS: tuple[Network, ...] = (
@@ -108,15 +119,16 @@ class Destinations:
         with suppress(OSError):
             self.addresses(host, port)
 
-    def addresses(self, host: str, port: int) -> list[str]:
+    def addresses(self, host: str, port: int, timeout: float = LOOKUP_TIMEOUT) -> list[str]:
         """The addresses to connect to for ``host``, in the resolver's order: looked up once
-        and each checked. Connect to these, never to the name again: a second lookup may
-        answer what the first did not (DNS rebinding). A host allowed by name is not checked.
+        (within ``timeout``, at most ``LOOKUP_TIMEOUT``) and each checked. Connect to these,
+        never to the name again: a second lookup may answer what the first did not (DNS
+        rebinding). A host allowed by name is not checked.
 
-        Raises ``DestinationRefused``, or ``OSError`` when the name does not resolve.
+        Raises ``DestinationRefused``, or ``OSError`` when the name does not resolve in time.
         """
         name = _bare(host)
-        found = _resolve(name, port)
+        found = _resolve(name, port, min(timeout, LOOKUP_TIMEOUT))
         if name in self.allowed_hosts:
             return found
         for text in found:
@@ -201,7 +213,8 @@ class VettedBackend(httpcore.SyncBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
         try:
-            *others, last = self.destinations.addresses(host, port)
+            lookup = LOOKUP_TIMEOUT if timeout is None else timeout
+            *others, last = self.destinations.addresses(host, port, lookup)
         except OSError as exc:  # what the plain backend raises when the name does not resolve
             raise httpcore.ConnectError(str(exc)) from exc
         for address in others:  # in order, as socket.create_connection tries a name's addresses
@@ -256,18 +269,43 @@ def _bare(host: str) -> str:
     return host.strip("[]").lower().rstrip(".")
 
 
-def _resolve(name: str, port: int) -> list[str]:
-    """The addresses ``name`` resolves to (itself when it is one); ``OSError`` when none."""
+def _resolve(name: str, port: int, timeout: float) -> list[str]:
+    """The addresses ``name`` resolves to (itself when it is one); ``OSError`` when none, or
+    none within ``timeout``."""
     try:
         ipaddress.ip_address(name)
         return [name]
     except ValueError:
         pass
     try:
-        found = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+        found = _look_up(name, port, timeout)
     except UnicodeError as exc:  # a label IDNA cannot encode: no name DNS could answer
         raise OSError(f"{name!r} is not a host name: {exc}") from exc
     return [str(info[4][0]) for info in found]
+
+
+def _look_up(name: str, port: int, timeout: float) -> list[Any]:
+    """``getaddrinfo`` on a daemon thread of its own, waited for at most ``timeout``."""
+    if not _lookups.acquire(blocking=False):
+        raise OSError("too many host name lookups are already waiting for the resolver")
+    outcome: list[Any] = []
+    done = threading.Event()
+
+    def look_up() -> None:
+        try:
+            outcome.append(socket.getaddrinfo(name, port, type=socket.SOCK_STREAM))
+        except Exception as exc:  # given to the caller, raised on its own thread
+            outcome.append(exc)
+        finally:
+            _lookups.release()
+            done.set()
+
+    threading.Thread(target=look_up, name="rolecall-lookup", daemon=True).start()
+    if not done.wait(max(timeout, 0.0)):
+        raise OSError(f"{name!r} did not resolve within {round(timeout, 1):g} s")
+    if isinstance(outcome[0], Exception):
+        raise outcome[0]
+    return cast(list[Any], outcome[0])
 
 
 def _address(text: str) -> Address:

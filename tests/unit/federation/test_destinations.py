@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
+from rolecall.federation import destinations
 from rolecall.federation.destinations import (
     SINGLE_ORG,
     DestinationRefused,
@@ -428,3 +429,41 @@ def test_a_tls_handshake_never_answered_ends_at_the_deadline():
         with pytest.raises(httpx.ConnectTimeout, match=r"whole exchange took more than 0\.4 s"):
             get(SINGLE_ORG, f"https://127.0.0.1:{silent.getsockname()[1]}/", deadline=0.4)
         assert time.monotonic() - started < 2
+
+
+# --- a resolver that does not answer ---------------------------------------------------------
+
+
+def test_a_lookup_the_resolver_does_not_answer_is_given_up_at_the_timeout(names):
+    """``getaddrinfo`` takes no timeout: a resolver answering nobody held each request, and
+    its worker thread, for the resolver's retries (30 s and more)."""
+    names.hang("slow.test")
+    try:
+        started = time.monotonic()
+        with pytest.raises(OSError, match=r"^'slow\.test' did not resolve within 0\.3 s$"):
+            SINGLE_ORG.addresses("slow.test", 443, timeout=0.3)
+        with pytest.raises(httpx.ConnectError, match=r"did not resolve within 0\.4 s"):
+            get(SINGLE_ORG, "http://slow.test/jwks", deadline=0.4)  # the deadline bounds it
+        assert time.monotonic() - started < 3
+    finally:
+        names.release()
+    assert SINGLE_ORG.addresses("slow.test", 443) == ["127.0.0.1"]
+
+
+def test_lookups_waiting_on_the_resolver_are_bounded(names, monkeypatch):
+    monkeypatch.setattr(destinations, "_lookups", threading.BoundedSemaphore(1))
+    names.hang("slow.test")
+    try:
+        with pytest.raises(OSError, match="did not resolve"):
+            SINGLE_ORG.addresses("slow.test", 443, timeout=0.1)
+        started = time.monotonic()  # the first lookup still waits: none more is started
+        with pytest.raises(OSError, match=r"^too many host name lookups are already waiting"):
+            SINGLE_ORG.addresses("other.test", 443)
+        assert time.monotonic() - started < 0.5
+    finally:
+        names.release()
+    for _ in range(50):  # the hung lookup ends once the resolver answers, freeing its place
+        if destinations._lookups.acquire(timeout=0.1):
+            destinations._lookups.release()
+            break
+    assert SINGLE_ORG.addresses("slow.test", 443) == ["127.0.0.1"]
