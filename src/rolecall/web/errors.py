@@ -149,7 +149,8 @@ def _routing_error(
     format of the surface the path belongs to."""
     if status == 405:
         allowed = headers.get("Allow")
-        detail = f"{request.method} is not allowed on {request.url.path}" + (
+        # Both echoed: the method is any token a client sent, the path as long as it liked.
+        detail = f"{request.method[:32]} is not allowed on {request.url.path[:200]}" + (
             f"; use {allowed}" if allowed else ""
         )
     code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
