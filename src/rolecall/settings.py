@@ -137,6 +137,32 @@ class Settings(BaseSettings):
         """The secret key as bytes, or ``None`` when it is not set."""
         return self.secret_key.get_secret_value().encode("utf-8") if self.secret_key else None
 
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        """SQLite (a file) or PostgreSQL (psycopg), the two databases rolecall runs on."""
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value.strip())
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL: use sqlite:///path/to/file.db or postgresql://user@host/db"
+            ) from None
+        if url.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
+            return value.strip()
+        if url.drivername in ("sqlite", "sqlite+pysqlite"):
+            database = (url.database or "").strip()
+            if not database or database == ":memory:" or url.query.get("mode") == "memory":
+                # Each connection would get a database of its own, the server's empty.
+                raise ValueError("SQLite needs a file (sqlite:///path/to/file.db), not memory")
+            return value.strip()
+        raise ValueError(
+            f"{url.drivername} is not supported: use sqlite:///path/to/file.db or "
+            "postgresql://user@host/db"
+        )
+
     @field_validator("oidc_auth_method")
     @classmethod
     def _known_auth_method(cls, value: str) -> str:

@@ -145,4 +145,20 @@ def test_local_restore_sets_one_password_for_all_workers(run_cli: Callable, tmp_
 
 def test_a_bad_worker_count_is_a_clean_error_before_anything_starts(run_cli: Callable):
     for value in ("0", "65"):
-        assert_clean_failure(run_cli("serve", "--workers", value), "invalid settings", "workers")
+        result = run_cli("serve", "--workers", value)
+        assert_clean_failure(result, "invalid settings: ROLECALL_WORKERS: Input should be")
+
+
+def test_an_unsupported_database_is_a_clean_error_naming_the_variable(
+    run_cli: Callable, monkeypatch
+):
+    """Before, a MySQL URL ended in a traceback (no driver), and an in-memory SQLite database
+    started a server on a database of its own for each connection, the server's empty."""
+    for url, reason in (
+        ("mysql://root@db/rolecall", "mysql is not supported: use sqlite:///"),
+        ("sqlite:///:memory:", "SQLite needs a file (sqlite:///path/to/file.db), not memory"),
+        ("db.sqlite", "not a database URL: use sqlite:///"),
+    ):
+        monkeypatch.setenv("ROLECALL_DATABASE_URL", url)
+        result = run_cli("serve")
+        assert_clean_failure(result, f"invalid settings: ROLECALL_DATABASE_URL: {reason}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from rolecall.settings import Settings
@@ -176,3 +178,37 @@ def test_skip_audience_validation_reads_the_seeds_name(monkeypatch):
     monkeypatch.setenv("SKIP_AUDIENCE_VALIDATION", "true")
 
     assert Settings().skip_audience_validation is True
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///./rolecall.db",
+        "sqlite:////var/lib/rolecall/rolecall.db",
+        "sqlite+pysqlite:///x.db",
+        "postgresql://rolecall:secret@db.internal:5432/rolecall",
+        "postgres://rolecall@db/rolecall",
+        "postgresql+psycopg://rolecall@db/rolecall?sslmode=require",
+    ],
+)
+def test_sqlite_files_and_postgresql_are_the_databases_taken(monkeypatch, url):
+    monkeypatch.setenv("ROLECALL_DATABASE_URL", f"  {url} ")
+    assert Settings().database_url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("mysql://root@db/rolecall", "mysql is not supported"),
+        ("postgresql+asyncpg://db/rolecall", "postgresql+asyncpg is not supported"),
+        ("sqlite://", "SQLite needs a file"),
+        ("sqlite:///:memory:", "SQLite needs a file"),
+        ("sqlite:///file:x?mode=memory&uri=true", "SQLite needs a file"),
+        ("rolecall.db", "not a database URL"),
+        ("", "not a database URL"),
+    ],
+)
+def test_other_databases_and_memory_are_refused(monkeypatch, url, reason):
+    monkeypatch.setenv("ROLECALL_DATABASE_URL", url)
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        Settings()

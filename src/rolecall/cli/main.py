@@ -60,7 +60,7 @@ def reported_errors() -> Iterator[None]:
     except RolecallError as exc:
         raise fail(exc.message) from None
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"{_variable(e['loc'])}: {_reason(e['msg'])}" for e in exc.errors())
         raise fail(f"invalid settings: {problems}") from None
     except CommandError as exc:
         # Alembic: e.g. the database is at a revision this version does not know.
@@ -72,6 +72,20 @@ def reported_errors() -> Iterator[None]:
         # An argument of bytes that are no UTF-8 (Python keeps them as lone surrogates), which
         # no query can send: nothing can be named so.
         raise fail("an argument is not UTF-8 text") from None
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    """The environment variable a settings error is about: a field's ``ROLECALL_`` name (an
+    alias, such as ``SESSION_LENGTH``, is its own name already)."""
+    name = ".".join(map(str, loc))
+    if name in Settings.model_fields:
+        return f"{Settings.model_config.get('env_prefix', '')}{name}".upper()
+    return name
+
+
+def _reason(message: str) -> str:
+    # pydantic prefixes a validator's own message so; the message says it all.
+    return message.removeprefix("Value error, ")
 
 
 def load_settings(**overrides: object) -> Settings:
