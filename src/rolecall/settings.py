@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     public_url: str | None = None
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: int = Field(default=8080, ge=1, le=65535)
     mode: OrgMode = OrgMode.SINGLE
     log_level: str = "info"
     #: Server processes ``rolecall serve`` starts (each with its own threads, one database).

@@ -146,7 +146,13 @@ def test_local_restore_sets_one_password_for_all_workers(run_cli: Callable, tmp_
 def test_a_bad_worker_count_is_a_clean_error_before_anything_starts(run_cli: Callable):
     for value in ("0", "65"):
         result = run_cli("serve", "--workers", value)
-        assert_clean_failure(result, "invalid settings: ROLECALL_WORKERS: Input should be")
+        assert_clean_failure(result, "invalid settings: ROLECALL_WORKERS (--workers): Input should")
+
+
+def test_a_port_out_of_range_is_a_clean_error(run_cli: Callable):
+    for value in ("0", "65536"):
+        result = run_cli("serve", "--port", value)
+        assert_clean_failure(result, "invalid settings: ROLECALL_PORT (--port): Input should be")
 
 
 def test_an_unsupported_database_is_a_clean_error_naming_the_variable(

@@ -74,13 +74,18 @@ def reported_errors() -> Iterator[None]:
         raise fail("an argument is not UTF-8 text") from None
 
 
+#: Settings that ``serve`` also takes as options.
+SERVE_OPTIONS = ("host", "port", "workers")
+
+
 def _variable(loc: tuple[int | str, ...]) -> str:
     """The environment variable a settings error is about: a field's ``ROLECALL_`` name (an
-    alias, such as ``SESSION_LENGTH``, is its own name already)."""
+    alias, such as ``SESSION_LENGTH``, is its own name already), and its option if it has one."""
     name = ".".join(map(str, loc))
-    if name in Settings.model_fields:
-        return f"{Settings.model_config.get('env_prefix', '')}{name}".upper()
-    return name
+    if name not in Settings.model_fields:
+        return name
+    variable = f"{Settings.model_config.get('env_prefix', '')}{name}".upper()
+    return f"{variable} (--{name})" if name in SERVE_OPTIONS else variable
 
 
 def _reason(message: str) -> str:
