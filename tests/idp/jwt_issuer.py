@@ -22,6 +22,8 @@ from typing import Any
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from tests.slow_answers import http_answer, send_slowly
+
 OPENID_PATH = "/.well-known/openid-configuration"
 JWKS_PATH = "/.well-known/jwks.json"
 
@@ -140,15 +142,7 @@ class JwtIssuer:
                     self.wfile.write(data)
                     return
                 # A byte at a time from the status line on: headers as slow as the body.
-                head = f"HTTP/1.1 {status} X\r\ncontent-length: {len(data)}\r\n\r\n"
-                answer = head.encode() + data
-                for n in range(len(answer)):
-                    try:
-                        self.wfile.write(answer[n : n + 1])
-                        self.wfile.flush()
-                    except OSError:  # the client gave up
-                        return
-                    time.sleep(interval)
+                send_slowly(self.wfile, http_answer(status, data), interval)
 
             def do_GET(self) -> None:
                 issuer.requests.append(self.path)

@@ -32,6 +32,7 @@ from rolecall.federation.destinations import (
 from rolecall.federation.jwks import FetchFailed, fetch_json
 from rolecall.settings import Settings
 from tests.resolver import Names
+from tests.slow_answers import http_answer, send_slowly
 
 MULTI_ORG = Destinations.of(Settings(mode="multi"))
 
@@ -159,22 +160,13 @@ class _Answering(BaseHTTPRequestHandler):
         self.server.requests.append(self.requestline)
         body = json.dumps({"server": self.server.name}).encode()
         if self.server.drip is not None:
-            self._drip(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+            send_slowly(self.wfile, http_answer(200, body), self.server.drip)
             return
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-
-    def _drip(self, answer: bytes) -> None:
-        for n in range(len(answer)):
-            try:
-                self.wfile.write(answer[n : n + 1])
-                self.wfile.flush()
-            except OSError:  # the client gave up
-                return
-            time.sleep(self.server.drip or 0)
 
     def log_message(self, *args: object) -> None:
         pass
