@@ -116,7 +116,7 @@ class Directory:
     the connections it opened are closed on exit. The conversation ends ``DEADLINE`` seconds
     after it began: then its connections are cut (from a timer thread: a blocked read returns
     at once), and the failure that follows, whichever step it hit, leaves the ``with`` block as
-    ``ldap_unreachable`` saying so.
+    ``ldap_unreachable`` saying so (unless it is a refusal of the credentials, answered before).
     """
 
     def __init__(self, config: LdapConfig) -> None:
@@ -142,7 +142,8 @@ class Directory:
             with suppress(LDAPException, OSError):  # already gone: nothing to close
                 conn.unbind()
         self._opened.clear()
-        if self.cut_off and isinstance(error, LdapError):
+        # A refusal of the credentials was the directory's answer, in time: it stands.
+        if self.cut_off and isinstance(error, LdapError) and not error.is_credentials:
             where = f"{self.endpoint.host}:{self.endpoint.port}"
             raise LdapError(
                 error.step,

@@ -419,3 +419,16 @@ def test_a_directory_answering_a_byte_at_a_time_is_cut_off_at_the_deadline(
     finally:
         quick.close()
         slow.close()
+
+
+@pytest.mark.parametrize(
+    ("code", "stands"), [("ldap_wrong_password", True), ("ldap_search_failed", False)]
+)
+def test_past_the_deadline_only_a_refusal_of_the_credentials_stands(slapd: Slapd, code, stands):
+    """A wrong password answered just before the deadline is still a wrong password; any
+    other failure once the connections were cut is the deadline's."""
+    with pytest.raises(LdapError) as caught, Directory(config(slapd)) as directory:
+        directory.cut_off = True  # as the timer leaves it
+        raise LdapError("password", code, "the directory's answer")
+    assert (caught.value.code == code) is stands
+    assert ("all steps together" in caught.value.detail) is not stands
