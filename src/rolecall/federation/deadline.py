@@ -9,23 +9,36 @@ deadline has passed: each operation's own timeout is cut to the time left, and t
 httpcore's own timeout exception (httpx turns it into ``httpx.ReadTimeout``...) saying that the
 whole exchange took too long.
 
-Not bounded: the host name's lookup (``getaddrinfo`` takes no timeout; the resolver's own
-applies).
+The host name's lookup is bounded apart (``destinations.LOOKUP_TIMEOUT``), within the time
+left that ``connect_tcp`` passes on.
 """
 
 from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import httpcore
 
+T = TypeVar("T")
+TimeoutKind = TypeVar("TimeoutKind", bound=httpcore.TimeoutException)
 
-def _left(deadline: float, timeout: float | None) -> float:
-    """The timeout to give one operation: its own, cut to what is left before ``deadline``."""
+
+def _expired(kind: type[TimeoutKind], seconds: float) -> TimeoutKind:
+    return kind(f"the whole exchange took more than {seconds:g} s")
+
+
+def _left(deadline: float, seconds: float, timeout: float | None, kind: type[TimeoutKind]) -> float:
+    """The timeout to give one operation: its own, cut to what is left before ``deadline``;
+    ``kind`` (the deadline's failure) when nothing is left."""
     left = deadline - time.monotonic()
-    return left if timeout is None else min(timeout, left)
+    if timeout is not None:
+        left = min(timeout, left)
+    if left <= 0:
+        raise _expired(kind, seconds)
+    return left
 
 
 class DeadlineStream(httpcore.NetworkStream):
@@ -36,30 +49,26 @@ class DeadlineStream(httpcore.NetworkStream):
         self.deadline = deadline
         self.seconds = seconds
 
-    def _expired(self, kind: type[httpcore.TimeoutException]) -> httpcore.TimeoutException:
-        return kind(f"the whole exchange took more than {self.seconds:g} s")
-
-    def _timeout(self, timeout: float | None, kind: type[httpcore.TimeoutException]) -> float:
-        left = _left(self.deadline, timeout)
-        if left <= 0:
-            raise self._expired(kind)
-        return left
+    def _within(
+        self,
+        kind: type[httpcore.TimeoutException],
+        timeout: float | None,
+        run: Callable[[float], T],
+    ) -> T:
+        """``run(timeout cut to the time left)``; its ``kind`` of timeout, once the deadline
+        has passed, is the deadline's."""
+        try:
+            return run(_left(self.deadline, self.seconds, timeout, kind))
+        except kind:
+            if time.monotonic() >= self.deadline:
+                raise _expired(kind, self.seconds) from None
+            raise
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        try:
-            return self.stream.read(max_bytes, self._timeout(timeout, httpcore.ReadTimeout))
-        except httpcore.ReadTimeout:
-            if time.monotonic() >= self.deadline:
-                raise self._expired(httpcore.ReadTimeout) from None
-            raise
+        return self._within(httpcore.ReadTimeout, timeout, lambda t: self.stream.read(max_bytes, t))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        try:
-            self.stream.write(buffer, self._timeout(timeout, httpcore.WriteTimeout))
-        except httpcore.WriteTimeout:
-            if time.monotonic() >= self.deadline:
-                raise self._expired(httpcore.WriteTimeout) from None
-            raise
+        self._within(httpcore.WriteTimeout, timeout, lambda t: self.stream.write(buffer, t))
 
     def close(self) -> None:
         self.stream.close()
@@ -70,14 +79,11 @@ class DeadlineStream(httpcore.NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
-        try:
-            secured = self.stream.start_tls(
-                ssl_context, server_hostname, self._timeout(timeout, httpcore.ConnectTimeout)
-            )
-        except httpcore.ConnectTimeout:
-            if time.monotonic() >= self.deadline:
-                raise self._expired(httpcore.ConnectTimeout) from None
-            raise
+        secured = self._within(
+            httpcore.ConnectTimeout,
+            timeout,
+            lambda t: self.stream.start_tls(ssl_context, server_hostname, t),
+        )
         return DeadlineStream(secured, self.deadline, self.seconds)
 
     def get_extra_info(self, info: str) -> object:
@@ -101,9 +107,7 @@ class DeadlineBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
-        left = _left(self.deadline, timeout)
-        if left <= 0:
-            raise httpcore.ConnectTimeout(f"the whole exchange took more than {self.seconds:g} s")
+        left = _left(self.deadline, self.seconds, timeout, httpcore.ConnectTimeout)
         stream = self.backend.connect_tcp(host, port, left, local_address, socket_options)
         return DeadlineStream(stream, self.deadline, self.seconds)
 
