@@ -124,6 +124,25 @@ def endpoint(metadata: dict[str, Any], name: str) -> str:
     return url
 
 
+def _call(
+    destinations: Destinations, what: str, method: str, url: str, **request: Any
+) -> tuple[int, bytes | None]:
+    """One request to the provider's ``what`` (its token or userinfo endpoint): the status and
+    the body, None past ``MAX_DOCUMENT_BYTES`` (``read_capped``). Raises ``IdpUnavailable``."""
+    try:
+        with (
+            http_client(destinations) as client,
+            client.stream(method, url, **request) as response,
+        ):
+            return response.status_code, read_capped(response)
+    except DestinationRefused as exc:
+        raise IdpUnavailable(f"the identity provider's {what} is refused: {exc}") from exc
+    except httpx.HTTPError as exc:
+        raise IdpUnavailable(
+            f"the identity provider's {what} cannot be reached: {type(exc).__name__}"
+        ) from exc
+
+
 def _read_json(content: bytes | None, what: str) -> dict[str, Any]:
     if content is None:
         raise IdpUnavailable(f"the identity provider's {what} answer is too large")
@@ -179,20 +198,10 @@ def exchange_code(
         form["client_id"] = client_id
         if method == "client_secret_post":
             form["client_secret"] = config.secret or ""
-    try:
-        with (
-            http_client(destinations) as client,
-            client.stream(
-                "POST", url, data=form, auth=auth, headers={"Accept": "application/json"}
-            ) as response,
-        ):
-            status, content = response.status_code, read_capped(response)
-    except DestinationRefused as exc:
-        raise IdpUnavailable(f"the identity provider's token endpoint is refused: {exc}") from exc
-    except httpx.HTTPError as exc:
-        raise IdpUnavailable(
-            f"the identity provider's token endpoint cannot be reached: {type(exc).__name__}"
-        ) from exc
+    headers = {"Accept": "application/json"}
+    status, content = _call(
+        destinations, "token endpoint", "POST", url, data=form, auth=auth, headers=headers
+    )
     if status >= 500:
         raise IdpUnavailable(f"the identity provider's token endpoint answered {status}")
     body = _read_json(content, "token endpoint")
@@ -216,22 +225,8 @@ def userinfo(
     url = metadata.get("userinfo_endpoint")
     if not isinstance(url, str) or check_issuer_url(url.split("?")[0]) is not None:
         return {}
-    try:
-        with (
-            http_client(destinations) as client,
-            client.stream(
-                "GET", url, headers={"Authorization": f"Bearer {access_token}"}
-            ) as response,
-        ):
-            status, content = response.status_code, read_capped(response)
-    except DestinationRefused as exc:
-        raise IdpUnavailable(
-            f"the identity provider's userinfo endpoint is refused: {exc}"
-        ) from exc
-    except httpx.HTTPError as exc:
-        raise IdpUnavailable(
-            f"the identity provider's userinfo endpoint cannot be reached: {type(exc).__name__}"
-        ) from exc
+    headers = {"Authorization": f"Bearer {access_token}"}
+    status, content = _call(destinations, "userinfo endpoint", "GET", url, headers=headers)
     if status != 200:
         return {}
     info = _read_json(content, "userinfo endpoint")
