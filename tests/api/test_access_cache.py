@@ -224,6 +224,29 @@ def test_the_fast_lane_answers_repeated_reads_and_checks_in_front_of_the_router(
     assert fast_answers("/api/v1/authz/check") == checks + 1
 
 
+def requests_counted(route: str) -> float:
+    from rolecall.web.metrics import REGISTRY
+
+    labels = {"method": "POST", "route": route, "status": "200"}
+    return REGISTRY.get_sample_value("rolecall_http_requests_total", labels) or 0.0
+
+
+def test_a_fast_answer_is_counted_under_its_route_as_the_router_would_count_it(
+    server, statements, world
+):
+    body = check_body(world["path"])
+    headers = world["alice_headers"]
+    warm(server, statements, "POST", CHECK_ROUTE, json=body, headers=headers)
+    taken, counted = fast_answers(CHECK_ROUTE), requests_counted(CHECK_ROUTE)
+    unmatched = requests_counted("unmatched")
+
+    assert server.post(CHECK_ROUTE, json=body, headers=headers).status_code == 200
+
+    assert fast_answers(CHECK_ROUTE) == taken + 1
+    assert requests_counted(CHECK_ROUTE) == counted + 1
+    assert requests_counted("unmatched") == unmatched
+
+
 @pytest.fixture
 def uncached(own_database_url: str) -> Iterator[TestClient]:
     """The same database served without an access cache: the router answers everything."""

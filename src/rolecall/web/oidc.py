@@ -28,10 +28,15 @@ from rolecall.federation.jwt_bearer import (
 )
 from rolecall.settings import Settings
 from rolecall.web import metrics
-from rolecall.web.errors import NO_STORE, OAUTH_TOKEN_PATH, oauth_error_response
+from rolecall.web.errors import (
+    ERROR_RESPONSES,
+    NO_STORE,
+    OAUTH_TOKEN_PATH,
+    oauth_error_response,
+)
 from rolecall.web.forms import read_form
 
-router = APIRouter(tags=["oidc"])
+router = APIRouter(tags=["oidc"], responses=ERROR_RESPONSES)  # type: ignore[arg-type]
 
 
 class TokenResponse(BaseModel):

@@ -37,7 +37,12 @@ from rolecall import strict_json
 from rolecall.errors import PermissionDenied, RolecallError
 from rolecall.web import metrics
 from rolecall.web.deps import ATTRIBUTION_RESULT_HEADER, ContextDep, TransactionalRoute
-from rolecall.web.errors import GRAPHQL_PATH, graphql_error_response, status_for
+from rolecall.web.errors import (
+    ERROR_RESPONSES,
+    GRAPHQL_PATH,
+    graphql_error_response,
+    status_for,
+)
 from rolecall.web.graphql.nodes import Context
 from rolecall.web.graphql.schema import build_schema
 
@@ -51,7 +56,11 @@ MAX_BODY = 256 * 1024
 #: Most tokens a document may have (graphql-core stops parsing past it).
 MAX_TOKENS = 5000
 
-router = APIRouter(route_class=TransactionalRoute, tags=["graphql"])
+router = APIRouter(
+    route_class=TransactionalRoute,
+    tags=["graphql"],
+    responses=ERROR_RESPONSES,  # type: ignore[arg-type]
+)
 SCHEMA: GraphQLSchema = build_schema()
 
 
