@@ -6,15 +6,18 @@ import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
+from starlette.routing import Mount, Route
 
 from rolecall.api_keys.models import ApiKey
 from rolecall.settings import Settings
 from rolecall.teams.models import Team
 from rolecall.web.app import create_app
-from rolecall.web.deps import ORG_HEADER
+from rolecall.web.deps import ORG_HEADER, TransactionalRoute
 from tests import factories
 
 
@@ -50,6 +53,25 @@ def test_readyz_is_503_when_the_database_is_unreachable(tmp_path):
     assert ready.json() == {"status": "database unreachable"}
     assert "Traceback" not in ready.text and str(missing) not in ready.text
     assert alive.status_code == 200  # the process itself is up
+
+
+def test_apps_share_the_routes_built_at_import(settings, session_factory):
+    """Each app's route list holds the routes as their modules built them, one set per process:
+    a new app (one per test here) builds none again, not even on its first request, as an app
+    that wraps included routers does."""
+    first = create_app(settings, session_factory=session_factory)
+    second = create_app(settings, session_factory=session_factory)
+
+    def built(app: FastAPI) -> list[APIRoute]:
+        return [route for route in app.routes if isinstance(route, APIRoute)]
+
+    assert {type(route) for route in first.routes} <= {APIRoute, TransactionalRoute, Route, Mount}
+    assert len(built(first)) > 50
+    assert all(one is other for one, other in zip(built(first), built(second), strict=True))
+    scim_mounts = [route for route in first.routes if isinstance(route, Mount)]
+    assert {id(mount.app) for mount in scim_mounts} == {
+        id(mount.app) for mount in second.routes if isinstance(mount, Mount)
+    }
 
 
 def test_openapi_document_is_served(client):
