@@ -106,6 +106,19 @@ def test_requests_and_latency_are_counted_by_route(client):
     assert metric(client, latency, route="/healthz") == latency_before + 2
 
 
+@pytest.mark.parametrize("path", ["/api/v1/openapi.json", "/api/v1/docs"])
+def test_fastapis_own_pages_are_counted_under_their_routes(client, path):
+    labels = {"method": "GET", "route": path, "status": "200"}
+    unlabelled = {**labels, "route": "unmatched"}
+    before = metric(client, "rolecall_http_requests_total", **labels)
+    unmatched = metric(client, "rolecall_http_requests_total", **unlabelled)
+
+    assert client.get(path).status_code == 200
+
+    assert metric(client, "rolecall_http_requests_total", **labels) == before + 1
+    assert metric(client, "rolecall_http_requests_total", **unlabelled) == unmatched
+
+
 def test_api_requests_are_labelled_by_route_template_not_path(client, org):
     template = {"method": "GET", "route": "/api/v1/projects/{entity}/{project}", "status": "404"}
     unmatched = {"method": "GET", "route": "unmatched", "status": "404"}

@@ -108,9 +108,20 @@ def route_template(scope: dict[str, Any]) -> str:
     """The matched route's template, with the prefix of the mount it is under (SCIM's routes
     are mounted at ``/scim`` and ``/scim/v2``), or ``unmatched``. The router records the route
     in the (shared) scope; a mount adds its prefix to ``root_path``."""
-    route = scope.get("route")
+    route = scope.get("route") or _plain_route(scope)
     if route is None:
         return "unmatched"
     root_path = scope.get("root_path", "")
     mounted_at = root_path[len(scope.get("app_root_path", root_path)) :]
     return f"{mounted_at}{getattr(route, 'path', '')}"
+
+
+def _plain_route(scope: dict[str, Any]) -> Any:
+    """The plain Starlette route that answered (FastAPI's own OpenAPI document and docs page):
+    FastAPI's router records only its API routes in the scope, but every route records its
+    endpoint. ``None`` when nothing matched."""
+    endpoint = scope.get("endpoint")
+    if endpoint is None:
+        return None
+    routes = getattr(scope.get("app"), "routes", ())
+    return next((r for r in routes if getattr(r, "endpoint", None) is endpoint), None)
