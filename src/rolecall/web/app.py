@@ -121,7 +121,6 @@ def create_app(
         docs_url="/api/v1/docs",
         redoc_url=None,
         lifespan=lifespan,
-        responses=errors.ERROR_RESPONSES,  # type: ignore[arg-type]
     )
     app.state.settings = settings
     app.state.session_factory = session_factory

@@ -36,7 +36,7 @@ from rolecall.web.errors import (
 )
 from rolecall.web.forms import read_form
 
-router = APIRouter(tags=["oidc"], responses=ERROR_RESPONSES)  # type: ignore[arg-type]
+router = APIRouter(tags=["oidc"], responses=ERROR_RESPONSES)
 
 
 class TokenResponse(BaseModel):

@@ -9,7 +9,7 @@ from sqlalchemy import text
 from rolecall.web import metrics
 from rolecall.web.errors import ERROR_RESPONSES
 
-router = APIRouter(tags=["operations"], responses=ERROR_RESPONSES)  # type: ignore[arg-type]
+router = APIRouter(tags=["operations"], responses=ERROR_RESPONSES)
 
 
 @router.get("/healthz", operation_id="operations-healthz")

@@ -59,7 +59,7 @@ MAX_TOKENS = 5000
 router = APIRouter(
     route_class=TransactionalRoute,
     tags=["graphql"],
-    responses=ERROR_RESPONSES,  # type: ignore[arg-type]
+    responses=ERROR_RESPONSES,
 )
 SCHEMA: GraphQLSchema = build_schema()
 

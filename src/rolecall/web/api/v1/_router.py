@@ -19,5 +19,5 @@ def make_router(tag: str) -> APIRouter:
         prefix=PREFIX,
         route_class=TransactionalRoute,
         tags=[tag],
-        responses=ERROR_RESPONSES,  # type: ignore[arg-type]
+        responses=ERROR_RESPONSES,
     )
