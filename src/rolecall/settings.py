@@ -144,20 +144,21 @@ class Settings(BaseSettings):
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 
+        value = value.strip()
         try:
-            url = make_url(value.strip())
+            url = make_url(value)
         except ArgumentError:
             raise ValueError(
                 "not a database URL: use sqlite:///path/to/file.db or postgresql://user@host/db"
             ) from None
         if url.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
-            return value.strip()
+            return value
         if url.drivername in ("sqlite", "sqlite+pysqlite"):
             database = (url.database or "").strip()
             if not database or database == ":memory:" or url.query.get("mode") == "memory":
                 # Each connection would get a database of its own, the server's empty.
                 raise ValueError("SQLite needs a file (sqlite:///path/to/file.db), not memory")
-            return value.strip()
+            return value
         raise ValueError(
             f"{url.drivername} is not supported: use sqlite:///path/to/file.db or "
             "postgresql://user@host/db"
