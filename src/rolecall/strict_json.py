@@ -17,6 +17,7 @@ value inside its schema's URN, a Bulk operation's data): ``loads`` refuses nesti
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -74,6 +75,15 @@ def loads(raw: bytes) -> Any:
     return value
 
 
+def escapes_unpaired_surrogate(text: str, parsed: Any) -> bool:
+    """Whether ``parsed``, what a grammar that decodes JSON string escapes made of ``text``
+    (a SCIM filter's or path's compared values are JSON strings, RFC 7644 §3.4.2.2), holds a
+    lone surrogate that ``text`` escaped. ``parsed`` may be a tree of dataclasses."""
+    return _ESCAPED_SURROGATE.search(text.encode("utf-8", "replace")) is not None and (
+        _holds_surrogate(parsed)
+    )
+
+
 def _deeper_than(value: Any, limit: int) -> bool:
     """Whether arrays and objects nest more than ``limit`` deep in ``value``; walked a level
     at a time, without recursion. ``json`` makes exact ``dict``s and ``list``s, and testing
@@ -108,6 +118,8 @@ def _holds_surrogate(value: Any) -> bool:
         elif isinstance(item, dict):
             pending.extend(item.keys())
             pending.extend(item.values())
-        elif isinstance(item, list):
+        elif isinstance(item, list | tuple):
             pending.extend(item)
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            pending.extend(getattr(item, f.name) for f in dataclasses.fields(item))
     return False

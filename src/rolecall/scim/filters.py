@@ -33,6 +33,7 @@ from sqlalchemy import ColumnElement, and_, false, func, not_, or_, true
 from rolecall.db.text import by_code_point, lowered, position
 from rolecall.db.types import as_stored
 from rolecall.scim.errors import INVALID_FILTER, ScimError, bad_request
+from rolecall.strict_json import escapes_unpaired_surrogate
 
 MAX_FILTER_LENGTH = 4096
 STRING, BOOLEAN, DATETIME = "string", "boolean", "dateTime"
@@ -63,12 +64,18 @@ class Attr:
 
 def parse(text: str) -> FilterNode:
     """The filter's syntax tree; ``invalidFilter`` when it does not parse."""
-    if len(text) > MAX_FILTER_LENGTH or "\x00" in text:
+    if len(text) > MAX_FILTER_LENGTH:
         raise bad_request(INVALID_FILTER, f"filters are at most {MAX_FILTER_LENGTH} characters")
+    if "\x00" in text:
+        raise bad_request(INVALID_FILTER, "a filter holds no NUL character")
     try:
-        return ScimFilter(text).ast
+        node = ScimFilter(text).ast
     except SCIMException as exc:
         raise bad_request(INVALID_FILTER, f"invalid filter: {exc}") from None
+    # A value no database can store: it would fail inside the query.
+    if escapes_unpaired_surrogate(text, node):
+        raise bad_request(INVALID_FILTER, "a string holds an unpaired UTF-16 surrogate escape")
+    return node
 
 
 def to_sql(text: str, attrs: Mapping[str, Attr], core_urn: str) -> ColumnElement[bool]:
@@ -112,8 +119,10 @@ class _Translator:
             path = node.attr_path
             if path.uri is not None and path.uri.lower() != self.core_urn:
                 raise bad_request(INVALID_FILTER, f"unsupported attribute {path}")
-            attr = self.attrs.get(path.attr.lower()) if path.sub_attr is None else None
-            if attr is None or not attr.sub:
+            attr = self.attrs.get(path.attr.lower())
+            if attr is None:
+                raise bad_request(INVALID_FILTER, f"unknown or unsupported attribute {path}")
+            if path.sub_attr is not None or not attr.sub:
                 raise bad_request(INVALID_FILTER, f"{node.attr_path} is not multi-valued")
             inner = _Translator(attr.sub, "")
             condition = inner.visit(node.val_filter)

@@ -14,6 +14,7 @@ from scim2_models import SCIMException
 from scim2_models.path import AttrPath, Path, PathNode
 
 from rolecall.scim.errors import INVALID_PATH, INVALID_SYNTAX, INVALID_VALUE, bad_request
+from rolecall.strict_json import escapes_unpaired_surrogate
 
 LIST_URN = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 #: ``count`` when the client names none, and the most one page holds (``filter.maxResults``).
@@ -156,14 +157,18 @@ def operations(body: Any) -> list[Operation]:
 
 def parse_path(path: str) -> PathNode:
     """A PATCH path's syntax tree; ``invalidPath`` when it does not parse."""
-    if len(path) > MAX_PATH_LENGTH or "\x00" in path:
+    if len(path) > MAX_PATH_LENGTH:
         raise bad_request(INVALID_PATH, f"paths are at most {MAX_PATH_LENGTH} characters")
+    if "\x00" in path:
+        raise bad_request(INVALID_PATH, "a path holds no NUL character")
     try:
         node = Path(path).ast
     except SCIMException as exc:
         raise bad_request(INVALID_PATH, f"invalid path {path[:64]!r}: {exc}") from None
     if node is None:  # pragma: no cover - empty paths are turned into None above
         raise bad_request(INVALID_PATH, "empty path")
+    if escapes_unpaired_surrogate(path, node):
+        raise bad_request(INVALID_PATH, "a string holds an unpaired UTF-16 surrogate escape")
     return node
 
 
