@@ -804,6 +804,49 @@ def test_value_filtered_email_path(scim):
 
 
 @pytest.mark.parametrize(
+    "selection",
+    [
+        'emails[value eq "ADA@example.com"].value',
+        'emails[type eq "work" and value ew "@EXAMPLE.com"].value',
+        'emails[not (type eq "home")].value',
+        "emails[primary eq true].value",
+        "emails[value pr].value",
+    ],
+)
+def test_a_value_filter_that_matches_the_stored_email_writes_it(scim, selection):
+    url = f"{USERS}/{create(scim)['id']}"
+
+    response = scim.patch(
+        url, json=patch({"op": "replace", "path": selection, "value": "new@example.com"})
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["emails"][0]["value"] == "new@example.com"
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        'emails[value eq "someone.else@example.com"].value',
+        'emails[type eq "work" and value eq "nope@example.com"].value',
+        'emails[display eq "Work"].value',
+        'emails[value eq "someone.else@example.com"]',
+    ],
+)
+@pytest.mark.parametrize("op", ["replace", "add", "remove"])
+def test_a_value_filter_that_matches_no_email_is_no_target_and_changes_nothing(scim, selection, op):
+    created = create(scim)
+    url = f"{USERS}/{created['id']}"
+    operation = {"op": op, "path": selection}
+    if op != "remove":
+        operation["value"] = "hijack@example.com"
+
+    assert_scim_error(scim.patch(url, json=patch(operation)), 400, "noTarget")
+
+    assert scim.get(url).json()["emails"] == created["emails"]
+
+
+@pytest.mark.parametrize(
     ("operation", "email"),
     [
         # RFC 7644 §3.5.2.1: add joins the user's emails; a home address is not kept, and the

@@ -164,7 +164,7 @@ def _present(attr: Attr) -> ColumnElement[bool]:
 
 def _compare(attr: Attr, op: CompareOperator, value: Any, name: str) -> ColumnElement[bool]:
     if attr.constant is not None:
-        return true() if _python_compare(attr, op, value, name) else false()
+        return true() if compare_constant(attr.constant, op, value, name) else false()
     if value is None:
         if op is CompareOperator.eq:
             return attr.column.is_(None)
@@ -228,9 +228,10 @@ def _ordered(column: Any, op: CompareOperator, value: Any, name: str) -> ColumnE
     raise bad_request(INVALID_FILTER, f"{name}: {op.value} does not apply to dates")
 
 
-def _python_compare(attr: Attr, op: CompareOperator, value: Any, name: str) -> bool:
-    """A comparison with an attribute every resource has the same value of."""
-    constant = attr.constant
+def compare_constant(constant: Any, op: CompareOperator, value: Any, name: str) -> bool:
+    """``constant op value``, in Python: an attribute every resource has the same value of, or
+    one value already in hand (a PATCH value filter on the user's one email). Strings compare
+    case-insensitively."""
     if isinstance(constant, bool):
         flag = _boolean(value, name)
         if op in (CompareOperator.eq, CompareOperator.ne):

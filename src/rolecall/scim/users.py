@@ -12,7 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from scim2_models.path import AttrPath, Comparison, FilterNode, LogicalExpr, Present, ValuePath
+from scim2_models.path import (
+    AttrPath,
+    Comparison,
+    FilterNode,
+    LogicalExpr,
+    Not,
+    Present,
+    ValuePath,
+)
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
@@ -27,7 +35,7 @@ from rolecall.scim.errors import (
     ScimError,
     bad_request,
 )
-from rolecall.scim.filters import to_sql
+from rolecall.scim.filters import compare_constant, to_sql
 from rolecall.scim.mapping import EMAIL_TYPE, USER_URN
 from rolecall.scim.messages import (
     READ_ONLY,
@@ -569,9 +577,15 @@ def _write_email_selection(
     draft: Draft, op: Operation, node: ValuePath, *, sub_attr: str | None
 ) -> None:
     """``emails[type eq "work"].value``: the one stored email is the work, primary entry, so a
-    selection of it writes it; a selection of another type is accepted and not stored."""
-    if not _selects_work_email(node.val_filter):
-        return
+    selection that matches it writes it. One that names only another type, or entries that are
+    not primary, selects an entry rolecall does not keep: accepted, nothing stored. One that
+    names what the stored email is not (``value eq "someone.else@x"``) matches no entry: RFC
+    7644 §3.5.2.3 makes that ``noTarget``, and writing the stored email instead would change an
+    address the client never selected."""
+    if not _selects_stored_email(node.val_filter, draft.email):
+        if _names_only_kind(node.val_filter):
+            return
+        raise bad_request(NO_TARGET, f"no email of the user matches {node.val_filter}")
     if op.op == "remove":
         raise bad_request(INVALID_VALUE, "a user needs an email; replace it instead")
     if sub_attr is None:
@@ -580,19 +594,37 @@ def _write_email_selection(
         draft.email = text(op.value, "emails.value", required=True)
 
 
-def _selects_work_email(node: FilterNode) -> bool:
-    """Whether a value filter matches the stored email (type work, primary)."""
+#: The stored email as a value filter sees it; ``display`` and other sub-attributes it lacks.
+_STORED_EMAIL_KIND = {"type": EMAIL_TYPE, "primary": True}
+
+
+def _selects_stored_email(node: FilterNode, email: str | None) -> bool:
+    """Whether a value filter matches the stored email (its address, type work, primary)."""
     if isinstance(node, LogicalExpr):
-        results = [_selects_work_email(term) for term in node.terms]
+        results = [_selects_stored_email(term, email) for term in node.terms]
         return all(results) if node.op.value == "and" else any(results)
-    if isinstance(node, Comparison):
-        attr = node.attr_path.attr.lower()
-        if attr == "type":
-            return str(node.value).lower() == EMAIL_TYPE and node.op.value == "eq"
-        if attr == "primary":
-            return node.op.value == "eq" and str(node.value).lower() == "true"
-        return True  # ``value eq "..."``: the client names the entry it knows
-    return isinstance(node, Present)
+    if isinstance(node, Not):
+        return not _selects_stored_email(node.expr, email)
+    if isinstance(node, Comparison | Present):
+        name = node.attr_path.attr.lower()
+        stored = email if name == "value" else _STORED_EMAIL_KIND.get(name)
+        if stored is None:
+            return False
+        if isinstance(node, Present):
+            return True
+        return compare_constant(stored, node.op, node.value, f"emails.{name}")
+    return False  # a nested value path: no sub-attribute of an email is multi-valued
+
+
+def _names_only_kind(node: FilterNode) -> bool:
+    """Whether a value filter names no more than an entry's ``type`` and ``primary``."""
+    if isinstance(node, LogicalExpr):
+        return all(_names_only_kind(term) for term in node.terms)
+    if isinstance(node, Not):
+        return _names_only_kind(node.expr)
+    if isinstance(node, Comparison | Present):
+        return node.attr_path.attr.lower() in _STORED_EMAIL_KIND
+    return False
 
 
 def _write_team_roles(draft: Draft, remove: bool, value: Any) -> None:
