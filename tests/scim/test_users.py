@@ -610,6 +610,111 @@ def test_put_clears_what_it_leaves_out_but_organization_role_and_team_roles(scim
     assert replaced["teamRoles"] == [{"teamName": "team1", "roleName": "admin"}]
 
 
+def _in_two_teams(scim, db, org) -> str:
+    factories.team(db, org.org, name="team1")
+    factories.team(db, org.org, name="team2")
+    roles = [
+        {"teamName": "team1", "roleName": "member"},
+        {"teamName": "team2", "roleName": "admin"},
+    ]
+    return f"{USERS}/{create(scim, teamRoles=roles)['id']}"
+
+
+def test_put_with_team_roles_leaves_the_teams_it_does_not_name(scim, db, org):
+    # RFC 7644 §3.5.1: PUT replaces; teamRoles, when the body carries it, is all the teams.
+    url = _in_two_teams(scim, db, org)
+
+    body = new_user(teamRoles=[{"teamName": "TEAM1", "roleName": "admin"}])
+    response = scim.put(url, json=body)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["teamRoles"] == [{"teamName": "team1", "roleName": "admin"}]
+    assert scim.get(url).json()["teamRoles"] == [{"teamName": "team1", "roleName": "admin"}]
+    assert [e.object_name for e in events(db, "team.member.remove")] == ["team2"]
+
+
+@pytest.mark.parametrize("team_roles", [None, []])
+def test_put_with_null_or_empty_team_roles_keeps_them_as_if_left_out(scim, db, org, team_roles):
+    # RFC 7643 §2.5: null and [] are the attribute unassigned, which a PUT leaves as it is.
+    url = _in_two_teams(scim, db, org)
+    before = scim.get(url).json()["teamRoles"]
+
+    response = scim.put(url, json=new_user(teamRoles=team_roles))
+
+    assert response.status_code == 200, response.text
+    assert response.json()["teamRoles"] == before and len(before) == 2
+
+
+@pytest.mark.parametrize(
+    ("operation", "teams_left"),
+    [
+        ({"op": "replace", "path": "teamRoles", "value": None}, 0),
+        ({"op": "replace", "path": "teamRoles", "value": []}, 0),
+        ({"op": "replace", "value": {"teamRoles": None}}, 0),
+        ({"op": "add", "path": "teamRoles", "value": []}, 2),
+        ({"op": "remove", "path": "teamRoles", "value": []}, 2),
+    ],
+)
+def test_patch_team_roles_null_or_empty(scim, db, org, operation, teams_left):
+    url = _in_two_teams(scim, db, org)
+
+    response = scim.patch(url, json=patch(operation))
+
+    assert response.status_code == 200, response.text
+    assert len(response.json()["teamRoles"]) == teams_left
+
+
+@pytest.mark.parametrize(
+    ("attribute", "empty"),
+    [
+        ("name", None),
+        ("emails", None),
+        ("emails", []),
+        ("active", None),
+        ("organizationRole", None),
+        ("teamRoles", None),
+        ("teamRoles", []),
+    ],
+)
+def test_post_with_a_null_or_empty_attribute_is_as_if_it_were_left_out(scim, attribute, empty):
+    # RFC 7643 §2.5: null and [] are the same state as unassigned.
+    left_out = new_user("left.out@example.com")
+    left_out.pop(attribute, None)
+    sent_empty = new_user("sent.empty@example.com")
+    sent_empty[attribute] = empty
+
+    expected = scim.post(USERS, json=left_out)
+    response = scim.post(USERS, json=sent_empty)
+
+    assert response.status_code == 201, response.text
+    assert expected.status_code == 201, expected.text
+
+    def state(resource: dict) -> dict:
+        kept = {k: v for k, v in resource.items() if k not in ("id", "meta", "userName")}
+        for email in kept.get("emails", []):
+            email["value"] = email["value"].split("@")[1]
+        return kept
+
+    assert state(response.json()) == state(expected.json())
+
+
+def test_patch_name_null_clears_it(scim):
+    url = f"{USERS}/{create(scim)['id']}"
+
+    response = scim.patch(url, json=patch({"op": "replace", "path": "name", "value": None}))
+
+    assert response.status_code == 200, response.text
+    assert "name" not in response.json()
+
+
+def test_patch_emails_null_or_empty_is_refused_a_user_needs_one(scim):
+    url = f"{USERS}/{create(scim)['id']}"
+    for empty in (None, []):
+        operation = {"op": "replace", "path": "emails", "value": empty}
+        body = assert_scim_error(scim.patch(url, json=patch(operation)), 400, "invalidValue")
+        assert "needs an email" in body["detail"]
+
+
 # --- PATCH --------------------------------------------------------------------------------------
 
 

@@ -78,8 +78,13 @@ IGNORED = frozenset(
 )
 #: Stands for "every team" in a draft's team-role changes (``remove teamRoles``).
 ALL_TEAMS = "\x00all"
+#: Stands for "every team the changes do not name": a PUT's ``teamRoles`` lists all of them.
+OTHER_TEAMS = "\x00other"
 #: Keys of a POST or PUT body that are not the client's to set; ignored there.
 NOT_WRITTEN = frozenset({"id", "meta", "schemas", "groups", "password"})
+#: Attributes a POST gives a default and a PUT keeps when its body leaves them out; so too when
+#: it sends them null or empty (RFC 7643 §2.5: the same state as unassigned).
+KEPT_WHEN_ABSENT = frozenset({"emails", "active", "organizationrole", "teamroles"})
 
 
 @dataclass
@@ -96,6 +101,9 @@ class Draft:
     organization_role: str | None = None
     #: Team-role changes in order: (team name, role name, or ``None`` to leave the team).
     team_roles: list[tuple[str, str | None]] = field(default_factory=list)
+    #: PUT (RFC 7644 §3.5.1): a ``teamRoles`` it carries is all the user's teams. PATCH sets
+    #: the role in each team named and leaves the others, as the seeds' example does.
+    replacing: bool = False
     id: str | None = None
 
 
@@ -308,7 +316,8 @@ def replace_user(
     _hold_teams(session, org, user_id, body)
     member = _require_for_write(session, actor, org, user_id, if_match)
     current = _draft(member)
-    draft = replace(current, user_name=None, external_id=None, display_name=None)
+    draft = replace(current, user_name=None, external_id=None, display_name=None, team_roles=[])
+    draft.replacing = True
     draft.given_name = None
     draft.family_name = None
     _apply_body(draft, body)
@@ -405,12 +414,17 @@ def _team_roles(
     changes: list[tuple[str, str | None]],
 ) -> None:
     """The seeds' ``teamRoles``: set the role in each team named (joining it if needed), or
-    leave it (``None``). Predefined role names are case-insensitive, custom ones exact."""
+    leave it (``None``); leave every team (``ALL_TEAMS``), or every team that no change names
+    (``OTHER_TEAMS``). Predefined role names are case-insensitive, custom ones exact."""
     user_id = member.user.id
     for team_name, role in changes:
-        if team_name == ALL_TEAMS:
+        if team_name in (ALL_TEAMS, OTHER_TEAMS):
+            kept: set[str] = set()
+            if team_name == OTHER_TEAMS:  # the markers' names hold a NUL: no team's
+                kept.update(teams.team_ids_named(session, org=org, refs=(n for n, _ in changes)))
             for team, _ in users.teams_of_users(session, org=org, user_ids=[user_id])[user_id]:
-                teams.remove_member(session, actor=actor, org=org, team=team, member=user_id)
+                if team.id not in kept:
+                    teams.remove_member(session, actor=actor, org=org, team=team, member=user_id)
             continue
         team = teams.get_team(session, org=org, ref=team_name)
         if team is None:
@@ -479,6 +493,8 @@ def _apply(draft: Draft, op: Operation, *, lenient: bool = False) -> None:
 
 def _write(draft: Draft, op: Operation, attr: str, sub: str | None, lenient: bool) -> None:
     remove, value = op.op == "remove", op.value
+    if lenient and sub is None and attr in KEPT_WHEN_ABSENT and value in (None, []):
+        return
     if attr == "username" and sub is None:
         if remove:
             raise bad_request(MUTABILITY, "userName is required and cannot be removed")
@@ -490,7 +506,7 @@ def _write(draft: Draft, op: Operation, attr: str, sub: str | None, lenient: boo
     elif attr == "name":
         _write_name(draft, remove, sub, value)
     elif attr == "emails":
-        if remove:
+        if remove or value in (None, []):
             raise bad_request(INVALID_VALUE, "a user needs an email; replace it instead")
         if sub is None:
             _write_emails(draft, value, adding=op.op == "add")
@@ -505,7 +521,7 @@ def _write(draft: Draft, op: Operation, attr: str, sub: str | None, lenient: boo
             raise bad_request(INVALID_VALUE, "organizationRole cannot be removed; replace it")
         draft.organization_role = text(value, "organizationRole", required=True)
     elif attr == "teamroles" and sub is None:
-        _write_team_roles(draft, remove, value)
+        _write_team_roles(draft, op.op, value)
     elif attr == "groups":
         if not lenient:
             raise bad_request(MUTABILITY, "groups is read-only here: change membership in /Groups")
@@ -522,7 +538,7 @@ def _write(draft: Draft, op: Operation, attr: str, sub: str | None, lenient: boo
 
 def _write_name(draft: Draft, remove: bool, sub: str | None, value: Any) -> None:
     if sub is None:
-        if remove:
+        if remove or value is None:  # null: unassigned (RFC 7643 §2.5)
             draft.given_name = draft.family_name = None
             return
         if not isinstance(value, dict):
@@ -627,11 +643,16 @@ def _names_only_kind(node: FilterNode) -> bool:
     return False
 
 
-def _write_team_roles(draft: Draft, remove: bool, value: Any) -> None:
-    if remove and value is None:
-        # RFC 7644 §3.5.2.2: no value, the attribute is unassigned: the user leaves its teams.
-        draft.team_roles.append((ALL_TEAMS, None))
+def _write_team_roles(draft: Draft, op: str, value: Any) -> None:
+    if value is None or (op == "replace" and value == []):
+        # RFC 7644 §3.5.2.2: a remove without a value unassigns the attribute, and so does a
+        # replace with null or [] (RFC 7643 §2.5): the user leaves its teams.
+        if op != "add":  # an add of nothing adds nothing
+            draft.team_roles.append((ALL_TEAMS, None))
         return
+    remove = op == "remove"
+    if draft.replacing:
+        draft.team_roles.append((OTHER_TEAMS, None))
     entries = value if isinstance(value, list) else [value]
     for entry in entries:
         if not isinstance(entry, dict):
