@@ -199,6 +199,23 @@ def test_a_scoped_key_cannot_mint_a_wider_key(client, db, org):
     assert narrower.status_code == 201 and narrower.json()["scopes"] == ["run:read"]
 
 
+def test_an_expiring_key_mints_only_keys_that_expire_by_its_own_end(client, db, org):
+    created = client.post(KEYS, headers=org.admin_headers, json={"expires_in": 3600}).json()
+    headers = factories.headers(created["key"])
+
+    forever = client.post(KEYS, headers=headers, json={})
+    later = client.post(KEYS, headers=headers, json={"expires_in": 7200})
+    sooner = client.post(KEYS, headers=headers, json={"expires_in": 600})
+
+    assert forever.status_code == 403 and later.status_code == 403
+    assert "must expire by then" in forever.json()["error"]["message"]
+    assert sooner.status_code == 201, sooner.text
+    ends = datetime.fromisoformat(created["expires_at"])
+    assert datetime.fromisoformat(sooner.json()["expires_at"]) <= ends
+    # A key without an expiry, or a session, makes keys of any lifetime.
+    assert client.post(KEYS, headers=org.admin_headers, json={}).status_code == 201
+
+
 def test_revoking_a_key_makes_it_fail_authentication(client, db, org):
     created = client.post(KEYS, headers=org.admin_headers, json={}).json()
     headers = factories.headers(created["key"])

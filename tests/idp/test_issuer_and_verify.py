@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from rolecall.api_keys.models import ApiKey
 from rolecall.audit.models import AuditEvent
 from rolecall.authz import policy
 from rolecall.identity.models import AccessToken
@@ -75,6 +76,28 @@ def test_an_access_token_cannot_change_the_issuer_that_trusts_it(client, db, org
     assert refused.status_code == 403
     assert refused.json()["error"]["rule"] == policy.RULE_CREDENTIAL_KIND
     assert client.get(f"{API}/federation/issuer", headers=org.admin_headers).json()["issuer"]
+
+
+def test_an_access_token_cannot_mint_an_api_key_that_could_change_the_issuer(
+    client, db, org, federated
+):
+    # A key would outlive the token and hold org:manage_auth, which the token may not use.
+    org.admin.email_key = org.admin.email.lower()
+    token = exchange(client, federated.mint(sub=org.admin.email, aud=org.org.name)).json()
+    headers = bearer(token["access_token"])
+    keys_before = db.scalars(select(ApiKey.id)).all()
+    mutation = 'mutation { result: generateApiKey(input: {description: "x"}) { apiKey { name } } }'
+
+    rest = client.post(f"{API}/api-keys", json={"expires_in": 60}, headers=headers)
+    graphql = client.post("/graphql", json={"query": mutation}, headers=headers)
+
+    assert rest.status_code == 403, rest.text
+    assert "access token" in rest.json()["error"]["message"]
+    assert graphql.status_code == 200 and graphql.json()["data"] == {"result": None}
+    [error] = graphql.json()["errors"]
+    assert error["extensions"]["code"] == "permission_denied" and "access token" in error["message"]
+    db.expire_all()
+    assert db.scalars(select(ApiKey.id)).all() == keys_before
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from rolecall import authz
 from rolecall.api_keys.issue import issue_key
 from rolecall.api_keys.models import ApiKey
 from rolecall.audit.service import record
+from rolecall.authz.facts import CredentialKind
 from rolecall.authz.permissions import Permission, parse_permission
 from rolecall.errors import InvalidInput, NotFound, PermissionDenied
 from rolecall.identity.principal import Principal
@@ -222,22 +223,16 @@ def create_own_key(
 ) -> tuple[ApiKey, str]:
     """The calling user issues itself a key; returns the row and the secret (shown once).
 
-    A scoped key may only create keys within its own scopes, so it cannot widen itself.
+    A credential makes no key that outranks or outlives it (``_within_the_callers_credential``).
 
     Raises ``PermissionDenied`` without ``org:read``, for a service account (its keys are
-    managed by those who manage the account) or for scopes wider than the caller's key;
-    ``InvalidInput`` for a bad description, lifetime or scope.
+    managed by those who manage the account), for an access token, or for scopes or a lifetime
+    beyond the caller's key; ``InvalidInput`` for a bad description, lifetime or scope.
     """
     authz.require(session, actor, Permission.ORG_READ, org)
     user_id = _own_user_id(actor)
     permissions = parse_scopes(scopes)
-    if actor.key_scopes is not None and (
-        permissions is None or not permissions <= actor.key_scopes
-    ):
-        raise PermissionDenied(
-            "a scoped API key may only create keys limited to its own scopes: "
-            + ", ".join(sorted(actor.key_scopes))
-        )
+    _within_the_callers_credential(actor, permissions, expiry(expires_in, datetime.now(UTC)))
     return create_key(
         session,
         actor=actor,
@@ -247,6 +242,36 @@ def create_own_key(
         expires_in=expires_in,
         scopes=permissions,
     )
+
+
+def _within_the_callers_credential(
+    actor: Principal, scopes: frozenset[Permission] | None, expires_at: datetime | None
+) -> None:
+    """A credential makes no key of its own principal that outranks or outlives it (ours).
+
+    - A scoped key makes keys limited to its own scopes, so it cannot widen itself.
+    - An expiring key makes keys that expire by the time it does.
+    - An access token from identity federation makes none: federation's credentials are short
+      lived by design (the seeds: JWTs "address the shortcomings of long-lived credentials like
+      API keys"), and a token may not use ``org:manage_auth``, which a key of its owner could.
+
+    Raises ``PermissionDenied`` saying which."""
+    if actor.credential is CredentialKind.ACCESS_TOKEN:
+        raise PermissionDenied(
+            "an access token from identity federation cannot create API keys: its credentials "
+            "are short-lived by design; sign in with a password, SSO or an API key to make one"
+        )
+    if actor.key_scopes is not None and (scopes is None or not scopes <= actor.key_scopes):
+        raise PermissionDenied(
+            "a scoped API key may only create keys limited to its own scopes: "
+            + ", ".join(sorted(actor.key_scopes))
+        )
+    ends = actor.credential_expires_at
+    if ends is not None and (expires_at is None or expires_at > ends):
+        raise PermissionDenied(
+            f"this API key expires at {ends.isoformat()}: the keys it creates must expire by "
+            "then (give expires_in)"
+        )
 
 
 def list_own_keys(session: Session, *, actor: Principal, org: Organization) -> list[ApiKey]:

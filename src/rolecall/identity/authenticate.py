@@ -152,6 +152,7 @@ def authenticate_access_token(
             CredentialKind.ACCESS_TOKEN,
             user_id=user.id,
             credential_id=token.id,
+            credential_expires_at=token.expires_at,
             org_id=token.org_id,
         )
     if account is None or account.deleted_at is not None:
@@ -162,6 +163,7 @@ def authenticate_access_token(
         CredentialKind.ACCESS_TOKEN,
         service_account_id=account.id,
         credential_id=token.id,
+        credential_expires_at=token.expires_at,
         org_id=token.org_id,
     )
 
@@ -200,6 +202,7 @@ def grant_for_api_key(session: Session, secret: str, *, now: datetime | None = N
             user_id=user.id,
             credential_id=key.id,
             key_scopes=scopes,
+            credential_expires_at=key.expires_at,
         )
     else:
         account = session.get(ServiceAccount, key.service_account_id)
@@ -212,6 +215,7 @@ def grant_for_api_key(session: Session, secret: str, *, now: datetime | None = N
             service_account_id=account.id,
             credential_id=key.id,
             key_scopes=scopes,
+            credential_expires_at=key.expires_at,
             org_id=account.org_id,
         )
     last_used = key.last_used_at

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from rolecall.authz.facts import CredentialKind, PrincipalKind
 from rolecall.authz.permissions import Permission
@@ -20,6 +21,9 @@ class Principal:
     #: The API key, session or token id, for the audit log.
     credential_id: str | None = None
     key_scopes: frozenset[Permission] | None = None
+    #: When the credential stops working: an API key with an expiry, an access token. Keys it
+    #: makes for its own principal may not outlive it.
+    credential_expires_at: datetime | None = None
     #: Which surface the request came through: api, cli, scim, graphql, console, oidc.
     surface: str = "api"
     #: A human named by a service account's request (X-Wandb-Username / X-Wandb-User-Email).
