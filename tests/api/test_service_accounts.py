@@ -199,6 +199,25 @@ def test_external_accounts_have_a_unique_subject_and_no_key(client, db, org):
     assert client.get(f"{ACCOUNTS}/gha/api-keys", headers=org.admin_headers).json()["items"] == []
 
 
+def test_a_team_admin_cannot_name_an_external_account_after_a_users_email(client, db, org):
+    # Such an account would take the user's JWTs, an org admin's included.
+    team = factories.team(db, org.org)
+    team_admin = factories.user(db, org.org)
+    factories.member(db, team, team_admin, role="admin")
+    headers = factories.headers(factories.api_key(db, team_admin))
+    body = {"name": "capture", "scope": "team", "team": team.name, "kind": "external"}
+
+    response = client.post(
+        ACCOUNTS, json=body | {"subject": org.admin.email.upper()}, headers=headers
+    )
+
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["field"] == "subject"
+    assert "email of a user" in response.json()["error"]["message"]
+    other = client.post(ACCOUNTS, json=body | {"subject": "repo:acme/ml"}, headers=headers)
+    assert other.status_code == 201, other.text
+
+
 # --- list and get -----------------------------------------------------------------------------
 
 

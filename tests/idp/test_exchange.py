@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from rolecall.identity.models import AccessToken
 from rolecall.orgs.models import OrgMembership
@@ -99,6 +99,26 @@ def _refused(response, error, check):
 
 def _claims(issuer, org, **over):
     return issuer.claims(**{"sub": "alice@example.org", "aud": org.org.name, **over})
+
+
+def test_a_users_email_names_the_user_even_if_an_account_has_it_as_subject(
+    client, db, org, federated, alice
+):
+    # An account given a user's email as its subject (made before the user joined, or
+    # written straight to the database) must not take that user's JWTs.
+    team = factories.team(db, org.org, name="vision")
+    account = factories.service_account(db, org.org, team, name="capture")
+    account.kind, account.subject = "external", "alice@example.org"
+    db.flush()
+
+    response = exchange(client, federated.mint(sub="alice@example.org", aud=org.org.name))
+
+    assert response.status_code == 200, response.text
+    viewer = _viewer(client, response.json()["access_token"]).json()
+    assert (viewer["kind"], viewer["username"]) == ("user", "alice")
+    db.execute(update(OrgMembership).where(OrgMembership.user_id == alice.id).values(active=False))
+    refused = exchange(client, federated.mint(sub="alice@example.org", aud=org.org.name))
+    assert refused.status_code == 400 and "deactivated" in refused.json()["error_description"]
 
 
 @pytest.mark.parametrize(

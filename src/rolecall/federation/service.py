@@ -158,8 +158,23 @@ def _audiences(org: Organization, settings: Settings) -> frozenset[str] | None:
 
 
 def find_subject(session: Session, org: Organization, sub: str) -> Subject | str:
-    """Whom ``sub`` names in ``org``: an external service account by its subject, else an
-    active user by email (case-insensitively); otherwise a string saying why nobody."""
+    """Whom ``sub`` names in ``org``: the user whose email it is (case-insensitively), else an
+    external service account by its subject; otherwise a string saying why nobody.
+
+    The user comes first: the seeds make ``sub`` the user's email, and an account's subject is
+    set by a team admin, who must not be able to take over the JWTs of any user (an org admin
+    included) by naming the account after their email. A deactivated user's JWTs are refused,
+    not handed to such an account."""
+    row = session.execute(
+        select(User, OrgMembership.active)
+        .join(OrgMembership, and_(OrgMembership.user_id == User.id, OrgMembership.org_id == org.id))
+        .where(User.email_key == sub.lower())
+    ).first()
+    if row is not None:
+        user, active = row
+        if not active:
+            return f"user {user.username} is deactivated"
+        return Subject(PrincipalKind.USER.value, user.id, user.username)
     account = session.scalar(
         select(ServiceAccount).where(
             ServiceAccount.org_id == org.id,
@@ -168,21 +183,11 @@ def find_subject(session: Session, org: Organization, sub: str) -> Subject | str
             ServiceAccount.deleted_at.is_(None),
         )
     )
-    if account is not None:
-        return Subject(PrincipalKind.SERVICE_ACCOUNT.value, account.id, account.name)
-    row = session.execute(
-        select(User, OrgMembership.active)
-        .join(OrgMembership, and_(OrgMembership.user_id == User.id, OrgMembership.org_id == org.id))
-        .where(User.email_key == sub.lower())
-    ).first()
-    if row is None:
+    if account is None:
         return (
             "no user of the organization has this email, no external service account this subject"
         )
-    user, active = row
-    if not active:
-        return f"user {user.username} is deactivated"
-    return Subject(PrincipalKind.USER.value, user.id, user.username)
+    return Subject(PrincipalKind.SERVICE_ACCOUNT.value, account.id, account.name)
 
 
 def _locate(

@@ -24,10 +24,11 @@ from rolecall.authz.roles import TeamRole
 from rolecall.errors import Conflict, InvalidInput, NotFound, some_of
 from rolecall.identity.principal import Principal
 from rolecall.identity.secrets import derived_secret, digest, same_digest
-from rolecall.orgs.models import Organization
+from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.service_accounts.models import ServiceAccount
 from rolecall.teams.models import Team, TeamMembership
 from rolecall.teams.service import require_team
+from rolecall.users.models import User
 from rolecall.users.naming import USERNAME_RE
 
 ORG_SCOPE, TEAM_SCOPE = "org", "team"
@@ -109,6 +110,18 @@ def _check_name(name: str) -> None:
         )
 
 
+def _is_a_members_email(session: Session, org: Organization, subject: str) -> bool:
+    return (
+        session.scalar(
+            select(OrgMembership.user_id)
+            .join(User, User.id == OrgMembership.user_id)
+            .where(OrgMembership.org_id == org.id, User.email_key == subject.strip().lower())
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def _check_kind(scope: str, kind: str, subject: str | None) -> str | None:
     """Built-in accounts authenticate with keys; external ones (team-scoped) with a subject."""
     if scope not in (ORG_SCOPE, TEAM_SCOPE):
@@ -175,6 +188,14 @@ def create_service_account(
         )
     ):
         raise Conflict("another service account has this subject", field="subject")
+    if subject is not None and _is_a_members_email(session, org, subject):
+        # Such JWTs sign that user in (federation looks for the user first): an account named
+        # after a user's email would never be used, or, if it were, would take their identity.
+        raise Conflict(
+            "this subject is the email of a user of the organization: JWTs naming it sign that "
+            "user in",
+            field="subject",
+        )
     account = ServiceAccount(
         org_id=org.id,
         name=name,
