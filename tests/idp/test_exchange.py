@@ -333,6 +333,30 @@ def test_unknown_kids_do_not_make_us_fetch_again_and_again(client, org, issuer, 
     assert issuer.requests.count("/.well-known/jwks.json") == before + 1
 
 
+def test_unknown_kids_do_not_make_us_ask_a_failing_issuer_again_and_again(
+    client, org, issuer, alice
+):
+    assert register(client, org.admin_headers, issuer.issuer).status_code == 200
+    sub, aud = "alice@example.org", org.org.name
+    assert exchange(client, issuer.mint(sub=sub, aud=aud)).status_code == 200
+    before = issuer.requests.count("/.well-known/jwks.json")
+    issuer.overrides["/.well-known/jwks.json"] = (500, b"down")
+
+    answers = [
+        exchange(client, issuer.mint(sub=sub, aud=aud, key=issuer.rogue, header={"kid": f"x{n}"}))
+        for n in range(5)
+    ]
+
+    # The first unknown kid asks the issuer, which fails; within the refetch interval the
+    # others use the key set in hand, the failure counting as the attempt.
+    assert answers[0].status_code == 503, answers[0].text
+    for answer in answers[1:]:
+        _refused(answer, "invalid_grant", "signature")
+    assert issuer.requests.count("/.well-known/jwks.json") == before + 1
+    # A token signed with a key in hand still verifies while the issuer is down.
+    assert exchange(client, issuer.mint(sub=sub, aud=aud)).status_code == 200
+
+
 def test_discovery_at_the_seeds_path(client, org, alice):
     from tests.idp.jwt_issuer import JwtIssuer
 

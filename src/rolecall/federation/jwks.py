@@ -403,7 +403,9 @@ class JwksCache:
             last = entry.refetched_at
             may_refetch = last is None or now - last >= self.refetch_interval
             if found is None and kid is not None and may_refetch:
-                # Perhaps the issuer rotated its keys.
+                # Perhaps the issuer rotated its keys. The attempt counts even if it fails:
+                # else, while the issuer is down, each made-up kid would ask it again.
+                entry.refetched_at = now
                 entry = self._load(issuer, finished, refetched_at=now)
                 found = _select(entry.keys, kid, alg)
         if found is not None:
