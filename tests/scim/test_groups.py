@@ -562,6 +562,26 @@ def test_member_changes_move_the_groups_and_the_users_last_modified(scim, db, or
     assert shown["lastModified"] > shown["created"]
 
 
+def test_writes_that_change_no_member_keep_the_groups_version_and_time(scim):
+    # "An update that changes nothing keeps the version": an If-Match tag stays good, and a
+    # delta sync does not report the group.
+    alice, bob = user_id(scim, "alice"), user_id(scim, "bob")
+    group = create_group(scim, "g1", [alice, bob])
+    url = f"{GROUPS}/{group['id']}"
+    same = [{"value": alice}, {"value": bob}]
+    writes = [
+        lambda: scim.patch(url, json=patch({"op": "add", "path": "members", "value": same})),
+        lambda: scim.patch(url, json=patch({"op": "replace", "path": "members", "value": same})),
+        lambda: scim.put(url, json=scim.get(url).json()),
+    ]
+
+    for write in writes:
+        assert write().status_code in (200, 204)
+        shown = scim.get(url).json()
+        assert shown["meta"] == group["meta"]
+        assert shown["members"] == group["members"]
+
+
 def test_a_member_s_deletion_moves_the_group_s_last_modified(scim):
     """The user leaves the organization, and with it the group: the group's members changed,
     so its lastModified moves and a delta sync finds it (``orgs.service.remove_membership``)."""

@@ -675,7 +675,8 @@ def _add_chunk(
         for i, user_id in enumerate(added)
     ]
     insert_rows(session, TeamMembership, rows)
-    _touch(session, team, added)
+    if added:  # re-adding members changes nothing, their group's version and time included
+        _touch(session, team, added)
     change = {"role": assigned.name}
     events = [_event("team.member.add", team, after={"user": found[u]} | change) for u in added]
     record_many(session, actor=actor, events=events)
