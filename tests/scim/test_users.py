@@ -1068,6 +1068,26 @@ def test_last_admin_cannot_be_deactivated_demoted_or_deleted(scim, db, org):
     assert membership.active is True and membership.role == "admin"
 
 
+@pytest.mark.parametrize("how", ["patch", "put"])
+def test_an_admin_that_deactivates_itself_is_answered_and_then_refused(scim, db, org, how):
+    # Another active admin: the last-admin rule allows it. The provider cuts its own access,
+    # as docs/scim.md warns; the write is done and answered, and later requests are refused.
+    factories.user(db, org.org, role="admin")
+    url = f"{USERS}/{org.admin.id}"
+    if how == "patch":
+        response = scim.patch(url, json=patch({"op": "replace", "path": "active", "value": False}))
+    else:
+        body = scim.get(url).json() | {"active": False}
+        response = scim.put(url, json=body)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["active"] is False
+    membership = db.scalar(select(OrgMembership).where(OrgMembership.user_id == org.admin.id))
+    db.refresh(membership)
+    assert membership.active is False
+    assert_scim_error(scim.get(url), 401)  # its key is a deactivated user's
+
+
 # --- DELETE -------------------------------------------------------------------------------------
 
 

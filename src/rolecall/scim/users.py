@@ -324,7 +324,7 @@ def replace_user(
     if draft.user_name is None:
         raise bad_request(INVALID_VALUE, "userName is required")
     _save(session, actor, org, member, current, draft, multi)
-    return get_user(session, actor=actor, org=org, base=base, user_id=user_id)
+    return _as_written(session, org, base, user_id)
 
 
 def patch_user(
@@ -348,7 +348,16 @@ def patch_user(
     for op in ops:
         _apply(draft, op)
     _save(session, actor, org, member, current, draft, multi)
-    return get_user(session, actor=actor, org=org, base=base, user_id=user_id)
+    return _as_written(session, org, base, user_id)
+
+
+def _as_written(session: Session, org: Organization, base: str, user_id: str) -> dict[str, Any]:
+    """The user as a write left it, for the write's answer: not authorized again, since the
+    write was. An admin that deactivated itself (the provider cut its own access) may read
+    nothing more, and was refused its own answer, which undid the write."""
+    written = users.member_by_id(session, org=org, user_id=user_id)
+    assert written is not None  # the write found it, and nothing deletes it meanwhile
+    return _resources(session, org, [written], base)[0]
 
 
 def delete_user(
