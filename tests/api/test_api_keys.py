@@ -295,6 +295,8 @@ def test_deactivated_users_keys_are_refused(client, db, org):
     response = client.get(KEYS, headers=factories.headers(factories.api_key(db, user)))
 
     assert response.status_code == 401
+    # The code a refused password sign-in of that user gives too, as docs/rest-api.md lists.
+    assert response.json()["error"]["code"] == "user_deactivated"
 
 
 def test_anonymous_callers_cannot_manage_keys(client, org):

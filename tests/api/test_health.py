@@ -195,7 +195,20 @@ def test_decisions_are_counted_by_outcome(client, db, org):
 # --- bad input ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw", [b"{bad", b'{"description": }', b"\xff\xfe", b"[1, 2"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{bad",
+        b'{"description": }',
+        b"\xff\xfe",
+        b"[1, 2",
+        # Not UTF-8 inside a string, and nesting past the parser's recursion: FastAPI refuses
+        # these itself (they were code http_error, "There was an error parsing the body").
+        b'{"description": "\xff"}',
+        b"[" * 200_000 + b"]" * 200_000,
+    ],
+    ids=["bad", "no-value", "bom", "unclosed", "not-utf-8", "deep"],
+)
 def test_a_body_that_is_not_json_is_400_and_writes_nothing(client, db, org, raw):
     keys_before = db.scalar(select(func.count()).select_from(ApiKey))
 

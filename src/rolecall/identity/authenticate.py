@@ -194,7 +194,7 @@ def grant_for_api_key(session: Session, secret: str, *, now: datetime | None = N
         # Read in the key's own statement, and a user's keys go with it (ON DELETE CASCADE).
         assert user is not None
         if deactivated:
-            raise AuthenticationFailed("this user is deactivated")
+            raise AuthenticationFailed("this user is deactivated", code="user_deactivated")
         principal = Principal(
             PrincipalKind.USER,
             user.username,

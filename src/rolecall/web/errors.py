@@ -156,6 +156,10 @@ def _routing_error(
             f"; use {allowed}" if allowed else ""
         )
     code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
+    if status == 400:
+        # FastAPI's own refusal of a body it cannot decode as JSON: not UTF-8, or nested past
+        # the parser's recursion (rolecall raises no HTTPException of its own).
+        code, detail = "malformed_json", "the request body is not valid JSON"
     if _is_scim(request):
         return scim_error_response(ScimError(status, detail))
     if request.url.path == GRAPHQL_PATH:
