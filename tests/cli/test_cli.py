@@ -115,8 +115,25 @@ def test_init_bad_input_writes_no_organization(run_cli, cli_db, args, fragment):
 
 def test_init_without_required_options_is_a_usage_error(run_cli):
     result = run_cli("init", "--org", "acme")
-    assert result.exit_code == 2
-    assert "--admin-email" in result.output
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ") and "--admin-email" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["explain", "--principal", "user:a", "--permision", "run:create"], "--permision"),
+        (["explain", "--permission", "run:create", "--project", "ml/p"], "--principal"),
+        (["api-key", "create"], "--user"),
+        (["no-such-command"], "no-such-command"),
+    ],
+)
+def test_a_mistyped_command_line_exits_1_not_explains_deny(run_cli, args, fragment):
+    # Click exits 2 for usage errors, which is explain's deny: a script could not tell them.
+    result = run_cli(*args)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("error: ") and fragment in result.output
+    assert "--help" in result.output and "Traceback" not in result.output
 
 
 # --- the installed console script ---------------------------------------------------------------

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from alembic.util import CommandError
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from typer.core import TyperGroup
 
 from rolecall import __version__
 from rolecall.cli.federation import federation_app, service_account_app
@@ -27,9 +29,35 @@ from rolecall.db.migrate import upgrade
 from rolecall.errors import RolecallError
 from rolecall.settings import Settings
 
+
+class _Commands(TyperGroup):
+    """The top-level command group, whose mistyped command lines exit 1 with ``error: ...``
+    like every other failure. Click exits 2 for them, which is ``explain``'s deny and
+    ``federation verify``'s refusal: a script could not tell a typo from an answer."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.exceptions.TyperException as exc:  # usage errors among them
+            message = exc.format_message()
+            if message:  # none when a group named alone printed its help instead
+                context = getattr(exc, "ctx", None)
+                hint = f" (see {context.command_path} --help)" if context is not None else ""
+                typer.echo(f"error: {message}{hint}", err=True)
+            sys.exit(1)
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(1)
+        # Click answers an Exit (a command's own exit code, --help) with its code.
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
     name="rolecall",
     help="rolecall: identity and access management for machine-learning teams.",
+    cls=_Commands,
     no_args_is_help=True,
     # Locals may hold keys and passwords: never print them in a traceback.
     pretty_exceptions_show_locals=False,
