@@ -952,6 +952,30 @@ def test_a_value_filter_that_matches_no_email_is_no_target_and_changes_nothing(s
 
 
 @pytest.mark.parametrize(
+    ("operation", "accepted"),
+    [
+        ({"op": "replace", "path": "emails.type", "value": "Work"}, True),
+        ({"op": "replace", "path": 'emails[type eq "work"].primary', "value": "true"}, True),
+        ({"op": "replace", "path": "emails.type", "value": "home"}, False),
+        ({"op": "replace", "path": 'emails[type eq "work"].primary', "value": False}, False),
+        ({"op": "remove", "path": "emails.primary"}, False),
+    ],
+)
+def test_the_emails_read_only_parts_take_only_the_value_they_have(scim, operation, accepted):
+    # The Schemas document marks emails.type and emails.primary readOnly (RFC 7644 §3.5.2).
+    created = create(scim)
+    url = f"{USERS}/{created['id']}"
+
+    response = scim.patch(url, json=patch(operation))
+
+    if accepted:
+        assert response.status_code == 200, response.text
+    else:
+        assert "read-only" in assert_scim_error(response, 400, "mutability")["detail"]
+    assert scim.get(url).json()["emails"] == created["emails"]
+
+
+@pytest.mark.parametrize(
     ("operation", "email"),
     [
         # RFC 7644 §3.5.2.1: add joins the user's emails; a home address is not kept, and the

@@ -515,9 +515,12 @@ def _write(draft: Draft, op: Operation, attr: str, sub: str | None, lenient: boo
     elif attr == "name":
         _write_name(draft, remove, sub, value)
     elif attr == "emails":
-        if remove or value in (None, []):
+        if sub in _FIXED_EMAIL_PARTS:
+            if not lenient:  # a PUT's read-only values are ignored (RFC 7644 §3.5.1)
+                _keep_fixed_email_part(sub, remove, value)
+        elif remove or value in (None, []):
             raise bad_request(INVALID_VALUE, "a user needs an email; replace it instead")
-        if sub is None:
+        elif sub is None:
             _write_emails(draft, value, adding=op.op == "add")
         elif sub == "value":
             draft.email = text(value, "emails.value", required=True)
@@ -617,6 +620,26 @@ def _write_email_selection(
         _write_emails(draft, op.value if isinstance(op.value, list) else [op.value])
     elif sub_attr.lower() == "value":
         draft.email = text(op.value, "emails.value", required=True)
+    elif sub_attr.lower() in _FIXED_EMAIL_PARTS:
+        _keep_fixed_email_part(sub_attr.lower(), False, op.value)
+
+
+#: The stored email's read-only parts (the Schemas document says so) and their one value.
+_FIXED_EMAIL_PARTS: dict[str, Any] = {"type": EMAIL_TYPE, "primary": True}
+
+
+def _keep_fixed_email_part(sub: str, remove: bool, value: Any) -> None:
+    """``emails.type`` or ``emails.primary`` set to what it is already: accepted, nothing to
+    do. Any other value, or removing it, is ``mutability`` (RFC 7644 §3.5.2: a PATCH must suit
+    the attribute's mutability), not an answer of 200 that kept nothing."""
+    fixed = _FIXED_EMAIL_PARTS[sub]
+    if not remove and value is not None:
+        same = boolean(value, "emails.primary") if sub == "primary" else str(value).lower()
+        if same == fixed:
+            return
+    raise bad_request(
+        MUTABILITY, f"emails.{sub} is read-only: the one email stored is the work, primary one"
+    )
 
 
 #: The stored email as a value filter sees it; ``display`` and other sub-attributes it lacks.
