@@ -301,3 +301,21 @@ def test_a_scoped_key_sees_itself_but_not_its_key_list(client, db, org):
     }
     own = post(client, query, headers=factories.headers(factories.api_key(db, user)))
     assert len(own.json()["data"]["viewer"]["apiKeys"]["edges"]) == 2
+
+
+@pytest.mark.parametrize(("first", "edges"), [(0, 0), (1, 1), (2, 2), (None, 3)])
+def test_users_first_is_how_many_edges(client, db, org, first, edges):
+    for _ in range(2):
+        factories.user(db, org.org)
+    query = "query U($first: Int) { users(first: $first) { edges { node { id } } } }"
+
+    response = post(client, query, {"first": first}, headers=org.admin_headers)
+
+    assert response.status_code == 200, response.text
+    assert len(response.json()["data"]["users"]["edges"]) == edges
+
+
+def test_users_first_below_zero_is_refused(client, org):
+    query = "{ users(first: -1) { edges { node { id } } } }"
+    response = post(client, query, headers=org.admin_headers)
+    assert error_codes(response) == ["invalid_input"]

@@ -83,15 +83,18 @@ def resolve_users(
 ) -> Connection:
     ctx = _ctx(info)
     needle = _optional_text(query, "query")
-    limit = MAX_USERS if first is None else max(1, min(first, MAX_USERS))
+    if first is not None and first < 0:  # GraphQL Cursor Connections: an error
+        raise InvalidInput("first must be 0 or more", field="first")
+    shown = MAX_USERS if first is None else min(first, MAX_USERS)
+    limit = max(shown, 1)  # a page of none is still a read the caller must be allowed
     page = users.list_users(ctx.session, actor=ctx.actor, org=ctx.org, q=needle, limit=limit)
     found = list(page.items)
     if needle:
         # wandb's ``api.user(q)`` takes the first edge: an exact username or email goes first.
         exact = users.get_user(ctx.session, actor=ctx.actor, org=ctx.org, ref=needle)
         if exact is not None:
-            found = [exact, *(m for m in found if m.user.id != exact.user.id)][:limit]
-    return Connection.of([UserNode.of_user(m.user, m.membership) for m in found])
+            found = [exact, *(m for m in found if m.user.id != exact.user.id)]
+    return Connection.of([UserNode.of_user(m.user, m.membership) for m in found[:shown]])
 
 
 @query.field("entity")
