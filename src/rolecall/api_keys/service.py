@@ -232,7 +232,9 @@ def create_own_key(
     authz.require(session, actor, Permission.ORG_READ, org)
     user_id = _own_user_id(actor)
     permissions = parse_scopes(scopes)
-    _within_the_callers_credential(actor, permissions, expiry(expires_in, datetime.now(UTC)))
+    # One clock for the check and the key: the expiry checked is the one stored.
+    now = datetime.now(UTC)
+    _within_the_callers_credential(actor, permissions, expiry(expires_in, now))
     return create_key(
         session,
         actor=actor,
@@ -241,6 +243,7 @@ def create_own_key(
         description=description,
         expires_in=expires_in,
         scopes=permissions,
+        now=now,
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from rolecall import authz
@@ -36,10 +36,10 @@ from rolecall.federation.models import JwtIssuer
 from rolecall.identity.models import AccessToken
 from rolecall.identity.principal import Principal
 from rolecall.identity.secrets import ACCESS_TOKEN_PREFIX, digest, new_secret
-from rolecall.orgs.models import Organization, OrgMembership
+from rolecall.orgs.models import Organization
 from rolecall.service_accounts.models import ServiceAccount
 from rolecall.settings import OrgMode, Settings
-from rolecall.users.models import User
+from rolecall.users.queries import member_with_email
 
 EXTERNAL = "external"
 MAX_ISSUER_LENGTH = 2048
@@ -165,13 +165,9 @@ def find_subject(session: Session, org: Organization, sub: str) -> Subject | str
     set by a team admin, who must not be able to take over the JWTs of any user (an org admin
     included) by naming the account after their email. A deactivated user's JWTs are refused,
     not handed to such an account."""
-    row = session.execute(
-        select(User, OrgMembership.active)
-        .join(OrgMembership, and_(OrgMembership.user_id == User.id, OrgMembership.org_id == org.id))
-        .where(User.email_key == sub.lower())
-    ).first()
-    if row is not None:
-        user, active = row
+    member = member_with_email(session, org.id, sub)
+    if member is not None:
+        user, active = member
         if not active:
             return f"user {user.username} is deactivated"
         return Subject(PrincipalKind.USER.value, user.id, user.username)

@@ -316,10 +316,16 @@ def replace_user(
     _hold_teams(session, org, user_id, body)
     member = _require_for_write(session, actor, org, user_id, if_match)
     current = _draft(member)
-    draft = replace(current, user_name=None, external_id=None, display_name=None, team_roles=[])
-    draft.replacing = True
-    draft.given_name = None
-    draft.family_name = None
+    draft = replace(
+        current,
+        user_name=None,
+        external_id=None,
+        display_name=None,
+        given_name=None,
+        family_name=None,
+        team_roles=[],
+        replacing=True,
+    )
     _apply_body(draft, body)
     if draft.user_name is None:
         raise bad_request(INVALID_VALUE, "userName is required")
@@ -624,7 +630,8 @@ def _write_email_selection(
         _keep_fixed_email_part(sub_attr.lower(), False, op.value)
 
 
-#: The stored email's read-only parts (the Schemas document says so) and their one value.
+#: The stored email's read-only parts (the Schemas document says so) and their one value: what
+#: a value filter sees of them (it has no ``display`` or other sub-attributes).
 _FIXED_EMAIL_PARTS: dict[str, Any] = {"type": EMAIL_TYPE, "primary": True}
 
 
@@ -642,10 +649,6 @@ def _keep_fixed_email_part(sub: str, remove: bool, value: Any) -> None:
     )
 
 
-#: The stored email as a value filter sees it; ``display`` and other sub-attributes it lacks.
-_STORED_EMAIL_KIND = {"type": EMAIL_TYPE, "primary": True}
-
-
 def _selects_stored_email(node: FilterNode, email: str | None) -> bool:
     """Whether a value filter matches the stored email (its address, type work, primary)."""
     if isinstance(node, LogicalExpr):
@@ -655,7 +658,7 @@ def _selects_stored_email(node: FilterNode, email: str | None) -> bool:
         return not _selects_stored_email(node.expr, email)
     if isinstance(node, Comparison | Present):
         name = node.attr_path.attr.lower()
-        stored = email if name == "value" else _STORED_EMAIL_KIND.get(name)
+        stored = email if name == "value" else _FIXED_EMAIL_PARTS.get(name)
         if stored is None:
             return False
         if isinstance(node, Present):
@@ -671,7 +674,7 @@ def _names_only_kind(node: FilterNode) -> bool:
     if isinstance(node, Not):
         return _names_only_kind(node.expr)
     if isinstance(node, Comparison | Present):
-        return node.attr_path.attr.lower() in _STORED_EMAIL_KIND
+        return node.attr_path.attr.lower() in _FIXED_EMAIL_PARTS
     return False
 
 

@@ -24,12 +24,12 @@ from rolecall.authz.roles import TeamRole
 from rolecall.errors import Conflict, InvalidInput, NotFound, some_of
 from rolecall.identity.principal import Principal
 from rolecall.identity.secrets import derived_secret, digest, same_digest
-from rolecall.orgs.models import Organization, OrgMembership
+from rolecall.orgs.models import Organization
 from rolecall.service_accounts.models import ServiceAccount
 from rolecall.teams.models import Team, TeamMembership
 from rolecall.teams.service import require_team
-from rolecall.users.models import User
 from rolecall.users.naming import USERNAME_RE
+from rolecall.users.queries import member_with_email
 
 ORG_SCOPE, TEAM_SCOPE = "org", "team"
 BUILTIN, EXTERNAL = "builtin", "external"
@@ -110,18 +110,6 @@ def _check_name(name: str) -> None:
         )
 
 
-def _is_a_members_email(session: Session, org: Organization, subject: str) -> bool:
-    return (
-        session.scalar(
-            select(OrgMembership.user_id)
-            .join(User, User.id == OrgMembership.user_id)
-            .where(OrgMembership.org_id == org.id, User.email_key == subject.strip().lower())
-            .limit(1)
-        )
-        is not None
-    )
-
-
 def _check_kind(scope: str, kind: str, subject: str | None) -> str | None:
     """Built-in accounts authenticate with keys; external ones (team-scoped) with a subject."""
     if scope not in (ORG_SCOPE, TEAM_SCOPE):
@@ -188,7 +176,7 @@ def create_service_account(
         )
     ):
         raise Conflict("another service account has this subject", field="subject")
-    if subject is not None and _is_a_members_email(session, org, subject):
+    if subject is not None and member_with_email(session, org.id, subject.strip()) is not None:
         # Such JWTs sign that user in (federation looks for the user first): an account named
         # after a user's email would never be used, or, if it were, would take their identity.
         raise Conflict(

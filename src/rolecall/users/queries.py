@@ -30,6 +30,17 @@ def org_membership(session: Session, org_id: str, user_id: str) -> OrgMembership
     )
 
 
+def member_with_email(session: Session, org_id: str, email: str) -> tuple[User, bool] | None:
+    """The user of the organization whose email is ``email`` (case-insensitively), and
+    whether its membership is active; ``None`` when no member has it."""
+    row = session.execute(
+        select(User, OrgMembership.active)
+        .join(OrgMembership, OrgMembership.user_id == User.id)
+        .where(OrgMembership.org_id == org_id, User.email_key == email.lower())
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
 def user_name_key() -> ColumnElement[str]:
     """The lower-cased SCIM ``userName``: the expression ``uq_users_scim_user_name`` indexes."""
     return func.coalesce(User.user_name_key, User.username_key)
