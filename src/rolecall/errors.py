@@ -61,17 +61,27 @@ class Unavailable(RolecallError):
 
 
 class PermissionDenied(RolecallError):
-    """Raised with the policy decision whose trace names the rule that denied."""
+    """Raised with the policy decision whose trace names the rule that denied, or, for a rule
+    that is not a permission (``policy.check_key_mint``, say), with that rule's name."""
 
     code = "permission_denied"
 
-    def __init__(self, message: str, *, decision: Decision | None = None) -> None:
+    def __init__(
+        self, message: str, *, decision: Decision | None = None, rule: str | None = None
+    ) -> None:
         super().__init__(message)
         self.decision = decision
+        self._rule = rule
+
+    @property
+    def rule(self) -> str | None:
+        """The rule that denied: the decision's deciding rule, or the one named."""
+        return self.decision.deciding_rule if self.decision is not None else self._rule
 
     def as_dict(self) -> dict[str, Any]:
         body = super().as_dict()
+        if self.rule is not None:
+            body["rule"] = self.rule
         if self.decision is not None:
-            body["rule"] = self.decision.deciding_rule
             body["trace"] = [step.as_dict() for step in self.decision.trace]
         return body

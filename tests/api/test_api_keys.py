@@ -121,6 +121,26 @@ def test_a_key_scoped_to_run_create_can_do_nothing_else(client, db, org):
     assert viewer.status_code == 200 and viewer.json()["id"] == org.admin.id
 
 
+def test_a_scoped_key_mints_only_keys_within_its_own_scopes(client, db, org):
+    scopes = ["org:read", "run:create"]
+    body = client.post(KEYS, headers=org.admin_headers, json={"scopes": scopes}).json()
+    scoped = factories.headers(body["key"])
+    keys_before = key_count(db)
+
+    unscoped = client.post(KEYS, headers=scoped, json={})
+    wider = client.post(KEYS, headers=scoped, json={"scopes": ["run:create", "project:create"]})
+    narrower = client.post(KEYS, headers=scoped, json={"scopes": ["run:create"]})
+
+    for refused in (unscoped, wider):
+        assert refused.status_code == 403, refused.text
+        error = refused.json()["error"]
+        assert error["rule"] == policy.RULE_CREDENTIAL_MINT
+        assert "its own scopes: org:read, run:create" in error["message"]
+    assert narrower.status_code == 201, narrower.text
+    assert narrower.json()["scopes"] == ["run:create"]
+    assert key_count(db) == keys_before + 1
+
+
 def test_a_run_create_key_creates_a_run_and_is_refused_everything_else(client, db, org):
     team = factories.team(db, org.org, name="vision")
     factories.member(db, team, org.admin, role="admin")
@@ -208,6 +228,8 @@ def test_an_expiring_key_mints_only_keys_that_expire_by_its_own_end(client, db, 
     sooner = client.post(KEYS, headers=headers, json={"expires_in": 600})
 
     assert forever.status_code == 403 and later.status_code == 403
+    for refused in (forever, later):
+        assert refused.json()["error"]["rule"] == policy.RULE_CREDENTIAL_MINT
     assert "must expire by then" in forever.json()["error"]["message"]
     assert sooner.status_code == 201, sooner.text
     ends = datetime.fromisoformat(created["expires_at"])

@@ -93,9 +93,11 @@ def test_an_access_token_cannot_mint_an_api_key_that_could_change_the_issuer(
 
     assert rest.status_code == 403, rest.text
     assert "access token" in rest.json()["error"]["message"]
+    assert rest.json()["error"]["rule"] == policy.RULE_CREDENTIAL_MINT
     assert graphql.status_code == 200 and graphql.json()["data"] == {"result": None}
     [error] = graphql.json()["errors"]
     assert error["extensions"]["code"] == "permission_denied" and "access token" in error["message"]
+    assert error["extensions"]["rule"] == policy.RULE_CREDENTIAL_MINT
     db.expire_all()
     assert db.scalars(select(ApiKey.id)).all() == keys_before
 

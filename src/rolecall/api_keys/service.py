@@ -24,7 +24,7 @@ from rolecall import authz
 from rolecall.api_keys.issue import issue_key
 from rolecall.api_keys.models import ApiKey
 from rolecall.audit.service import record
-from rolecall.authz.facts import CredentialKind
+from rolecall.authz import policy
 from rolecall.authz.permissions import Permission, parse_permission
 from rolecall.errors import InvalidInput, NotFound, PermissionDenied
 from rolecall.identity.principal import Principal
@@ -250,31 +250,17 @@ def create_own_key(
 def _within_the_callers_credential(
     actor: Principal, scopes: frozenset[Permission] | None, expires_at: datetime | None
 ) -> None:
-    """A credential makes no key of its own principal that outranks or outlives it (ours).
-
-    - A scoped key makes keys limited to its own scopes, so it cannot widen itself.
-    - An expiring key makes keys that expire by the time it does.
-    - An access token from identity federation makes none: federation's credentials are short
-      lived by design (the seeds: JWTs "address the shortcomings of long-lived credentials like
-      API keys"), and a token may not use ``org:manage_auth``, which a key of its owner could.
-
-    Raises ``PermissionDenied`` saying which."""
-    if actor.credential is CredentialKind.ACCESS_TOKEN:
-        raise PermissionDenied(
-            "an access token from identity federation cannot create API keys: its credentials "
-            "are short-lived by design; sign in with a password, SSO or an API key to make one"
-        )
-    if actor.key_scopes is not None and (scopes is None or not scopes <= actor.key_scopes):
-        raise PermissionDenied(
-            "a scoped API key may only create keys limited to its own scopes: "
-            + ", ".join(sorted(actor.key_scopes))
-        )
-    ends = actor.credential_expires_at
-    if ends is not None and (expires_at is None or expires_at > ends):
-        raise PermissionDenied(
-            f"this API key expires at {ends.isoformat()}: the keys it creates must expire by "
-            "then (give expires_in)"
-        )
+    """``PermissionDenied`` naming ``credential.mint`` when the caller's credential may not make
+    this key (``policy.check_key_mint``: no key that outranks or outlives it)."""
+    violation = policy.check_key_mint(
+        credential=actor.credential,
+        credential_scopes=actor.key_scopes,
+        credential_expires_at=actor.credential_expires_at,
+        scopes=scopes,
+        expires_at=expires_at,
+    )
+    if violation is not None:
+        raise PermissionDenied(violation.message, rule=violation.rule)
 
 
 def list_own_keys(session: Session, *, actor: Principal, org: Organization) -> list[ApiKey]:

@@ -1,16 +1,18 @@
 """ACCESS.md rules that are not permissions: pure checks the services apply.
 
 The last-admin guard, the shared-identity rule, the private-only visibility rule, the run-move
-rule, the project-role rules and service-account attribution. Each returns a ``RuleViolation``
-(or an ``Attribution``) naming its rule, so errors and traces say which rule spoke. Re-exported
-by ``policy``.
+rule, the project-role rules, the key-minting rule and service-account attribution. Each
+returns a ``RuleViolation`` (or an ``Attribution``) naming its rule, so errors and traces say
+which rule spoke. Re-exported by ``policy``.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import NamedTuple
 
-from rolecall.authz.facts import PrincipalFacts, RoleFacts
+from rolecall.authz.facts import CredentialKind, PrincipalFacts, RoleFacts
+from rolecall.authz.permissions import Permission
 from rolecall.authz.roles import Visibility
 from rolecall.authz.trace import TraceStep
 
@@ -19,6 +21,7 @@ RULE_SHARED_IDENTITY = "user.shared_identity"
 RULE_PRIVATE_ONLY = "team.private_only"
 RULE_RUN_MOVE = "run.move_out_of_restricted"
 RULE_VIEWER_PROJECT_ROLE = "project_role.viewer_fixed"
+RULE_CREDENTIAL_MINT = "credential.mint"
 RULE_ATTRIBUTION = "attribution"
 
 
@@ -83,6 +86,46 @@ def check_project_role_assignable(team_role: RoleFacts | None) -> RuleViolation 
         return RuleViolation(
             RULE_VIEWER_PROJECT_ROLE,
             "members with the view-only team role cannot be given a project role",
+        )
+    return None
+
+
+def check_key_mint(
+    *,
+    credential: CredentialKind,
+    credential_scopes: frozenset[Permission] | None,
+    credential_expires_at: datetime | None,
+    scopes: frozenset[Permission] | None,
+    expires_at: datetime | None,
+) -> RuleViolation | None:
+    """A credential makes no API key for its own principal that outranks or outlives it (ours).
+
+    - An access token from identity federation makes none: federation's credentials are short
+      lived by design (the seeds: JWTs "address the shortcomings of long-lived credentials like
+      API keys"), and a token may not use ``org:manage_auth``, which a key of its owner could.
+    - A scoped key makes keys limited to its own scopes (``scopes`` ``None``: unscoped), so it
+      cannot widen itself.
+    - An expiring key makes keys that expire by the time it does (``expires_at`` ``None``:
+      never).
+    """
+    if credential is CredentialKind.ACCESS_TOKEN:
+        return RuleViolation(
+            RULE_CREDENTIAL_MINT,
+            "an access token from identity federation cannot create API keys: its credentials "
+            "are short-lived by design; sign in with a password, SSO or an API key to make one",
+        )
+    if credential_scopes is not None and (scopes is None or not scopes <= credential_scopes):
+        return RuleViolation(
+            RULE_CREDENTIAL_MINT,
+            "a scoped API key may only create keys limited to its own scopes: "
+            + ", ".join(sorted(credential_scopes)),
+        )
+    ends = credential_expires_at
+    if ends is not None and (expires_at is None or expires_at > ends):
+        return RuleViolation(
+            RULE_CREDENTIAL_MINT,
+            f"this API key expires at {ends.isoformat()}: the keys it creates must expire by "
+            "then (give expires_in)",
         )
     return None
 

@@ -483,6 +483,7 @@ def decide(
 # so every ACCESS.md rule is reachable from this one module.
 from rolecall.authz.domain_rules import (  # noqa: E402
     RULE_ATTRIBUTION,
+    RULE_CREDENTIAL_MINT,
     RULE_LAST_ADMIN,
     RULE_PRIVATE_ONLY,
     RULE_RUN_MOVE,
@@ -491,6 +492,7 @@ from rolecall.authz.domain_rules import (  # noqa: E402
     Attribution,
     RuleViolation,
     check_identity_change,
+    check_key_mint,
     check_last_admin,
     check_project_role_assignable,
     check_run_move,
@@ -501,6 +503,7 @@ from rolecall.authz.domain_rules import (  # noqa: E402
 
 __all__ = [
     "RULE_ATTRIBUTION",
+    "RULE_CREDENTIAL_MINT",
     "RULE_LAST_ADMIN",
     "RULE_PRIVATE_ONLY",
     "RULE_RUN_MOVE",
@@ -511,6 +514,7 @@ __all__ = [
     "RuleViolation",
     "TraceStep",
     "check_identity_change",
+    "check_key_mint",
     "check_last_admin",
     "check_project_role_assignable",
     "check_run_move",

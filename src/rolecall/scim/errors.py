@@ -57,7 +57,7 @@ def from_domain(error: RolecallError) -> ScimError:
     if isinstance(error, AuthenticationFailed):
         return ScimError(401, detail)
     if isinstance(error, PermissionDenied):
-        rule = error.decision.deciding_rule if error.decision is not None else None
+        rule = error.rule
         named = rule is None or rule in detail
         return ScimError(403, detail if named else f"{detail} (rule: {rule})")
     if isinstance(error, Conflict):

@@ -1,7 +1,10 @@
 """ACCESS.md rules that are not permissions: last admin, private-only teams, run moves, project
-roles, overrides, and service-account attribution (pure functions in ``authz.policy``)."""
+roles, overrides, minting API keys, and service-account attribution (pure functions in
+``authz.policy``)."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -166,6 +169,57 @@ def test_team_role_change_that_meets_the_override_returns_it_to_tracking():
 
 def test_no_project_role_means_tracking():
     assert policy.override_after_change("viewer", None) is None
+
+
+# --- minting API keys -------------------------------------------------------------------------
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+RUN_CREATE = frozenset({Permission.RUN_CREATE})
+RUN_AND_READ = frozenset({Permission.RUN_CREATE, Permission.ORG_READ})
+
+
+def _mint(credential=CredentialKind.API_KEY, held=None, ends=None, scopes=None, expires=None):
+    return policy.check_key_mint(
+        credential=credential,
+        credential_scopes=held,
+        credential_expires_at=ends,
+        scopes=scopes,
+        expires_at=expires,
+    )
+
+
+@pytest.mark.parametrize("expires", [None, NOW + timedelta(minutes=5)])
+def test_an_access_token_mints_no_key_at_all(expires):
+    violation = _mint(CredentialKind.ACCESS_TOKEN, ends=NOW + timedelta(hours=1), expires=expires)
+    assert violation is not None
+    assert violation.rule == policy.RULE_CREDENTIAL_MINT
+    assert "access token" in violation.message
+
+
+@pytest.mark.parametrize("scopes", [None, RUN_AND_READ, frozenset({Permission.PROJECT_CREATE})])
+def test_a_scoped_key_mints_no_key_beyond_its_scopes(scopes):
+    violation = _mint(held=RUN_CREATE, scopes=scopes)
+    assert violation is not None
+    assert violation.rule == policy.RULE_CREDENTIAL_MINT
+    assert "its own scopes: run:create" in violation.message
+
+
+@pytest.mark.parametrize("expires", [None, NOW + timedelta(hours=1, seconds=1)])
+def test_an_expiring_key_mints_no_key_that_outlives_it(expires):
+    violation = _mint(ends=NOW + timedelta(hours=1), expires=expires)
+    assert violation is not None
+    assert violation.rule == policy.RULE_CREDENTIAL_MINT
+    assert "must expire by then" in violation.message
+
+
+@pytest.mark.parametrize("credential", [CredentialKind.API_KEY, CredentialKind.SESSION])
+def test_keys_within_the_credential_are_minted(credential):
+    ends = NOW + timedelta(hours=1)
+    assert _mint(credential) is None  # unscoped and never expiring: any key
+    assert _mint(credential, scopes=RUN_CREATE, expires=NOW) is None
+    assert _mint(held=RUN_AND_READ, scopes=RUN_CREATE) is None
+    assert _mint(held=RUN_CREATE, scopes=RUN_CREATE) is None
+    assert _mint(ends=ends, expires=ends) is None
 
 
 # --- service-account attribution --------------------------------------------------------------

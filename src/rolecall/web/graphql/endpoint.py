@@ -119,8 +119,8 @@ def _format(error: GraphQLError) -> dict[str, Any]:
         extensions: dict[str, Any] = {"code": original.code}
         if original.field:
             extensions["field"] = original.field
-        if isinstance(original, PermissionDenied) and original.decision is not None:
-            extensions["rule"] = original.decision.deciding_rule
+        if isinstance(original, PermissionDenied) and original.rule is not None:
+            extensions["rule"] = original.rule
         formatted["message"] = original.message
         formatted["extensions"] = extensions
     elif original is not None and not isinstance(original, GraphQLError):
