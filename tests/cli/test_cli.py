@@ -337,6 +337,26 @@ def test_explain_before_init(run_cli):
     assert_clean_failure(result, "rolecall init")
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("explain", "--principal", "bob", "--permission", "run:read", "--project", "lab/notes"),
+        ("api-key", "create", "--user", "bob@example.com"),
+    ],
+)
+def test_a_task_on_a_missing_database_file_says_so_and_makes_no_file(
+    run_cli, monkeypatch, tmp_path, args
+):
+    # Opening a SQLite file that is not there would make an empty one (and its lock file).
+    missing = tmp_path / "typo.db"
+    monkeypatch.setenv("ROLECALL_DATABASE_URL", f"sqlite:///{missing}")
+
+    result = run_cli(*args)
+
+    assert_clean_failure(result, f"no database at {missing}", "rolecall init")
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- multi-org mode ---------------------------------------------------------------------------
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from rolecall.api_keys.issue import issue_key
@@ -30,9 +32,26 @@ from rolecall.users.queries import find_user
 SURFACE = "cli"
 
 
+def _require_database_file(url: str) -> None:
+    """``NotFound`` for a SQLite database file that is not there: opening it would leave an
+    empty file (and its lock file) behind and then fail on a missing table. ``init`` and
+    ``db upgrade`` make the file; the other host tasks only use one."""
+    parsed = make_url(url)
+    path = parsed.database
+    if not parsed.drivername.startswith("sqlite") or not path or path == ":memory:":
+        return
+    if path.startswith("file:"):
+        return  # a SQLite URI names its own open mode (mode=rw refuses a missing file)
+    if not Path(path).exists():
+        raise NotFound(f"no database at {path}: run `rolecall init` first", field="database_url")
+
+
 @contextmanager
 def open_session(settings: Settings) -> Iterator[Session]:
-    """A session on the configured database; the caller commits, the engine is disposed."""
+    """A session on the configured database; the caller commits, the engine is disposed.
+
+    Raises ``NotFound`` for a SQLite database file that does not exist."""
+    _require_database_file(settings.database_url)
     engine = make_engine(settings.database_url)
     try:
         with make_sessionmaker(engine)() as session:
