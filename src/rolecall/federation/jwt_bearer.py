@@ -172,6 +172,13 @@ def is_numeric_date(value: Any) -> TypeGuard[int | float]:
     return abs(value) <= MAX_NUMERIC_DATE and (isinstance(value, int) or math.isfinite(value))
 
 
+def _not_a_date(value: Any) -> str:
+    """Why ``value`` (not ``is_numeric_date``) is no NumericDate, as a check's detail says it."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "not a time within the years 1 to 9999"
+    return "not a number"
+
+
 def is_asymmetric_alg(alg: Any) -> TypeGuard[str]:
     """``alg`` names an accepted asymmetric algorithm (a header may hold any JSON value)."""
     return isinstance(alg, str) and alg in ASYMMETRIC_ALGORITHMS
@@ -237,7 +244,7 @@ def check_exp(assertion: Assertion, expect: Expectations) -> CheckResult:
     exp = assertion.claims.get("exp")
     expected = f"a time after {int(expect.now) - expect.leeway}"
     if not is_numeric_date(exp):
-        why = "the JWT has no exp" if exp is None else "exp is not a number"
+        why = "the JWT has no exp" if exp is None else f"exp is {_not_a_date(exp)}"
         return CheckResult("exp", False, expected, _shown(exp), f"exp: {why}")
     if exp <= expect.now - expect.leeway:
         ago = int(expect.now - exp)
@@ -251,7 +258,7 @@ def check_nbf(assertion: Assertion, expect: Expectations) -> CheckResult:
     if nbf is None:
         return CheckResult("nbf", True, expected, None, "nbf: absent")
     if not is_numeric_date(nbf):
-        return CheckResult("nbf", False, expected, _shown(nbf), "nbf: not a number")
+        return CheckResult("nbf", False, expected, _shown(nbf), f"nbf: {_not_a_date(nbf)}")
     if nbf > expect.now + expect.leeway:
         ahead = int(nbf - expect.now)
         return CheckResult("nbf", False, expected, str(nbf), f"nbf: not valid for {ahead} s yet")
@@ -264,7 +271,7 @@ def check_iat(assertion: Assertion, expect: Expectations) -> CheckResult:
     if iat is None:
         return CheckResult("iat", True, expected, None, "iat: absent")
     if not is_numeric_date(iat):
-        return CheckResult("iat", False, expected, _shown(iat), "iat: not a number")
+        return CheckResult("iat", False, expected, _shown(iat), f"iat: {_not_a_date(iat)}")
     if iat > expect.now + expect.leeway:
         return CheckResult("iat", False, expected, str(iat), "iat: issued in the future")
     return CheckResult("iat", True, expected, str(iat), "iat: in the past")

@@ -232,4 +232,7 @@ def test_a_time_beyond_any_calendar_fails_its_check(claims, check):
 
     results = {result.check: result for result in report.results}
     assert not report.ok and not results[check].ok
-    assert "not a number" in results[check].detail
+    # It is a number, only not a time: the detail says which.
+    assert f"{check}: " in results[check].detail
+    assert "not a time within the years 1 to 9999" in results[check].detail
+    assert "not a number" not in results[check].detail
