@@ -88,3 +88,6 @@ class RoleRead(BaseModel):
 
 class RoleList(BaseModel):
     items: list[RoleRead]
+    total: int
+    offset: int
+    limit: int

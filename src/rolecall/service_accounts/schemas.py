@@ -70,6 +70,9 @@ class ServiceAccountRead(BaseModel):
 
 class ServiceAccountList(BaseModel):
     items: list[ServiceAccountRead]
+    total: int
+    offset: int
+    limit: int
 
 
 class ServiceAccountKeyCreate(BaseModel):

@@ -75,6 +75,14 @@ class TeamList(BaseModel):
     items: list[TeamRead]
 
 
+class TeamPage(TeamList):
+    """A page of the organization's teams (``GET /teams``)."""
+
+    total: int
+    offset: int
+    limit: int
+
+
 class MemberCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -104,3 +112,6 @@ class MemberRead(BaseModel):
 
 class MemberList(BaseModel):
     items: list[MemberRead]
+    total: int
+    offset: int
+    limit: int

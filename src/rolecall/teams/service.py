@@ -465,13 +465,35 @@ def list_members(
 
     Raises ``PermissionDenied`` (needs ``team:read``).
     """
+    members, _ = page_members(session, actor=actor, org=org, team=team)
+    return members
+
+
+def page_members(
+    session: Session,
+    *,
+    actor: Principal,
+    org: Organization,
+    team: Team | str,
+    offset: int = 0,
+    limit: int | None = None,
+) -> tuple[list[Member], int]:
+    """A page of ``list_members`` (``limit`` None: to the end) and how many members there are.
+
+    Raises ``PermissionDenied`` (needs ``team:read``).
+    """
     team = _resolve(session, org, team)
     authz.require(session, actor, Permission.TEAM_READ, team)
     query = _members_query(team).where(
         or_(TeamMembership.service_account_id.is_(None), ServiceAccount.deleted_at.is_(None))
     )
-    rows = session.execute(query.order_by(TeamMembership.created_at, TeamMembership.id)).all()
-    return [_member(row, user, account, custom) for row, user, account, custom in rows]
+    ordered = query.order_by(TeamMembership.created_at, TeamMembership.id).offset(offset)
+    rows = session.execute(ordered.limit(limit) if limit is not None else ordered).all()
+    members = [_member(row, user, account, custom) for row, user, account, custom in rows]
+    if offset == 0 and (limit is None or len(members) < limit):
+        return members, len(members)  # the whole list: nothing more to count
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    return members, total
 
 
 def _members_query(team: Team):  # type: ignore[no-untyped-def]

@@ -22,6 +22,7 @@ from rolecall.projects.schemas import (
     ProjectUpdate,
 )
 from rolecall.web.api.v1._router import make_router
+from rolecall.web.api.v1.paging import DEFAULT_LIMIT, Limit, Offset
 from rolecall.web.deps import Context, ContextDep, OptionalContextDep, project_entry
 
 router = make_router("projects")
@@ -33,8 +34,8 @@ PROJECT = "/projects/{entity}/{project}"
 def list_projects(
     ctx: OptionalContextDep,
     entity: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Offset = 0,
+    limit: Limit = DEFAULT_LIMIT,
 ) -> ProjectList:
     """The projects the caller may read (anonymous callers: open and public ones)."""
     views, total = service.list_projects(

@@ -15,6 +15,7 @@ from rolecall.roles.schemas import (
     RoleReplace,
 )
 from rolecall.web.api.v1._router import make_router
+from rolecall.web.api.v1.paging import DEFAULT_LIMIT, Limit, Offset
 from rolecall.web.deps import ContextDep
 
 router = make_router("roles")
@@ -27,10 +28,12 @@ RoleRef = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x
 
 
 @router.get("/roles", operation_id="roles-list", response_model=RoleList)
-def list_roles(ctx: ContextDep) -> RoleList:
-    """The organization's custom roles."""
+def list_roles(ctx: ContextDep, offset: Offset = 0, limit: Limit = DEFAULT_LIMIT) -> RoleList:
+    """A page of the organization's custom roles, by name."""
+    # An organization has tens of custom roles, not thousands: the page is cut from them all.
     roles = service.list_roles(ctx.session, actor=ctx.actor, org=ctx.org)
-    return RoleList(items=[RoleRead.of(role) for role in roles])
+    items = [RoleRead.of(role) for role in roles[offset : offset + limit]]
+    return RoleList(items=items, total=len(roles), offset=offset, limit=limit)
 
 
 @router.post("/roles", operation_id="roles-create", response_model=RoleRead, status_code=201)

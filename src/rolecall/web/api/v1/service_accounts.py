@@ -17,6 +17,7 @@ from rolecall.service_accounts.schemas import (
     ServiceAccountRead,
 )
 from rolecall.web.api.v1._router import make_router
+from rolecall.web.api.v1.paging import DEFAULT_LIMIT, Limit, Offset
 from rolecall.web.deps import ContextDep
 
 router = make_router("service-accounts")
@@ -31,10 +32,15 @@ TeamFilter = Annotated[str | None, Query(min_length=1, max_length=128, pattern=_
 @router.get(
     "/service-accounts", operation_id="service-accounts-list", response_model=ServiceAccountList
 )
-def list_service_accounts(ctx: ContextDep, team: TeamFilter = None) -> ServiceAccountList:
-    """The service accounts the caller manages, optionally of one team."""
+def list_service_accounts(
+    ctx: ContextDep, team: TeamFilter = None, offset: Offset = 0, limit: Limit = DEFAULT_LIMIT
+) -> ServiceAccountList:
+    """A page of the service accounts the caller manages (optionally of one team), oldest
+    first."""
+    # Which accounts a team admin manages is decided account by account: the page is cut after.
     views = service.list_service_accounts(ctx.session, actor=ctx.actor, org=ctx.org, team=team)
-    return ServiceAccountList(items=[ServiceAccountRead.of(view) for view in views])
+    items = [ServiceAccountRead.of(view) for view in views[offset : offset + limit]]
+    return ServiceAccountList(items=items, total=len(views), offset=offset, limit=limit)
 
 
 @router.post(

@@ -7,17 +7,19 @@ from typing import Annotated
 from fastapi import Path, Response
 
 from rolecall.teams import service
+from rolecall.teams.models import Team
 from rolecall.teams.schemas import (
     MemberCreate,
     MemberList,
     MemberRead,
     MemberUpdate,
     TeamCreate,
-    TeamList,
+    TeamPage,
     TeamRead,
     TeamUpdate,
 )
 from rolecall.web.api.v1._router import make_router
+from rolecall.web.api.v1.paging import DEFAULT_LIMIT, Limit, Offset
 from rolecall.web.deps import ContextDep
 
 router = make_router("teams")
@@ -28,11 +30,19 @@ TeamRef = Annotated[str, Path(min_length=1, max_length=128, pattern=_PRINTABLE)]
 MemberRef = Annotated[str, Path(min_length=1, max_length=320, pattern=_PRINTABLE)]
 
 
-@router.get("/teams", operation_id="teams-list", response_model=TeamList)
-def list_teams(ctx: ContextDep) -> TeamList:
-    """The organization's teams (any org member)."""
-    teams = service.list_teams(ctx.session, actor=ctx.actor, org=ctx.org)
-    return TeamList(items=[TeamRead.of(team, ctx.org) for team in teams])
+@router.get("/teams", operation_id="teams-list", response_model=TeamPage)
+def list_teams(ctx: ContextDep, offset: Offset = 0, limit: Limit = DEFAULT_LIMIT) -> TeamPage:
+    """A page of the organization's teams, oldest first (any org member)."""
+    teams, total = service.search_teams(
+        ctx.session,
+        actor=ctx.actor,
+        org=ctx.org,
+        order=(Team.created_at,),
+        offset=offset,
+        limit=limit,
+    )
+    items = [TeamRead.of(team, ctx.org) for team in teams]
+    return TeamPage(items=items, total=total, offset=offset, limit=limit)
 
 
 @router.post("/teams", operation_id="teams-create", response_model=TeamRead, status_code=201)
@@ -67,10 +77,15 @@ def delete_team(team: TeamRef, ctx: ContextDep) -> Response:
 
 
 @router.get("/teams/{team}/members", operation_id="teams-list-members", response_model=MemberList)
-def list_members(team: TeamRef, ctx: ContextDep) -> MemberList:
-    """Users and service accounts of a team, in the order they joined."""
-    members = service.list_members(ctx.session, actor=ctx.actor, org=ctx.org, team=team)
-    return MemberList(items=[MemberRead.model_validate(member) for member in members])
+def list_members(
+    team: TeamRef, ctx: ContextDep, offset: Offset = 0, limit: Limit = DEFAULT_LIMIT
+) -> MemberList:
+    """A page of a team's users and service accounts, in the order they joined."""
+    members, total = service.page_members(
+        ctx.session, actor=ctx.actor, org=ctx.org, team=team, offset=offset, limit=limit
+    )
+    items = [MemberRead.model_validate(member) for member in members]
+    return MemberList(items=items, total=total, offset=offset, limit=limit)
 
 
 @router.post(

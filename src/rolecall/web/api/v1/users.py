@@ -10,12 +10,11 @@ from rolecall.teams.schemas import TeamList, TeamRead
 from rolecall.users import service
 from rolecall.users.schemas import PRINTABLE, UserCreate, UserList, UserRead, UserUpdate
 from rolecall.web.api.v1._router import make_router
+from rolecall.web.api.v1.paging import DEFAULT_LIMIT, Limit, Offset
 from rolecall.web.deps import ContextDep
 
 router = make_router("users")
 
-#: The largest ``offset`` a list takes.
-MAX_OFFSET = 1_000_000_000
 #: A user reference in a path: id, username or email.
 USER_REF = "/users/{ref}"
 
@@ -23,9 +22,8 @@ USER_REF = "/users/{ref}"
 @router.get("/users", operation_id="users-list", response_model=UserList)
 def list_users(
     ctx: ContextDep,
-    # Bounded, as SQLite's integers are (a larger offset was a 500): far past any directory.
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-    limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE_SIZE)] = 100,
+    offset: Offset = 0,
+    limit: Limit = DEFAULT_LIMIT,
     q: Annotated[str | None, Query(max_length=320, pattern=PRINTABLE)] = None,
 ) -> UserList:
     """A page of the organization's users, in the order they joined it; ``q`` searches
