@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from rolecall.audit.models import AuditEvent
 from rolecall.identity.models import BrowserSession
+from rolecall.settings import OrgMode
 from rolecall.sso.oidc import safe_return_to
 from rolecall.web.console.routes import LOGIN_CSRF_COOKIE
 from tests import factories
@@ -112,3 +113,98 @@ def test_the_sso_link_shows_when_oidc_is_configured_and_sso_is_on(make_client, o
 
     restore = make_client(**configured, local_restore=True).get("/login").text
     assert 'id="sso"' not in restore and "LOCAL_RESTORE" in restore
+
+
+# --- forms sent from elsewhere, and what a form keeps -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "origin", ["http://testserver:8081", "http://evil.testserver", "https://evil.example", "null"]
+)
+def test_a_form_another_origin_sent_is_refused_even_with_a_matching_token(client, org, db, origin):
+    # A page on another port or a sibling host can set the token cookie itself, then post the
+    # matching token: the browser's Origin header gives it away.
+    page = client.get("/login")
+    data = {"email": org.admin.email, "password": PASSWORD, "csrf_token": form_token(page.text)}
+
+    response = client.post("/login", data=data, headers={"Origin": origin}, follow_redirects=False)
+
+    assert response.status_code == 403
+    assert "sent from another site" in response.text
+    assert "rolecall_session" not in response.cookies
+    assert db.scalar(select(BrowserSession).where(BrowserSession.user_id == org.admin.id)) is None
+
+
+@pytest.mark.parametrize("origin", ["http://testserver", "https://testserver"])
+def test_a_form_this_site_sent_is_taken(client, org, origin):
+    page = client.get("/login")
+    data = {"email": org.admin.email, "password": PASSWORD, "csrf_token": form_token(page.text)}
+
+    response = client.post("/login", data=data, headers={"Origin": origin}, follow_redirects=False)
+
+    assert response.status_code == 303 and "rolecall_session" in response.cookies
+
+
+def test_the_public_urls_origin_is_this_site(make_client, org):
+    # Behind a proxy the Host the app sees is not the one the browser used.
+    client = make_client(public_url="https://iam.example.com")
+    client.base_url = "https://testserver"  # the cookies are Secure behind an https URL
+    page = client.get("/login")
+    data = {"email": org.admin.email, "password": PASSWORD, "csrf_token": form_token(page.text)}
+    origin = {"Origin": "https://iam.example.com"}
+
+    response = client.post("/login", data=data, headers=origin, follow_redirects=False)
+
+    assert response.status_code == 303
+
+
+def test_a_failed_attempt_keeps_where_the_form_leads(client, org):
+    page = client.get("/login?return_to=/api/v1/viewer")
+    data = {"email": org.admin.email, "password": "wrong", "return_to": "/api/v1/viewer"}
+    data["csrf_token"] = form_token(page.text)
+
+    failed = client.post("/login", data=data, follow_redirects=False)
+    data |= {"password": PASSWORD, "csrf_token": form_token(failed.text)}
+    retried = client.post("/login", data=data, follow_redirects=False)
+
+    assert failed.status_code == 401
+    assert 'name="return_to" value="/api/v1/viewer"' in failed.text
+    assert retried.status_code == 303 and retried.headers["location"] == "/api/v1/viewer"
+
+
+def test_in_multi_org_mode_the_form_posts_to_its_organization(make_client, org):
+    client = make_client(mode=OrgMode.MULTI)
+
+    page = client.get(f"/login?org={org.org.name}")
+
+    assert f"Sign in to {org.org.name}" in page.text
+    assert f'action="/login?org={org.org.name}"' in page.text
+
+
+def test_signing_in_again_ends_the_session_the_browser_had(make_client, org, db):
+    bob = factories.user(db, org.org, username="bob", email="bob@example.com")
+    bob.password_hash = factories.admin_password_hash()
+    db.flush()
+    admins = make_client()
+    assert submit(admins, org.admin.email, PASSWORD).status_code == 303
+    first = admins.cookies["rolecall_session"]
+    # The same browser, still carrying the admin's cookie, signs in as bob.
+    browser = make_client()
+    page = browser.get("/login")
+    browser.cookies.set("rolecall_session", first)
+    data = {"email": bob.email, "password": PASSWORD, "csrf_token": form_token(page.text)}
+
+    again = browser.post("/login", data=data, follow_redirects=False)
+
+    assert again.status_code == 303
+    assert again.cookies["rolecall_session"] != first
+    as_bob = make_client()
+    as_bob.cookies.set("rolecall_session", again.cookies["rolecall_session"])
+    assert as_bob.get("/api/v1/viewer").json()["username"] == "bob"
+    # The admin's cookie, wherever else it went, no longer works.
+    assert admins.get("/api/v1/viewer").status_code == 401
+    db.expire_all()
+    [ended] = db.scalars(select(BrowserSession).where(BrowserSession.user_id == org.admin.id))
+    assert ended.revoked_at is not None
+    logouts = db.scalars(select(AuditEvent).where(AuditEvent.action == "auth.logout")).all()
+    assert [event.object_id for event in logouts] == [org.admin.id]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
+from starlette.requests import Request
 from starlette.responses import Response
 
-from rolecall.identity.sessions import SignIn
+from rolecall.errors import AuthenticationFailed
+from rolecall.identity.authenticate import authenticate_session
+from rolecall.identity.sessions import SignIn, sign_out
 from rolecall.settings import Settings
 from rolecall.web.deps import SESSION_COOKIE
 
@@ -21,6 +25,20 @@ def set_session_cookie(response: Response, signed: SignIn, settings: Settings) -
         samesite="lax",
         secure=settings.base_url.startswith("https"),
     )
+
+
+def end_replaced_session(db: Session, request: Request) -> None:
+    """A sign-in in a browser that has a session already ends that session (audited as a
+    sign-out): the browser keeps only the new cookie, and the old one must not go on
+    working for whoever else holds it. Called by every sign-in before its cookie is set."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return
+    try:
+        principal, _ = authenticate_session(db, cookie)
+    except AuthenticationFailed:
+        return  # expired or revoked already
+    sign_out(db, actor=principal)
 
 
 def clear_session_cookie(response: Response) -> None:

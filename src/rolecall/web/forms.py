@@ -3,7 +3,7 @@ without a multipart parser: bounded in size and field count."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import Request
 
@@ -40,3 +40,22 @@ def single(form: dict[str, list[str]], name: str) -> str:
     """The field's first value, or ``""``."""
     values = form.get(name) or [""]
     return values[0]
+
+
+def from_another_origin(request: Request, public_url: str) -> bool:
+    """Whether the browser says the form was sent from a page of another origin (the
+    ``Origin`` header: browsers send it with every form POST). A form token alone does not
+    stop a page on a sibling host or another port of this host: such a page may set the token
+    cookie itself (cookies do not keep ports or sibling subdomains apart), then post the
+    matching token. This site is the public URL's origin, or the one the request came to (the
+    ``Host`` the browser used). A request without ``Origin`` (not a browser's) relies on the
+    token alone."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    public = urlsplit(public_url)
+    if origin == f"{public.scheme}://{public.netloc}":
+        return False
+    host = request.headers.get("host")
+    # Behind a proxy that ends TLS the request arrives as http: either scheme is this host.
+    return host is None or origin not in (f"http://{host}", f"https://{host}")

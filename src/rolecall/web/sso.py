@@ -30,7 +30,7 @@ from rolecall.settings import Settings
 from rolecall.sso import oidc, sign_out
 from rolecall.sso.oidc import CALLBACK_PATH
 from rolecall.web.console.routes import signed_in, templates
-from rolecall.web.cookies import clear_session_cookie, set_session_cookie
+from rolecall.web.cookies import clear_session_cookie, end_replaced_session, set_session_cookie
 from rolecall.web.deps import (
     CSRF_HEADER,
     SESSION_COOKIE,
@@ -150,6 +150,7 @@ def oidc_callback(
         db.commit()  # the used login state and the audited failure stay
         return _unbind_browser(error_page(request, exc), binding)
     response = RedirectResponse(done.return_to, status_code=303, headers=NO_STORE)
+    end_replaced_session(db, request)
     set_session_cookie(response, done.sign_in, settings)
     return _unbind_browser(response, binding)
 

@@ -3,7 +3,9 @@ configured) and the signed-in home page.
 
 The sign-in form is protected by a double-submit token: ``GET /login`` sets it in a cookie and
 in the form, and ``POST /login`` refuses a form whose token does not match, so another site
-cannot sign a browser in to an account of its choosing (login CSRF).
+cannot sign a browser in to an account of its choosing (login CSRF). A page on another port of
+this host or on a sibling host can set that cookie itself, so a form a browser says came from
+another origin (``Origin``) is refused too.
 """
 
 from __future__ import annotations
@@ -30,11 +32,11 @@ from rolecall.sso.config import ldap_config, oidc_config
 from rolecall.sso.oidc import safe_return_to
 from rolecall.sso.sign_in import sign_in_with_email_password
 from rolecall.users.models import User
-from rolecall.web.cookies import set_session_cookie
+from rolecall.web.cookies import end_replaced_session, set_session_cookie
 from rolecall.web.deps import SESSION_COOKIE, SessionDep, SettingsDep, TransactionalRoute
 from rolecall.web.deps import sign_in_org as find_sign_in_org
 from rolecall.web.errors import status_for
-from rolecall.web.forms import read_form, single
+from rolecall.web.forms import from_another_origin, read_form, single
 
 router = APIRouter(route_class=TransactionalRoute, include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -77,11 +79,16 @@ def login_submit(
     if isinstance(form, str):
         return _login_page(db, request, settings, status=400, error=form)
     email = single(form, "email")
+    # The destination survives a failed attempt: the form posts it, not the URL.
+    page = {"email": email, "return_to": single(form, "return_to")}
+    if from_another_origin(request, settings.base_url):
+        error = "this sign-in form was sent from another site; sign in from this site's own page"
+        return _login_page(db, request, settings, status=403, error=error, **page)
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     sent = single(form, "csrf_token")
     if not expected or not sent or not same_digest(expected, sent):
         error = "the sign-in form expired; please try again"
-        return _login_page(db, request, settings, status=400, error=error, email=email)
+        return _login_page(db, request, settings, status=400, error=error, **page)
     try:
         signed = sign_in_with_email_password(
             db,
@@ -94,8 +101,9 @@ def login_submit(
     except RolecallError as exc:
         db.commit()  # keep the auth.login_failed audit event
         status = status_for(exc)
-        return _login_page(db, request, settings, status=status, error=exc.message, email=email)
-    response = RedirectResponse(safe_return_to(single(form, "return_to")), 303)
+        return _login_page(db, request, settings, status=status, error=exc.message, **page)
+    response = RedirectResponse(safe_return_to(page["return_to"]), 303)
+    end_replaced_session(db, request)
     set_session_cookie(response, signed, settings)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
@@ -133,12 +141,15 @@ def _login_page(
     status: int,
     error: str | None = None,
     email: str = "",
+    return_to: str | None = None,
 ) -> Response:
+    """The form; ``return_to`` (a POST's own field) or else the URL's says where it leads."""
     org = _sign_in_org(db, request, settings)
-    return_to = safe_return_to(request.query_params.get("return_to"))
+    return_to = safe_return_to(return_to or request.query_params.get("return_to"))
     token = secrets.token_urlsafe(32)
     context: dict[str, Any] = {
         "org_name": org.name if org else "rolecall",
+        "action": _form_action(org, settings),
         "error": error,
         "email": email,
         "csrf_token": token,
@@ -168,6 +179,14 @@ def _sign_in_org(db: Session, request: Request, settings: Settings) -> Organizat
         return find_sign_in_org(db, settings, request.query_params.get("org"))
     except RolecallError:
         return None
+
+
+def _form_action(org: Organization | None, settings: Settings) -> str:
+    """Where the form posts: multi-org mode keeps the organization (``?org=``), which decides
+    whose LDAP directory checks the password."""
+    if org is None or settings.mode.value != "multi":
+        return "/login"
+    return f"/login?org={quote(org.name, safe='')}"
 
 
 def _sso_link(org: Organization | None, settings: Settings, return_to: str) -> str | None:
