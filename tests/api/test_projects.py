@@ -645,3 +645,35 @@ def test_visibility_matrix_for_each_kind_of_principal(client, db, org, team, who
                     else _DENIAL_RULE[who]
                 )
                 assert _rule(response) == expected, (visibility, response.json())
+
+
+# --- an owner who left ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("visibility", ["team", "open"])
+def test_an_owner_removed_from_the_team_can_no_longer_change_or_expose_its_project(
+    client, db, org, team, visibility
+):
+    gina, headers = _member(db, org, team, username="gina")
+    created = client.post(
+        PROJECTS, json={"entity": "vision", "name": "p", "visibility": visibility}, headers=headers
+    )
+    assert created.status_code == 201 and created.json()["owner"] == "gina"
+    removed = client.delete("/api/v1/teams/vision/members/gina", headers=org.admin_headers)
+    assert removed.status_code == 204
+
+    public = client.patch(f"{PROJECTS}/vision/p", json={"visibility": "public"}, headers=headers)
+    given_away = client.patch(f"{PROJECTS}/vision/p", json={"owner": "admin"}, headers=headers)
+    check = client.post(
+        "/api/v1/authz/check",
+        json={"principal": "user:gina", "permission": "project:update", "project": "vision/p"},
+        headers=org.admin_headers,
+    ).json()
+
+    for refused in (public, given_away):
+        assert refused.status_code == 403, refused.text
+        assert _rule(refused) == "extra.project_owner"
+    assert (check["allowed"], check["rule"]) == (False, "extra.project_owner")
+    db.expire_all()
+    stored = db.scalar(select(Project).where(Project.name == "p"))
+    assert (stored.visibility, stored.owner_user_id) == (visibility, gina.id)

@@ -327,10 +327,12 @@ def rule_org_admin_extras(facts: DecisionFacts, mask: int, trace: list[TraceStep
 
 
 def rule_owner_extras(facts: DecisionFacts, mask: int, trace: list[TraceStep]) -> int:
-    """A project's owner may update it and manage its access (not as an org viewer).
+    """A project's owner may update it and manage its access (not as an org viewer), while it
+    belongs to the project's team and organization.
 
     A restricted project whose owner left its team is managed by admins only until a team admin
-    sets a new owner (ours).
+    sets a new owner (ours); an owner who left the team of any other project has no extras
+    there either (ours).
     """
     p, project = facts.principal, facts.project
     if project is None or p.id is None or p.id != project.owner_user_id or p.kind is not _USER:
@@ -340,11 +342,13 @@ def rule_owner_extras(facts: DecisionFacts, mask: int, trace: list[TraceStep]) -
             trace, RULE_OWNER_EXTRAS, "skip", _OWNER_EXTRAS, "org viewer: reads only, owner or not"
         )
         return mask
-    if project.owner_needed or (
-        project.visibility is _RESTRICTED
-        and project.team.kind == "team"
-        and facts.membership.team_role is None
-    ):
+    # An owner who left the project's team (or its organization) keeps the title, not the
+    # extras: it is "anyone else" now, and must not go on changing who sees the project (ours).
+    # A restricted project is flagged until a team admin sets a new owner.
+    left = not _in_org(facts) or (
+        project.team.kind == "team" and facts.membership.team_role is None
+    )
+    if project.owner_needed or left:
         why = "the owner left the team: admins manage {0} until a new owner is set (ours)"
         _note(trace, RULE_OWNER_EXTRAS, "skip", _OWNER_EXTRAS, why, project.name)
         return mask

@@ -626,6 +626,17 @@ def test_project_owner_may_update_and_manage_access():
     denied(facts(user("bob"), owned, team_role=MEMBER), P.PROJECT_UPDATE, policy.RULE_TEAM_ROLE)
 
 
+@pytest.mark.parametrize("visibility", [Visibility.TEAM, Visibility.OPEN, Visibility.PUBLIC])
+def test_an_owner_who_left_the_team_has_no_owner_extras(visibility):
+    # It is anyone else now: it may not make the team's project public, or give it away (ours).
+    owned = project(visibility, owner="alice")
+    for permission in (P.PROJECT_UPDATE, P.PROJECT_MANAGE_ACCESS):
+        denied(facts(user(), owned), permission, policy.RULE_OWNER_EXTRAS)
+    # Nor one who left the organization, still a member of the team's rows or not.
+    gone = user(org_role=None)
+    denied(facts(gone, owned, team_role=MEMBER), P.PROJECT_UPDATE, policy.RULE_OWNER_EXTRAS)
+
+
 def test_org_viewer_owner_gets_no_owner_extras():
     owned = project(Visibility.TEAM, owner="alice")
     f = facts(user(org_role=OrgRole.VIEWER), owned, team_role=MEMBER)
