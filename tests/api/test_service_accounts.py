@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from sqlalchemy import func, select
 
 from rolecall import authz
 from rolecall.api_keys.models import ApiKey
 from rolecall.audit.models import AuditEvent
+from rolecall.authz import policy
 from rolecall.authz.facts import CredentialKind, PrincipalKind
 from rolecall.authz.permissions import Permission
 from rolecall.identity.authenticate import authenticate_api_key
@@ -471,3 +474,60 @@ def test_a_team_admin_cannot_manage_an_org_scoped_accounts_keys(client, db, org)
     ):
         assert response.status_code == 403
         assert response.json()["error"]["rule"] == "org.member"
+
+
+# --- keys a credential makes for an account (credential.mint) -------------------------------------
+
+
+def _key_headers(db, user, **kwargs):
+    return factories.headers(factories.api_key(db, user, **kwargs))
+
+
+def test_an_expiring_key_makes_account_keys_only_within_its_own_life(client, db, org):
+    team = factories.team(db, org.org, name="ml")
+    factories.service_account(db, org.org, team, name="bot")
+    ends = datetime.now(UTC) + timedelta(hours=1)
+    headers = _key_headers(db, org.admin, expires_at=ends)
+    keys_before = db.scalar(select(func.count(ApiKey.id)))
+
+    forever = client.post(f"{ACCOUNTS}/bot/api-keys", json={}, headers=headers)
+    later = client.post(f"{ACCOUNTS}/bot/api-keys", json={"expires_in": 7200}, headers=headers)
+    account = client.post(
+        ACCOUNTS, json={"name": "new", "scope": "team", "team": "ml"}, headers=headers
+    )
+    sooner = client.post(f"{ACCOUNTS}/bot/api-keys", json={"expires_in": 600}, headers=headers)
+
+    for refused in (forever, later, account):
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["rule"] == policy.RULE_CREDENTIAL_MINT
+    assert "must expire by then" in forever.json()["error"]["message"]
+    assert sooner.status_code == 201, sooner.text
+    db.expire_all()
+    assert db.scalar(select(func.count(ApiKey.id))) == keys_before + 1
+    assert db.scalar(select(ServiceAccount.id).where(ServiceAccount.name == "new")) is None
+
+
+def test_a_scoped_key_makes_account_keys_only_within_its_scopes(client, db, org):
+    team = factories.team(db, org.org, name="ml")
+    factories.service_account(db, org.org, team, name="bot")
+    scopes = (Permission.TEAM_MANAGE_SERVICE_ACCOUNTS, Permission.RUN_READ)
+    headers = _key_headers(db, org.admin, scopes=scopes)
+
+    unscoped = client.post(f"{ACCOUNTS}/bot/api-keys", json={}, headers=headers)
+    wider = client.post(
+        f"{ACCOUNTS}/bot/api-keys", json={"scopes": ["run:read", "run:create"]}, headers=headers
+    )
+    account = client.post(
+        ACCOUNTS, json={"name": "new", "scope": "team", "team": "ml"}, headers=headers
+    )
+    within = client.post(f"{ACCOUNTS}/bot/api-keys", json={"scopes": ["run:read"]}, headers=headers)
+
+    # The account's own rights (run:create in its team) would reach what the key may not do.
+    for refused in (unscoped, wider, account):
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["rule"] == policy.RULE_CREDENTIAL_MINT
+    assert within.status_code == 201, within.text
+    assert within.json()["scopes"] == ["run:read"]
+    # An external account has no key: such a key may make it.
+    external = {"name": "gha", "scope": "team", "team": "ml", "kind": "external", "subject": "s"}
+    assert client.post(ACCOUNTS, json=external, headers=headers).status_code == 201

@@ -4,6 +4,7 @@ JWT's refusal without issuing anything."""
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from rolecall.api_keys.models import ApiKey
@@ -100,6 +101,54 @@ def test_an_access_token_cannot_mint_an_api_key_that_could_change_the_issuer(
     assert error["extensions"]["rule"] == policy.RULE_CREDENTIAL_MINT
     db.expire_all()
     assert db.scalars(select(ApiKey.id)).all() == keys_before
+
+
+def test_an_access_token_makes_account_keys_only_within_its_own_life(client, db, org, federated):
+    org.admin.email_key = org.admin.email.lower()
+    team = factories.team(db, org.org, name="ml")
+    factories.service_account(db, org.org, team, name="bot")
+    token = exchange(client, federated.mint(sub=org.admin.email, aud=org.org.name)).json()
+    headers = bearer(token["access_token"])
+    accounts = f"{API}/service-accounts"
+
+    forever = client.post(f"{accounts}/bot/api-keys", json={}, headers=headers)
+    account = client.post(
+        accounts, json={"name": "new", "scope": "team", "team": "ml"}, headers=headers
+    )
+    within = client.post(f"{accounts}/bot/api-keys", json={"expires_in": 60}, headers=headers)
+
+    for refused in (forever, account):
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["rule"] == policy.RULE_CREDENTIAL_MINT
+        assert "this access token expires at" in refused.json()["error"]["message"]
+    assert within.status_code == 201, within.text
+
+
+def test_an_access_token_is_shown_no_account_key_that_outlives_it(make_client, db, org, federated):
+    # Keys are shown again only when the server derives them from its secret key.
+    client = make_client(secret_key=SecretStr("k" * 32))
+    org.admin.email_key = org.admin.email.lower()
+    factories.team(db, org.org, name="ml")
+    created = client.post(
+        "/graphql",
+        json={
+            "query": 'mutation { createServiceAccount(input: {entityName: "ml", description:'
+            ' "CI"}) { user { id } } }'
+        },
+        headers=org.admin_headers,
+    )
+    assert "errors" not in created.json(), created.text
+    token = exchange(client, federated.mint(sub=org.admin.email, aud=org.org.name)).json()
+    query = '{ entity(name: "ml") { members { name apiKey } } }'
+
+    as_key = client.post("/graphql", json={"query": query}, headers=org.admin_headers).json()
+    as_token = client.post(
+        "/graphql", json={"query": query}, headers=bearer(token["access_token"])
+    ).json()
+
+    [shown] = as_key["data"]["entity"]["members"]
+    assert shown["apiKey"].startswith("rc_")
+    assert as_token["data"]["entity"]["members"] == [{"name": shown["name"], "apiKey": None}]
 
 
 @pytest.mark.parametrize(

@@ -251,16 +251,41 @@ def _within_the_callers_credential(
     actor: Principal, scopes: frozenset[Permission] | None, expires_at: datetime | None
 ) -> None:
     """``PermissionDenied`` naming ``credential.mint`` when the caller's credential may not make
-    this key (``policy.check_key_mint``: no key that outranks or outlives it)."""
-    violation = policy.check_key_mint(
+    this key for itself (``policy.check_key_mint``: no key that outranks or outlives it)."""
+    require_within_credential(actor, scopes, expires_at, for_itself=True)
+
+
+def require_within_credential(
+    actor: Principal,
+    scopes: frozenset[Permission] | None,
+    expires_at: datetime | None,
+    *,
+    for_itself: bool,
+) -> None:
+    """``PermissionDenied`` naming ``credential.mint`` when the caller's credential may not make
+    a key of these ``scopes`` and expiry, for itself or (``for_itself`` false) for a service
+    account (``policy.check_key_mint``)."""
+    violation = within_credential(actor, scopes, expires_at, for_itself=for_itself)
+    if violation is not None:
+        raise PermissionDenied(violation.message, rule=violation.rule)
+
+
+def within_credential(
+    actor: Principal,
+    scopes: frozenset[Permission] | None,
+    expires_at: datetime | None,
+    *,
+    for_itself: bool,
+) -> policy.RuleViolation | None:
+    """``policy.check_key_mint`` for the caller's credential."""
+    return policy.check_key_mint(
         credential=actor.credential,
         credential_scopes=actor.key_scopes,
         credential_expires_at=actor.credential_expires_at,
         scopes=scopes,
         expires_at=expires_at,
+        for_itself=for_itself,
     )
-    if violation is not None:
-        raise PermissionDenied(violation.message, rule=violation.rule)
 
 
 def list_own_keys(session: Session, *, actor: Principal, org: Organization) -> list[ApiKey]:

@@ -97,18 +97,22 @@ def check_key_mint(
     credential_expires_at: datetime | None,
     scopes: frozenset[Permission] | None,
     expires_at: datetime | None,
+    for_itself: bool = True,
 ) -> RuleViolation | None:
-    """A credential makes no API key for its own principal that outranks or outlives it (ours).
+    """A credential makes no API key that outranks or outlives it (ours): not for its own
+    principal, not for a service account it manages (``for_itself`` false), nor shows it one.
 
-    - An access token from identity federation makes none: federation's credentials are short
-      lived by design (the seeds: JWTs "address the shortcomings of long-lived credentials like
-      API keys"), and a token may not use ``org:manage_auth``, which a key of its owner could.
+    - An access token from identity federation makes none for itself: federation's credentials
+      are short lived by design (the seeds: JWTs "address the shortcomings of long-lived
+      credentials like API keys"), and a token may not use ``org:manage_auth``, which a key of
+      its owner could. A service account's key acts with the account's rights, so a token may
+      make one, within its own life as below.
     - A scoped key makes keys limited to its own scopes (``scopes`` ``None``: unscoped), so it
-      cannot widen itself.
-    - An expiring key makes keys that expire by the time it does (``expires_at`` ``None``:
-      never).
+      cannot widen itself, or reach through an account what it may not do itself.
+    - An expiring credential makes keys that expire by the time it does (``expires_at``
+      ``None``: never).
     """
-    if credential is CredentialKind.ACCESS_TOKEN:
+    if for_itself and credential is CredentialKind.ACCESS_TOKEN:
         return RuleViolation(
             RULE_CREDENTIAL_MINT,
             "an access token from identity federation cannot create API keys: its credentials "
@@ -122,9 +126,10 @@ def check_key_mint(
         )
     ends = credential_expires_at
     if ends is not None and (expires_at is None or expires_at > ends):
+        what = "access token" if credential is CredentialKind.ACCESS_TOKEN else "API key"
         return RuleViolation(
             RULE_CREDENTIAL_MINT,
-            f"this API key expires at {ends.isoformat()}: the keys it creates must expire by "
+            f"this {what} expires at {ends.isoformat()}: the keys it creates must expire by "
             "then (give expires_in)",
         )
     return None

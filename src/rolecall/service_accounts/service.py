@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from rolecall import authz
 from rolecall.api_keys.issue import issue_key
 from rolecall.api_keys.models import ApiKey
+from rolecall.api_keys.service import require_within_credential, within_credential
 from rolecall.audit.service import record
 from rolecall.authz.permissions import Permission, parse_permission
 from rolecall.authz.roles import TeamRole
@@ -161,6 +162,10 @@ def create_service_account(
     if scope == TEAM_SCOPE:
         authz.require(session, actor, Permission.TEAM_MANAGE_SERVICE_ACCOUNTS, team_row)
     subject = _check_kind(scope, kind, subject)
+    if kind == BUILTIN:
+        # The account's first key never expires and is unscoped: only a credential that may
+        # make such a key makes the account (``policy.check_key_mint``).
+        require_within_credential(actor, None, None, for_itself=False)
     _check_name(name)
     if session.scalar(
         select(ServiceAccount.id).where(
@@ -338,6 +343,8 @@ def create_key(
         if not 0 < expires_in <= MAX_KEY_LIFETIME.total_seconds():
             raise InvalidInput("expires_in is 1 second to 10 years", field="expires_in")
         expires_at = datetime.now(UTC) + timedelta(seconds=expires_in)
+    scoped = frozenset(permissions) if permissions is not None else None
+    require_within_credential(actor, scoped, expires_at, for_itself=False)
     key, secret = issue_key(
         session,
         service_account_id=account.id,
@@ -378,8 +385,10 @@ def revealable_keys(
     """The API keys of ``team``'s live built-in accounts that can be shown again, by account id.
 
     Only for those who manage the team's service accounts (``team:manage_service_accounts``,
-    checked without raising: others get ``{}``), and only for keys derived from
-    ``server_key`` (created with ``derive_key_with``). Each key shown is audited.
+    checked without raising: others get ``{}``), only for keys derived from ``server_key``
+    (created with ``derive_key_with``), and only keys the caller's credential could have made
+    (``policy.check_key_mint``: a scoped or expiring credential is shown no key that outranks
+    or outlives it). Each key shown is audited.
     """
     if server_key is None:
         return {}
@@ -400,6 +409,9 @@ def revealable_keys(
     shown: dict[str, str] = {}
     for account, key in rows:
         if account.id in shown or (key.expires_at is not None and key.expires_at <= now):
+            continue
+        scopes = frozenset(Permission(s) for s in key.scopes) if key.scopes is not None else None
+        if within_credential(actor, scopes, key.expires_at, for_itself=False) is not None:
             continue
         secret = derived_secret(server_key, key.id)
         if not same_digest(digest(secret), key.digest):

@@ -178,13 +178,22 @@ RUN_CREATE = frozenset({Permission.RUN_CREATE})
 RUN_AND_READ = frozenset({Permission.RUN_CREATE, Permission.ORG_READ})
 
 
-def _mint(credential=CredentialKind.API_KEY, held=None, ends=None, scopes=None, expires=None):
+def _mint(
+    credential=CredentialKind.API_KEY,
+    held=None,
+    ends=None,
+    scopes=None,
+    expires=None,
+    *,
+    for_itself=True,
+):
     return policy.check_key_mint(
         credential=credential,
         credential_scopes=held,
         credential_expires_at=ends,
         scopes=scopes,
         expires_at=expires,
+        for_itself=for_itself,
     )
 
 
@@ -220,6 +229,26 @@ def test_keys_within_the_credential_are_minted(credential):
     assert _mint(held=RUN_AND_READ, scopes=RUN_CREATE) is None
     assert _mint(held=RUN_CREATE, scopes=RUN_CREATE) is None
     assert _mint(ends=ends, expires=ends) is None
+
+
+def test_an_access_token_makes_a_service_accounts_key_only_within_its_own_life():
+    # The account's key acts with the account's rights, not the token's owner's.
+    ends = NOW + timedelta(hours=1)
+    token = {"credential": CredentialKind.ACCESS_TOKEN, "ends": ends, "for_itself": False}
+    assert _mint(**token, expires=ends) is None
+    for expires in (None, ends + timedelta(seconds=1)):
+        violation = _mint(**token, expires=expires)
+        assert violation is not None
+        assert violation.rule == policy.RULE_CREDENTIAL_MINT
+        assert "this access token expires at" in violation.message
+
+
+def test_a_scoped_or_expiring_key_makes_no_account_key_beyond_itself():
+    ends = NOW + timedelta(hours=1)
+    assert _mint(held=RUN_CREATE, for_itself=False) is not None  # unscoped: more than it may
+    assert _mint(held=RUN_CREATE, scopes=RUN_CREATE, for_itself=False) is None
+    assert _mint(ends=ends, for_itself=False) is not None  # never expires: outlives it
+    assert _mint(ends=ends, expires=ends, for_itself=False) is None
 
 
 # --- service-account attribution --------------------------------------------------------------
