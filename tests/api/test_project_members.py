@@ -364,6 +364,32 @@ def test_removing_from_restricted_forgets_the_override(client, db, org, team, ad
     assert _audit_count(db, "project.member.remove") == 1
 
 
+def test_an_override_hidden_by_restricting_the_project_does_not_come_back_on_invite(
+    client, db, org, team, admin_headers
+):
+    # bob's admin override was set while the project was team-scoped; restricting it shut him
+    # out without an invitation. Invited now, he starts from his team role, as a re-added
+    # member does.
+    factories.project(db, team, name="pst")
+    _member(db, org, team, username="bob")
+    set_admin = client.patch(
+        f"{BASE}/pst/members/bob", json={"role": "admin"}, headers=admin_headers
+    )
+    assert set_admin.status_code == 200 and set_admin.json()["is_override"] is True
+    restricted = {"visibility": "restricted"}
+    assert client.patch(f"{BASE}/pst", json=restricted, headers=admin_headers).status_code == 200
+
+    # The team admin is shut out too until it joins; the org admin manages access anyway.
+    invited = client.post(
+        f"{BASE}/pst/members", json={"principal": "bob"}, headers=org.admin_headers
+    )
+
+    assert invited.status_code == 201, invited.text
+    assert (invited.json()["project_role"], invited.json()["is_override"]) == ("member", False)
+    assert _can(client, org, "user:bob", "run:delete", "vision/pst") is False
+    assert _can(client, org, "user:bob", "run:create", "vision/pst") is True
+
+
 def test_removing_a_non_member_is_404(client, db, org, team, admin_headers):
     factories.project(db, team, name="p")
     _member(db, org, team, username="ivy")

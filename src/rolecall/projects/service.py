@@ -415,11 +415,24 @@ def update_project(
 
 
 def _ensure_invited(session: Session, project: Project, principal: Member) -> None:
-    row = _project_row(session, project, principal)
+    _invite(session, project, principal, _project_row(session, project, principal))
+
+
+def _invite(
+    session: Session, project: Project, principal: Member, row: ProjectMembership | None
+) -> ProjectMembership:
+    """Make ``principal`` an invited member of ``project``; returns its row.
+
+    Invited into a restricted project, it starts from its team role: an override its row kept
+    from before the project was restricted (when it was not invited, and saw nothing) is not
+    brought back, as re-adding a removed member forgets it too (ACCESS.md)."""
     if row is None:
-        session.add(_new_row(project, principal, invited=True))
-    else:
-        row.invited = True
+        row = _new_row(project, principal, invited=True)
+        session.add(row)
+    elif not row.invited and project.visibility == Visibility.RESTRICTED:
+        row.role, row.custom_role_id = None, None
+    row.invited = True
+    return row
 
 
 def _require_owner_candidate(session: Session, org: Organization, team: Team, user: User) -> None:
@@ -577,10 +590,7 @@ def add_project_member(
     if role is not None:
         _check_role_scope(project, team)
         override = _requested_role(session, org, standing, role)
-    if row is None:
-        row = _new_row(project, member, invited=True)
-        session.add(row)
-    row.invited = True
+    row = _invite(session, project, member, row)
     if override is not None:
         row.role, row.custom_role_id = override
     view = _member_view(session, member, standing, row)
@@ -686,10 +696,7 @@ def join_project(
     row = _project_row(session, project, member)
     if row is not None and row.invited:
         raise Conflict(f"{_name_of(member)} is already a member of this project")
-    if row is None:
-        row = _new_row(project, member, invited=True)
-        session.add(row)
-    row.invited = True
+    row = _invite(session, project, member, row)
     view = _member_view(
         session, member, _standing(session, _team_of(session, project), member), row
     )
