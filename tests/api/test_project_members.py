@@ -76,6 +76,44 @@ def test_team_project_lists_every_team_member_with_roles_in_join_order(client, d
     assert not any(m["is_override"] or m["invited"] for m in items)
 
 
+@pytest.mark.parametrize("visibility", ["open", "public"])
+def test_visitors_of_an_open_or_public_project_do_not_see_its_teams_roster(
+    client, db, org, team, visibility
+):
+    factories.project(db, team, name="p", visibility=visibility)
+    _member(db, org, team, role="admin", username="ann")
+    _, outsider = _member(db, org, None, username="dave")
+
+    anonymous = client.get(f"{BASE}/p/members")
+    stranger = client.get(f"{BASE}/p/members", headers=outsider)
+
+    assert client.get(f"{BASE}/p", headers=outsider).status_code == 200  # the project: yes
+    assert anonymous.status_code == 403, anonymous.text
+    assert stranger.status_code == 403
+    assert stranger.json()["error"]["rule"] == "base.none"
+
+
+def test_a_team_admin_that_has_not_joined_a_restricted_project_sees_not_who_is_in_it(
+    client, db, org, team, admin_headers
+):
+    project = factories.project(db, team, name="r", visibility="restricted")
+    ivy, ivys = _member(db, org, team, username="ivy")
+    factories.project_member(db, project, ivy)
+
+    outside = client.get(f"{BASE}/r/members", headers=admin_headers)
+    inside = client.get(f"{BASE}/r/members", headers=ivys)
+    joined = client.post(f"{BASE}/r/join", headers=admin_headers)
+    after_joining = client.get(f"{BASE}/r/members", headers=admin_headers)
+
+    assert outside.status_code == 403
+    assert outside.json()["error"]["rule"] == "base.restricted_membership"
+    assert [m["name"] for m in inside.json()["items"]] == ["ivy"]
+    assert joined.status_code == 200, joined.text
+    assert sorted(m["name"] for m in after_joining.json()["items"]) == ["ivy", "tess"]
+    # The org admin manages access: it sees the members without joining.
+    assert client.get(f"{BASE}/r/members", headers=org.admin_headers).status_code == 200
+
+
 def test_restricted_project_lists_invited_members_only(client, db, org, team, admin_headers):
     project = factories.project(db, team, name="r", visibility="restricted")
     invited, headers = _member(db, org, team, username="ivy")

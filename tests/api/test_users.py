@@ -279,14 +279,37 @@ def test_user_teams_lists_teams_not_personal_entities(client, db, org):
     factories.team(db, org.org, name="gamma")
     factories.member(db, beta, hank, role="admin")
     factories.member(db, alpha, hank)
-    _, headers = member_headers(db, org)
+    hanks = factories.headers(factories.api_key(db, hank))
 
-    response = client.get(f"{USERS}/hank/teams", headers=headers)
+    response = client.get(f"{USERS}/hank/teams", headers=org.admin_headers)
 
     assert response.status_code == 200
     assert [t["name"] for t in response.json()["items"]] == ["alpha", "beta"]
     assert all(t["kind"] == "team" for t in response.json()["items"])
-    assert client.get(f"{USERS}/nobody/teams", headers=headers).status_code == 404
+    assert [
+        t["name"] for t in client.get(f"{USERS}/hank/teams", headers=hanks).json()["items"]
+    ] == [
+        "alpha",
+        "beta",
+    ]
+    assert client.get(f"{USERS}/nobody/teams", headers=org.admin_headers).status_code == 404
+
+
+def test_user_teams_shows_only_teams_whose_members_the_caller_may_see(client, db, org):
+    # Otherwise a team's roster could be pieced together user by user.
+    hank = factories.user(db, org.org, username="hank")
+    alpha = factories.team(db, org.org, name="alpha")
+    beta = factories.team(db, org.org, name="beta")
+    factories.member(db, alpha, hank)
+    factories.member(db, beta, hank)
+    outsider, headers = member_headers(db, org)
+    factories.member(db, alpha, outsider, role="viewer")
+
+    response = client.get(f"{USERS}/hank/teams", headers=headers)
+
+    assert response.status_code == 200
+    assert [t["name"] for t in response.json()["items"]] == ["alpha"]
+    assert client.get("/api/v1/teams/beta/members", headers=headers).status_code == 403
 
 
 # --- changing -----------------------------------------------------------------------------------

@@ -506,12 +506,14 @@ def list_project_members(
 ) -> list[ProjectMemberView]:
     """Restricted projects: the invited members. Others: every team member (join order) with
     its team role and project role, then principals added explicitly (org service accounts).
+    Shown to those who may see the roster (``_require_roster_access``).
 
     Raises ``NotFound``, ``PermissionDenied``.
     """
     project = require_project(session, org, entity, name)
     authz.require(session, actor, Permission.PROJECT_READ, project)
     team = _team_of(session, project)
+    _require_roster_access(session, actor, project, team)
     rows = session.scalars(
         select(ProjectMembership)
         .where(ProjectMembership.project_id == project.id)
@@ -528,6 +530,22 @@ def list_project_members(
         if row.invited and principal is not None:
             views.append(_member_view(session, principal, _standing(session, team, principal), row))
     return views
+
+
+def _require_roster_access(
+    session: Session, actor: Principal, project: Project, team: Team
+) -> None:
+    """Who is in a project is its team's roster (ours): those who manage the project's access
+    see it; in a restricted project, its invited members (they see inside: ``run:read``); in
+    any other, those who may read the team (``team:read``). A visitor of an open or public
+    project, and a team admin that has not joined a restricted one, see the project, not who
+    is in it. Raises ``PermissionDenied`` naming the rule that denied."""
+    if authz.check(session, actor, Permission.PROJECT_MANAGE_ACCESS, project).allowed:
+        return
+    if project.visibility == Visibility.RESTRICTED:
+        authz.require(session, actor, Permission.RUN_READ, project)
+    else:
+        authz.require(session, actor, Permission.TEAM_READ, team)
 
 
 def _check_role_scope(project: Project, team: Team) -> None:

@@ -200,7 +200,9 @@ def teams_of_users(
 
 
 def user_teams(session: Session, *, actor: Principal, org: Organization, ref: str) -> list[Team]:
-    """The teams of ``org`` (not personal entities) the user belongs to, by name.
+    """The teams of ``org`` (not personal entities) the user belongs to, by name: those whose
+    members the caller may see (``team:read``; its own teams, to a user asking about itself),
+    so that no team's roster is pieced together user by user.
 
     Raises ``PermissionDenied`` without ``org:read``; ``NotFound`` for an unknown user.
     """
@@ -211,7 +213,12 @@ def user_teams(session: Session, *, actor: Principal, org: Organization, ref: st
         .join(TeamMembership, TeamMembership.team_id == Team.id)
         .where(Team.org_id == org.id, Team.kind == "team", TeamMembership.user_id == user.id)
     )
-    return list(session.scalars(query.order_by(Team.name_key)))
+    teams = list(session.scalars(query.order_by(Team.name_key)))
+    if user.id == actor.user_id:
+        return teams
+    return [
+        team for team in teams if authz.check(session, actor, Permission.TEAM_READ, team).allowed
+    ]
 
 
 def signed_in_user(session: Session, *, user_id: str) -> OrgUser | None:
