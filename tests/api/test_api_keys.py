@@ -324,3 +324,21 @@ def test_deactivated_users_keys_are_refused(client, db, org):
 def test_anonymous_callers_cannot_manage_keys(client, org):
     assert client.get(KEYS).status_code == 401
     assert client.post(KEYS, json={}).status_code == 401
+
+
+def test_a_scoped_key_without_org_read_may_still_revoke_itself(client, db, org):
+    # Otherwise a leaked key scoped to run:create could not be switched off with itself.
+    body = client.post(KEYS, headers=org.admin_headers, json={"scopes": ["run:create"]}).json()
+    other = client.post(KEYS, headers=org.admin_headers, json={}).json()
+    scoped = factories.headers(body["key"])
+
+    another = client.delete(f"{KEYS}/{other['id']}", headers=scoped)
+    itself = client.delete(f"{KEYS}/{body['id']}", headers=scoped)
+
+    assert another.status_code == 403
+    assert another.json()["error"]["rule"] == policy.RULE_KEY_SCOPES
+    assert itself.status_code == 204
+    assert client.get("/api/v1/viewer", headers=scoped).status_code == 401
+    db.expire_all()
+    assert db.get(ApiKey, body["id"]).revoked_at is not None
+    assert db.get(ApiKey, other["id"]).revoked_at is None

@@ -25,6 +25,7 @@ from rolecall.api_keys.issue import issue_key
 from rolecall.api_keys.models import ApiKey
 from rolecall.audit.service import record
 from rolecall.authz import policy
+from rolecall.authz.facts import CredentialKind
 from rolecall.authz.permissions import Permission, parse_permission
 from rolecall.errors import InvalidInput, NotFound, PermissionDenied
 from rolecall.identity.principal import Principal
@@ -300,10 +301,16 @@ def list_own_keys(session: Session, *, actor: Principal, org: Organization) -> l
 def revoke_own_key(session: Session, *, actor: Principal, org: Organization, key_id: str) -> None:
     """The calling user revokes one of its keys (the one in use included).
 
+    A key may always revoke itself, as a session may always end itself: a leaked key scoped to
+    less than ``org:read`` is otherwise stuck working. Any other of the user's keys needs
+    ``org:read``.
+
     Raises ``PermissionDenied`` without ``org:read`` or for a service account; ``NotFound`` for
     a key that is not the caller's or is already revoked.
     """
-    authz.require(session, actor, Permission.ORG_READ, org)
+    itself = actor.credential is CredentialKind.API_KEY and key_id == actor.credential_id
+    if not itself:
+        authz.require(session, actor, Permission.ORG_READ, org)
     key = get_key(session, key_id=key_id, user_id=_own_user_id(actor))
     if key is None:
         raise NotFound(f"you have no API key {key_id!r}", field="key_id")
