@@ -16,7 +16,9 @@ One sign-in is, in this order (RFC 4513 §5.1 for the binds):
    directory are left out of the answer, and a base DN held elsewhere is an error;
 5. **password**: a second bind as that entry's DN. An empty password is refused before any of
    this: RFC 4513 §5.1.2 makes it an "unauthenticated bind", which some servers answer with
-   success;
+   success. So is a password SASLprep refuses (RFC 4013 §2.3: NUL, tab, private-use
+   characters...), which ldap3 would not send: it is no directory failure, and refusing it
+   before any connection treats every email alike;
 6. **groups**, see ``DirectoryUser.groups``, and the group allow-list.
 
 Every failure is an ``LdapError`` naming its step and a stable code; its ``detail`` is written for
@@ -46,7 +48,9 @@ from rolecall.sso.ldap_connection import (
     bind,
     make_connection,
     parse_address,
+    password_refusal,
     start_tls,
+    unusable_password,
 )
 from rolecall.sso.ldap_errors import (
     NO_SUCH_OBJECT,
@@ -274,8 +278,7 @@ class Directory:
 
     def check_password(self, dn: str, password: str) -> str:
         """Bind as ``dn`` with ``password`` on a connection of its own."""
-        if not password:
-            raise LdapError("password", "ldap_empty_password", "an empty password is refused")
+        refuse_unsendable(password, dn)
         conn = self._open()
         if self.endpoint.start_tls:
             start_tls(conn, self.endpoint)
@@ -427,14 +430,24 @@ class Directory:
         )
 
 
+def refuse_unsendable(password: str, dn: str | None = None) -> None:
+    """Raise ``LdapError`` for a password no bind may carry: an empty one
+    (``ldap_empty_password``) or one SASLprep refuses (``ldap_unusable_password``)."""
+    if not password:
+        raise LdapError("password", "ldap_empty_password", "an empty password is refused")
+    reason = password_refusal(password)
+    if reason is not None:
+        raise unusable_password(dn, reason)
+
+
 def authenticate(config: LdapConfig, *, email: str, password: str) -> DirectoryUser:
     """Check ``email`` and ``password`` against the directory; the entry they sign in as.
 
-    Raises ``LdapError`` (see its codes). The empty-password and empty-email checks come first,
-    so such a request never opens a connection.
+    Raises ``LdapError`` (see its codes). The checks of the password (empty, or refused by
+    SASLprep) and of the email come first, so such a request never opens a connection, whether
+    the directory holds the email or not.
     """
-    if not password:
-        raise LdapError("password", "ldap_empty_password", "an empty password is refused")
+    refuse_unsendable(password)
     if not email.strip() or "\x00" in email:
         raise LdapError("search", "ldap_user_not_found", "no email address given")
     with Directory(config) as directory:

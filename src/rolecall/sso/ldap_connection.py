@@ -17,7 +17,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ldap3 import ANONYMOUS, NONE, SIMPLE, Connection, Server, Tls
-from ldap3.core.exceptions import LDAPSSLConfigurationError, LDAPStartTLSError
+from ldap3.core.exceptions import LDAPSASLPrepError, LDAPSSLConfigurationError, LDAPStartTLSError
+from ldap3.protocol.sasl.sasl import sasl_prep
 
 from rolecall.sso.ldap_errors import (
     CONFIDENTIALITY_REQUIRED,
@@ -160,6 +161,22 @@ def start_tls(conn: Connection, endpoint: Endpoint) -> None:
         )
 
 
+def password_refusal(password: str) -> str | None:
+    """Why ``password`` cannot go into a simple bind, or ``None`` when it can.
+
+    ldap3 prepares a simple bind's password with SASLprep (RFC 4013) and refuses, before
+    anything is sent, one holding a character the profile prohibits (RFC 4013 §2.3: control
+    characters such as NUL and tab, private-use and non-character code points...) or one that
+    prepares to nothing. This is that very check, so such a password can be refused before the
+    directory is contacted at all.
+    """
+    try:
+        sasl_prep(password)
+    except LDAPSASLPrepError as exc:
+        return str(exc).removeprefix("SASLprep error: ")
+    return None
+
+
 def bind(conn: Connection, dn: str | None, password: str | None, *, service: bool) -> None:
     """A simple bind as ``dn`` (anonymous without one): the service account's (step bind) or
     the user's, checking its password (step password). Raises ``LdapError``."""
@@ -169,6 +186,17 @@ def bind(conn: Connection, dn: str | None, password: str | None, *, service: boo
         conn.password = password
     try:
         ok = conn.bind()
+    except LDAPSASLPrepError as exc:
+        # Refused by ldap3 itself, nothing sent: the password's fault, not the directory's.
+        reason = str(exc).removeprefix("SASLprep error: ")
+        if service:
+            raise LdapError(
+                "bind",
+                "ldap_bind_failed",
+                f"the bind password cannot be sent in a simple bind (SASLprep, RFC 4013: "
+                f"{reason}); change LOCAL_LDAP_BIND_PW",
+            ) from None
+        raise unusable_password(dn, reason) from None
     except Exception as exc:  # ldap3 raises more than LDAPException
         raise lost("bind" if service else "password", exc) from None
     if ok:
@@ -198,3 +226,14 @@ def bind(conn: Connection, dn: str | None, password: str | None, *, service: boo
             "the directory requires TLS before binding; use ldaps:// or LOCAL_LDAP_TLS_ENABLE",
         )
     raise result_error("bind", "ldap_bind_failed", "the service bind", conn)
+
+
+def unusable_password(dn: str | None, reason: str) -> LdapError:
+    """A user's password that SASLprep refuses: a refusal of the credentials, like a wrong
+    password (the sign-in layer says "wrong email or password" for both)."""
+    whose = f" for {dn}" if dn else ""
+    return LdapError(
+        "password",
+        "ldap_unusable_password",
+        f"the password{whose} cannot be sent in a simple bind (SASLprep, RFC 4013: {reason})",
+    )

@@ -20,7 +20,8 @@ class LdapError(Exception):
     ``code`` is stable (``ldap_unreachable``, ``ldap_tls_failed``, ``ldap_bind_failed``,
     ``ldap_base_dn_not_found``, ``ldap_attribute_missing``, ``ldap_search_failed``,
     ``ldap_user_not_found``, ``ldap_user_ambiguous``, ``ldap_wrong_password``,
-    ``ldap_empty_password``, ``ldap_group_not_allowed``, ``ldap_invalid_settings``,
+    ``ldap_empty_password``, ``ldap_unusable_password``: a password SASLprep refuses, see
+    ``ldap_connection.password_refusal``, ``ldap_group_not_allowed``, ``ldap_invalid_settings``,
     ``ldap_destination_refused``: the address is one ``federation.destinations`` refuses).
     """
 
@@ -32,7 +33,13 @@ class LdapError(Exception):
 
     #: Codes that mean "these credentials do not sign in" rather than "the directory is broken".
     CREDENTIAL_CODES = frozenset(
-        {"ldap_user_not_found", "ldap_user_ambiguous", "ldap_wrong_password", "ldap_empty_password"}
+        {
+            "ldap_user_not_found",
+            "ldap_user_ambiguous",
+            "ldap_wrong_password",
+            "ldap_empty_password",
+            "ldap_unusable_password",
+        }
     )
 
     @property

@@ -53,6 +53,26 @@ def test_empty_password_is_refused_before_any_connection_or_bind(slapd: Slapd) -
     assert after["connections"] - before["connections"] == 1
 
 
+@pytest.mark.parametrize("password", ["wrong\u0000", "wrong\t", "wrong\ue000"])
+def test_a_password_saslprep_refuses_is_refused_before_any_connection(
+    slapd: Slapd, password: str
+) -> None:
+    """ldap3 refuses to send it (SASLprep, RFC 4013 §2.3): a refusal of the credentials, the
+    same for an email the directory holds and one it does not, not an unreachable directory."""
+    before = slapd.counters()
+    known = refused(config(slapd), "alice@example.org", password)
+    unknown = refused(config(slapd), "nobody@example.org", password)
+    after = slapd.counters()
+    for error in (known, unknown):
+        assert (error.step, error.code) == ("password", "ldap_unusable_password")
+        assert error.is_credentials and "SASLprep" in error.detail
+        assert password not in error.detail
+    assert known.detail == unknown.detail
+    # Reading the counters costs one connection and one bind; the sign-ins cost none.
+    assert after["connections"] - before["connections"] == 1
+    assert after["binds"] - before["binds"] == 1
+
+
 def test_a_sign_in_costs_two_binds_service_then_user(slapd: Slapd) -> None:
     """The counting check the empty-password test relies on does see sign-in binds."""
     before = slapd.counters()
@@ -181,6 +201,14 @@ def test_wrong_service_password(slapd: Slapd) -> None:
     error = refused(config(slapd, bind_pw="not-it"), "bob@example.org", "bob-pw")
     assert (error.step, error.code) == ("bind", "ldap_bind_failed")
     assert SERVICE_DN in error.detail and "not-it" not in error.detail
+
+
+def test_a_service_password_saslprep_refuses_is_a_bind_failure(slapd: Slapd) -> None:
+    """Refused by ldap3 before anything is sent: the settings are wrong, the directory is fine."""
+    error = refused(config(slapd, bind_pw="svc-pw\ue000"), "bob@example.org", "bob-pw")
+    assert (error.step, error.code) == ("bind", "ldap_bind_failed")
+    assert "SASLprep" in error.detail and "LOCAL_LDAP_BIND_PW" in error.detail
+    assert "svc-pw" not in error.detail
 
 
 def test_ldaps_with_the_ca_file(slapd: Slapd) -> None:
@@ -322,6 +350,9 @@ def test_settings_test_names_the_failing_step(slapd: Slapd, unreachable_url: str
     assert "emailAddress" in missing[-1].detail
     assert steps(config(slapd), email="dave@example.org")[-1] == ("search", False)
     assert steps(config(slapd), email="bob@example.org", password="x")[-1] == ("password", False)
+    unsendable = run_checks(config(slapd), email="bob@example.org", password="x\x00")
+    assert (unsendable[-1].step, unsendable[-1].ok) == ("password", False)
+    assert "SASLprep" in unsendable[-1].detail and user_dn("bob") in unsendable[-1].detail
 
 
 def test_settings_test_of_a_bad_address(slapd: Slapd) -> None:

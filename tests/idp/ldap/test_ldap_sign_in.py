@@ -122,6 +122,39 @@ def test_refusals_share_one_message(ldap_client, db, email: str, password: str) 
     assert "LDAP" in failure.detail and password not in failure.detail
 
 
+#: Passwords SASLprep (RFC 4013 §2.3) refuses: ldap3 would not send them in a bind.
+UNSENDABLE_PASSWORDS = ["wrong\u0000", "wrong\t", "wrong\ue000", "\u00ad"]
+
+
+@pytest.mark.parametrize("password", UNSENDABLE_PASSWORDS)
+def test_a_password_the_directory_cannot_take_is_a_wrong_password_for_every_email(
+    ldap_client, slapd: Slapd, db, password: str
+) -> None:
+    """Not "the directory cannot be reached" (503) for an email the directory holds and "wrong
+    email or password" for one it does not: that told which emails it holds. Such a password
+    is refused before any connection, for both alike."""
+    client = ldap_client()
+    before = slapd.counters()
+    known = login(client, "alice@example.org", password)
+    unknown = login(client, "nobody@example.org", password)
+    after = slapd.counters()
+    for response in (known, unknown):
+        assert response.status_code == 401, response.text
+        assert error(response) == {"code": "sign_in_failed", "message": "wrong email or password"}
+    assert known.headers.get("www-authenticate") == unknown.headers.get("www-authenticate")
+    # Reading the counters costs one connection and one bind; the two sign-ins cost none.
+    assert (after["connections"] - before["connections"], after["binds"] - before["binds"]) == (
+        1,
+        1,
+    )
+    failures = events(db, "auth.login_failed")
+    assert [f.object_name for f in failures] == ["alice@example.org", "nobody@example.org"]
+    reasons = [f.detail.split(": ", 1)[1] for f in failures]
+    assert reasons[0] == reasons[1] and "SASLprep" in reasons[0]
+    assert all(password not in f.detail for f in failures)
+    assert user_named(db, "alice@example.org") is None
+
+
 def test_empty_password_never_reaches_the_directory(
     ldap_client, slapd: Slapd, db, org, settings
 ) -> None:
