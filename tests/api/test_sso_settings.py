@@ -21,7 +21,8 @@ def test_an_admin_reads_the_defaults(client, org):
     assert body["oidc"]["configured"] is False
     assert body["oidc"]["scopes"] == ["openid", "profile", "email"]
     assert body["oidc"]["redirect_uri"] == "http://testserver:80/oidc/callback"
-    assert body["ldap"]["attributes"] == {"email": "mail", "name": "cn"}
+    assert body["ldap"]["attributes"] == {"email": "mail"}
+    assert body["ldap"]["name_attributes"] == ["displayName", "cn"]
     assert body["sso_enabled"] is True
     assert body["saml"] == "not supported"
 
@@ -103,7 +104,7 @@ def test_ldap_settings_are_validated_and_bad_ones_change_nothing(client, org, db
     assert stored.status_code == 200, stored.text
     ldap = stored.json()["ldap"]
     assert ldap["configured"] is True
-    assert ldap["attributes"] == {"email": "mail", "name": "cn", "group": "gidNumber"}
+    assert ldap["attributes"] == {"email": "mail", "group": "gidNumber"}
     assert ldap["group_allow_list"] == ["ml", "admins"]
     cleared = client.patch(f"{SSO}/ldap", json={"login": None}, headers=org.admin_headers)
     assert cleared.json()["ldap"]["login"] is False

@@ -27,9 +27,13 @@ from rolecall.settings import Settings
 #: Scopes every OIDC sign-in asks for (the seeds: ``openid profile email``).
 BASE_SCOPES = ("openid", "profile", "email")
 AUTH_METHODS = ("pkce", "implicit")
-#: ``LOCAL_LDAP_ATTRIBUTES`` keys rolecall reads, and the directory attribute each defaults to.
-LDAP_ATTRIBUTE_DEFAULTS = {"email": "mail", "name": "cn"}
+#: ``LOCAL_LDAP_ATTRIBUTES`` keys rolecall reads, and the directory attribute each defaults to
+#: (``group``: none; ``name``: see ``LDAP_NAME_ATTRIBUTES``).
+LDAP_ATTRIBUTE_DEFAULTS = {"email": "mail"}
 LDAP_ATTRIBUTE_KEYS = ("email", "group", "name")
+#: Where the full name is read after the ``name=`` attribute (or without one): the first of
+#: these an entry has.
+LDAP_NAME_ATTRIBUTES = ("displayName", "cn")
 
 #: Stored name -> (Settings attribute, environment variable, kind).
 OIDC_FIELDS: dict[str, tuple[str, str, str]] = {
@@ -90,6 +94,14 @@ class LdapConfig:
     @property
     def configured(self) -> bool:
         return bool(self.address and self.base_dn)
+
+    @property
+    def name_attributes(self) -> tuple[str, ...]:
+        """Where an entry's full name is read, the first it has: the ``name=`` attribute when
+        set, then ``displayName``, then ``cn``."""
+        named = self.attributes.get("name")
+        rest = [a for a in LDAP_NAME_ATTRIBUTES if not named or a.lower() != named.lower()]
+        return (named, *rest) if named else tuple(rest)
 
 
 # --- resolution -------------------------------------------------------------------------------

@@ -80,8 +80,6 @@ DEADLINE = 15.0
 USER_SIZE_LIMIT = 2
 #: Object classes a user entry must have (inetOrgPerson, AD's user: both derive from person).
 USER_FILTER = "(objectClass=person)"
-#: Attributes naming a person after the mapped ``name`` one, first found wins.
-NAME_ATTRIBUTES = ("displayName", "cn")
 
 
 @dataclass(frozen=True)
@@ -252,9 +250,7 @@ class Directory:
     def find_user(self, email: str) -> dict[str, Any]:
         """The one person entry whose email attribute is ``email`` (matched by the server)."""
         attribute = email_attribute(self.config)
-        wanted = [attribute, *NAME_ATTRIBUTES, "uid"]
-        if self.config.attributes.get("name"):
-            wanted.append(self.config.attributes["name"])
+        wanted = [attribute, *self.config.name_attributes, "uid"]
         if group_attribute(self.config):
             wanted.append(group_attribute(self.config))  # type: ignore[arg-type]
         value = escape_filter_chars(email.strip())
@@ -306,8 +302,8 @@ class Directory:
                 "ldap_attribute_missing",
                 f"the entry {entry['dn']} has no {attribute!r} attribute",
             )
-        names = (self.config.attributes.get("name"), *NAME_ATTRIBUTES)
-        name = next((v for a in names if a for v in values_of(values, a)), None)
+        names = self.config.name_attributes
+        name = next((v for a in names for v in values_of(values, a)), None)
         raw, groups = groups_of(entry, group_attribute(self.config), self._search)
         return DirectoryUser(
             dn=entry["dn"],

@@ -70,6 +70,9 @@ class LdapSettingsRead(BaseModel):
     bind_dn: str | None
     bind_pw_set: bool
     attributes: dict[str, str]
+    name_attributes: list[str] = Field(
+        description="where the full name is read: the first of these an entry has"
+    )
     tls_enable: bool
     ca_file: str | None
     group_allow_list: list[str]
@@ -105,6 +108,7 @@ class SsoRead(BaseModel):
                 bind_dn=ldap.bind_dn,
                 bind_pw_set=ldap.bind_pw is not None,
                 attributes=ldap.attributes,
+                name_attributes=list(ldap.name_attributes),
                 tls_enable=ldap.tls_enable,
                 ca_file=ldap.ca_file,
                 group_allow_list=list(ldap.group_allow_list),

@@ -4,7 +4,7 @@ the allow-list, an unreachable directory and the local admin's way in."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -103,6 +103,52 @@ def test_right_password_provisions_a_member_and_opens_a_session(ldap_client, db,
     assert membership is not None and membership.role == "member" and membership.active
     (event,) = events(db, "auth.login")
     assert event.after["method"] == "ldap" and event.object_id == user.id
+
+
+#: Gives bob a displayName unlike his cn ("Bob Baker"), and takes it away again.
+BOB_DISPLAY_NAME = f"""dn: {user_dn("bob")}
+changetype: modify
+{{change}}: displayName
+displayName: Bobby B.
+"""
+
+
+@pytest.fixture
+def bob_with_a_display_name(slapd: Slapd) -> Iterator[None]:
+    slapd.modify(BOB_DISPLAY_NAME.format(change="add"))
+    try:
+        yield
+    finally:
+        slapd.modify(BOB_DISPLAY_NAME.format(change="delete"))
+
+
+@pytest.mark.parametrize(
+    ("attributes", "full_name", "names"),
+    [
+        ("email=mail", "Bobby B.", ["displayName", "cn"]),
+        ("email=mail,name=cn", "Bob Baker", ["cn", "displayName"]),
+        ("email=mail,name=sn", "Baker", ["sn", "displayName", "cn"]),
+    ],
+)
+def test_the_full_name_is_the_display_name_unless_name_says_otherwise(
+    ldap_client, db, org, bob_with_a_display_name, attributes: str, full_name: str,
+    names: list[str],
+) -> None:  # fmt: skip
+    """docs/ldap.md: the full name comes from ``name=`` when set, else ``displayName``, then
+    ``cn``; and ``GET /api/v1/sso`` shows that, not a ``name=cn`` nothing set."""
+    client = ldap_client(ldap_attributes=attributes)
+    assert login(client, "bob@example.org", "bob-pw").status_code == 200
+    bob = user_named(db, "bob@example.org")
+    assert bob is not None and bob.full_name == full_name
+    ldap = client.get("/api/v1/sso", headers=org.admin_headers).json()["ldap"]
+    assert ldap["attributes"] == dict(pair.split("=") for pair in attributes.split(","))
+    assert ldap["name_attributes"] == names
+
+
+def test_without_a_display_name_the_full_name_is_the_cn(ldap_client, db) -> None:
+    assert login(ldap_client(ldap_attributes="email=mail"), "bob@example.org", "bob-pw").is_success
+    bob = user_named(db, "bob@example.org")
+    assert bob is not None and bob.full_name == "Bob Baker"
 
 
 @pytest.mark.parametrize(
