@@ -279,6 +279,14 @@ def test_an_api_key_request_needs_no_csrf_token_even_with_a_cookie(client, org):
 RESTORE_LINE = re.compile(r"Temporary password for (\S+) \(organization '([^']+)'\): (\S+)")
 
 
+def restore_password(client, caplog) -> str:
+    """Run the app's start-up (LOCAL_RESTORE) and return the temporary password it logged."""
+    with client:
+        [(_email, _org, password)] = RESTORE_LINE.findall(caplog.text)
+    caplog.clear()
+    return password
+
+
 def test_local_restore_logs_a_temporary_password_that_signs_the_admin_in(
     make_client, db, org, caplog
 ):
@@ -291,12 +299,13 @@ def test_local_restore_logs_a_temporary_password_that_signs_the_admin_in(
         assert (email, org_name) == (org.admin.email, org.org.name)
         assert "SSO is off" in caplog.text
         signed_in = client.post(LOGIN, json={"email": email, "password": password})
-        old = client.post(LOGIN, json={"email": email, "password": PASSWORD})
+        own = client.post(LOGIN, json={"email": email, "password": PASSWORD})
 
     assert signed_in.status_code == 200, signed_in.text
     assert signed_in.json()["user"]["id"] == org.admin.id
     assert password not in signed_in.text
-    assert old.status_code == 401 and old.json()["error"]["message"] == SIGN_IN_FAILED
+    # The admin's own password is kept: the temporary one is a second way in, not a new password.
+    assert own.status_code == 200, own.text
     # Logged once, at start-up, and nowhere else: not in the audit log.
     assert caplog.text.count(password) == 1
     [event] = audit_events(db, "user.password.restore")
@@ -306,7 +315,51 @@ def test_local_restore_logs_a_temporary_password_that_signs_the_admin_in(
     ]
     assert not any(password in text for text in everything)
     db.refresh(org.admin)
-    assert org.admin.password_hash.startswith("$argon2id$")
+    assert org.admin.restore_password_hash.startswith("$argon2id$")
+    assert org.admin.password_hash != org.admin.restore_password_hash
+    # Each sign-in is audited with the credential it used.
+    logins = audit_events(db, "auth.login")
+    assert [e.after["method"] for e in logins] == ["local_restore", "password"]
+    assert "LOCAL_RESTORE temporary password" in logins[0].detail
+
+
+def test_the_restore_password_stops_working_once_local_restore_is_removed(
+    make_client, db, org, caplog
+):
+    caplog.set_level(logging.INFO)
+    password = restore_password(make_client(local_restore=True), caplog)
+
+    with make_client() as client:  # restarted without LOCAL_RESTORE
+        temporary = client.post(LOGIN, json={"email": org.admin.email, "password": password})
+        own = client.post(LOGIN, json={"email": org.admin.email, "password": PASSWORD})
+
+    assert temporary.status_code == 401
+    assert temporary.json()["error"]["message"] == SIGN_IN_FAILED
+    assert own.status_code == 200, own.text
+
+
+def test_a_new_start_with_local_restore_replaces_the_temporary_password(make_client, org, caplog):
+    caplog.set_level(logging.INFO)
+    first = restore_password(make_client(local_restore=True), caplog)
+
+    with make_client(local_restore=True) as client:  # started again: a new password
+        [(_email, _org, second)] = RESTORE_LINE.findall(caplog.text)
+        old = client.post(LOGIN, json={"email": org.admin.email, "password": first})
+        new = client.post(LOGIN, json={"email": org.admin.email, "password": second})
+
+    assert first != second
+    assert old.status_code == 401 and new.status_code == 200
+
+
+def test_the_restore_password_signs_in_no_other_user(make_client, db, org, caplog):
+    caplog.set_level(logging.INFO)
+    factories.user(db, org.org, username="bob", email="bob@example.com")
+
+    with make_client(local_restore=True) as client:
+        [(_email, _org, password)] = RESTORE_LINE.findall(caplog.text)
+        other = client.post(LOGIN, json={"email": "bob@example.com", "password": password})
+
+    assert other.status_code == 401
 
 
 def test_without_local_restore_start_up_sets_no_password(make_client, db, org, caplog):

@@ -46,7 +46,7 @@ def test_serve_answers_the_sdk_with_the_init_key(initialised, log_path):
     assert "LOCAL_RESTORE" not in log_path.read_text()
 
 
-def test_local_restore_prints_a_temporary_password_that_signs_in(
+def test_local_restore_prints_a_temporary_password_that_signs_in_while_it_is_set(
     run_cli: Callable, cli_env, log_path
 ):
     result = run_cli(
@@ -71,5 +71,12 @@ def test_local_restore_prints_a_temporary_password_that_signs_in(
         assert signed_in.status_code == 200, signed_in.text
         assert signed_in.json()["user"]["email"] == "admin@example.com"
         assert signed_in.cookies.get("rolecall_session")
-        old = httpx.post(login, json={"email": email, "password": "original-password"})
-        assert old.status_code == 401
+        own = httpx.post(login, json={"email": email, "password": "original-password"})
+        assert own.status_code == 200, own.text  # the admin's own password is kept
+    # Restarted without LOCAL_RESTORE: the temporary password no longer signs in.
+    with served(log_path) as base_url:
+        login = f"{base_url}/api/v1/auth/login"
+        temporary = httpx.post(login, json={"email": email, "password": password})
+        assert temporary.status_code == 401
+        own = httpx.post(login, json={"email": email, "password": "original-password"})
+        assert own.status_code == 200, own.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -10,6 +11,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 
 MIN_PASSWORD_LENGTH = 8
+
+#: How long ``LOCAL_RESTORE``'s temporary password signs in after start-up set it (and only
+#: while the server still runs with ``LOCAL_RESTORE``): a recovery is a matter of hours, and a
+#: password printed to a log must not stay good for ever.
+RESTORE_PASSWORD_LIFETIME = timedelta(hours=24)
 
 
 def hash_password(password: str) -> str:
@@ -35,3 +41,9 @@ def spend_verification_time() -> None:
 
 def temporary_password() -> str:
     return secrets.token_urlsafe(18)
+
+
+def restore_password_current(set_at: datetime | None, *, now: datetime) -> bool:
+    """Whether a ``LOCAL_RESTORE`` password set at ``set_at`` is still within its lifetime
+    (``RESTORE_PASSWORD_LIFETIME``); one set in the future (a clock moved back) is not."""
+    return set_at is not None and set_at <= now < set_at + RESTORE_PASSWORD_LIFETIME

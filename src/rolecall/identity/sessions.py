@@ -19,7 +19,7 @@ from rolecall.authz.facts import CredentialKind, PrincipalKind
 from rolecall.db.session import commit_before_calling_out
 from rolecall.errors import AuthenticationFailed
 from rolecall.identity.models import BrowserSession
-from rolecall.identity.passwords import verify_password
+from rolecall.identity.passwords import restore_password_current, verify_password
 from rolecall.identity.principal import Principal
 from rolecall.identity.secrets import SESSION_PREFIX, digest, new_secret
 from rolecall.orgs.models import Organization, OrgMembership
@@ -53,8 +53,12 @@ def sign_in_with_password(
 ) -> SignIn:
     """Check a local password (argon2id) and open a browser session for its user.
 
-    Failed attempts are recorded in the audit log (``auth.login_failed``, never the password);
-    the caller must keep that record even though it answers with an error.
+    The user's own password always counts. While the server runs with ``LOCAL_RESTORE``, the
+    temporary password start-up set (``orgs.bootstrap.restore_admin_password``) counts too, for
+    ``RESTORE_PASSWORD_LIFETIME`` after it was set; such a sign-in is recorded as
+    ``auth.login`` with the method ``local_restore``. Failed attempts are recorded in the audit
+    log (``auth.login_failed``, never the password); the caller must keep that record even
+    though it answers with an error.
 
     Raises ``AuthenticationFailed``: the same ``SIGN_IN_FAILED`` message for an unknown email and
     a wrong password; code ``user_deactivated`` when the password is right but the user has no
@@ -63,11 +67,18 @@ def sign_in_with_password(
     now = now or datetime.now(UTC)
     user = user_by_email(session, email)
     password_hash = user.password_hash if user else None
+    restore_hash = _restore_password_hash(user, settings, now=now)
     # argon2id takes a tenth of a second or more: no write lock (SQLite's is the whole
     # database's) is held while it runs. A change made meanwhile is as if it came just after.
     commit_before_calling_out(session)
-    # verify_password spends a hash's time even without a user, so timing does not tell either.
-    if not verify_password(password_hash, password):
+    # verify_password spends a hash's time even without a user, so timing does not tell either;
+    # with LOCAL_RESTORE every sign-in that fails the first check makes the second.
+    method = "password"
+    if verify_password(password_hash, password):
+        pass
+    elif settings.local_restore and verify_password(restore_hash, password):
+        method = "local_restore"
+    else:
         reason = "unknown email" if user is None else "wrong password"
         record_sign_in_failure(session, user=user, email=email, reason=reason, surface=surface)
         raise AuthenticationFailed(SIGN_IN_FAILED, code="sign_in_failed")
@@ -82,11 +93,27 @@ def sign_in_with_password(
         session,
         user=user,
         org_id=org_id,
-        method="password",
+        method=method,
         settings=settings,
         surface=surface,
         now=now,
+        detail=(
+            "signed in with the LOCAL_RESTORE temporary password"
+            if method == "local_restore"
+            else None
+        ),
     )
+
+
+def _restore_password_hash(user: User | None, settings: Settings, *, now: datetime) -> str | None:
+    """The user's ``LOCAL_RESTORE`` password hash, if it may sign in now: the server runs with
+    ``LOCAL_RESTORE`` and the password is within its lifetime. A server without the variable
+    never accepts it, whatever is stored."""
+    if user is None or not settings.local_restore:
+        return None
+    if not restore_password_current(user.restore_password_set_at, now=now):
+        return None
+    return user.restore_password_hash
 
 
 def open_session(

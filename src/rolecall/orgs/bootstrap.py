@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from rolecall.api_keys.issue import issue_key
 from rolecall.audit.service import record
 from rolecall.authz.roles import OrgRole, SeatType
 from rolecall.errors import Conflict
-from rolecall.identity.passwords import hash_password, temporary_password
+from rolecall.identity.passwords import (
+    RESTORE_PASSWORD_LIFETIME,
+    hash_password,
+    temporary_password,
+)
 from rolecall.identity.principal import Principal, operator
 from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.teams.models import Team
@@ -27,6 +32,8 @@ class Restored:
     org: str
     admin: str
     password: str
+    #: When it stops signing in (it also stops as soon as the server runs without LOCAL_RESTORE).
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -95,14 +102,22 @@ def initialize(
     return Bootstrap(org=org, admin=admin, api_key=secret)
 
 
-def restore_admin_password(session: Session, *, actor: Principal) -> Restored | None:
+def restore_admin_password(
+    session: Session, *, actor: Principal, now: datetime | None = None
+) -> Restored | None:
     """``LOCAL_RESTORE``: give the first organization's first active admin a new temporary
-    local password (argon2id), replacing the old one; returns it so start-up can log it once.
+    local password (argon2id); returns it so start-up can log it once.
+
+    The temporary password is kept apart from the admin's own (``User.restore_password_hash``),
+    which keeps working; it signs in only while the server runs with ``LOCAL_RESTORE`` and for
+    ``RESTORE_PASSWORD_LIFETIME`` (``identity.sessions.sign_in_with_password``). Each start-up
+    makes a new one; any earlier one, of this admin or another user, is dropped.
 
     The actor is the server host's operator (setting LOCAL_RESTORE needs access to the host), so
     nothing is authorized here. The audit event never holds the password. ``None`` when there is
     no organization or no active admin yet.
     """
+    now = now or datetime.now(UTC)
     org = session.scalar(select(Organization).order_by(Organization.created_at).limit(1))
     if org is None:
         return None
@@ -119,8 +134,16 @@ def restore_admin_password(session: Session, *, actor: Principal) -> Restored | 
     )
     if admin is None:
         return None
+    session.execute(
+        update(User)
+        .where(User.restore_password_hash.is_not(None), User.id != admin.id)
+        .values(restore_password_hash=None, restore_password_set_at=None)
+        .execution_options(synchronize_session="fetch")
+    )
     password = temporary_password()
-    admin.password_hash = hash_password(password)
+    admin.restore_password_hash = hash_password(password)
+    admin.restore_password_set_at = now
+    expires_at = now + RESTORE_PASSWORD_LIFETIME
     record(
         session,
         actor=actor,
@@ -129,7 +152,8 @@ def restore_admin_password(session: Session, *, actor: Principal) -> Restored | 
         object_id=admin.id,
         object_name=admin.username,
         org_id=org.id,
-        detail="LOCAL_RESTORE: temporary password set at start-up",
+        after={"expires_at": expires_at.isoformat()},
+        detail="LOCAL_RESTORE: temporary password set at start-up (the user's own is kept)",
     )
     session.flush()
-    return Restored(org=org.name, admin=admin.email, password=password)
+    return Restored(org=org.name, admin=admin.email, password=password, expires_at=expires_at)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import ForeignKey, Index, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -18,6 +20,11 @@ class User(IdMixin, CreatedMixin, Base):
     username_key: Mapped[str] = mapped_column(String(64), unique=True)
     full_name: Mapped[str | None] = mapped_column(String(256), nullable=True)
     password_hash: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    #: ``LOCAL_RESTORE``'s temporary password (argon2id), apart from the user's own: it signs
+    #: in only while the server runs with ``LOCAL_RESTORE`` and for a bounded time after
+    #: ``restore_password_set_at`` (``identity.passwords.RESTORE_PASSWORD_LIFETIME``).
+    restore_password_hash: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    restore_password_set_at: Mapped[datetime | None] = mapped_column(nullable=True)
     #: SCIM ``userName`` when it differs from ``username`` (an IdP's login name such as an
     #: email, which is no valid entity name); ``None`` means "the username".
     user_name: Mapped[str | None] = mapped_column(String(320), nullable=True)

@@ -39,7 +39,8 @@ def restore_on_start_up(session_factory: sessionmaker[Session]) -> None:
     """``LOCAL_RESTORE``: set a temporary admin password and print it to the server log, once.
 
     Logged at WARNING (it is an operator action that must be seen) and nowhere else: not in the
-    audit log, not in any response.
+    audit log, not in any response. The admin's own password keeps working; the temporary one
+    works only while the server runs with ``LOCAL_RESTORE``, until the time it names.
     """
     with session_factory() as session:
         restored = restore_admin_password(session, actor=operator("server"))
@@ -49,10 +50,12 @@ def restore_on_start_up(session_factory: sessionmaker[Session]) -> None:
         return
     log.warning(
         "LOCAL_RESTORE is on: SSO is off. Temporary password for %s (organization %r): %s\n"
-        "Sign in with it, then remove LOCAL_RESTORE to turn SSO back on.",
+        "It signs in until %s and only while LOCAL_RESTORE is set (the admin's own password "
+        "works too). Remove LOCAL_RESTORE to turn SSO back on and the temporary password off.",
         restored.admin,
         restored.org,
         restored.password,
+        restored.expires_at.isoformat(timespec="seconds"),
     )
 
 

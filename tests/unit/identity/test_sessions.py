@@ -15,6 +15,7 @@ from rolecall.errors import AuthenticationFailed
 from rolecall.identity import sessions
 from rolecall.identity.authenticate import authenticate_session
 from rolecall.identity.models import BrowserSession
+from rolecall.identity.passwords import RESTORE_PASSWORD_LIFETIME
 from rolecall.identity.principal import Principal
 from rolecall.identity.secrets import SESSION_PREFIX, digest
 from rolecall.identity.sessions import (
@@ -203,3 +204,73 @@ def test_sign_out_with_another_credential_does_nothing(db, org):
     )
 
     assert sign_out(db, actor=actor) is False
+
+
+# --- LOCAL_RESTORE's temporary password --------------------------------------------------------
+
+RESTORE_ON = Settings(local_restore=True)
+
+
+def restored(db, org, now: datetime) -> str:
+    from rolecall.identity.principal import operator
+    from rolecall.orgs.bootstrap import restore_admin_password
+
+    result = restore_admin_password(db, actor=operator("server"), now=now)
+    assert result is not None and result.admin == org.admin.email
+    assert result.expires_at == now + RESTORE_PASSWORD_LIFETIME
+    return result.password
+
+
+@pytest.mark.parametrize(
+    ("after", "signs_in"),
+    [(timedelta(0), True),
+     (RESTORE_PASSWORD_LIFETIME - timedelta(seconds=1), True),
+     (RESTORE_PASSWORD_LIFETIME, False),
+     (timedelta(days=30), False),
+     (-timedelta(minutes=5), False)],
+)  # fmt: skip
+def test_the_restore_password_signs_in_for_its_lifetime_only(db, org, after, signs_in):
+    set_at = datetime(2026, 12, 8, 9, 0, tzinfo=UTC)
+    password = restored(db, org, set_at)
+    now = set_at + after
+
+    if signs_in:
+        signed = sign_in_with_password(
+            db, email=org.admin.email, password=password, settings=RESTORE_ON, now=now
+        )
+        assert signed.browser_session.method == "local_restore"
+    else:
+        with pytest.raises(AuthenticationFailed):
+            sign_in_with_password(
+                db, email=org.admin.email, password=password, settings=RESTORE_ON, now=now
+            )
+    # The admin's own password works all along, and is recorded as such.
+    own = sign_in_with_password(
+        db, email=org.admin.email, password=PASSWORD, settings=RESTORE_ON, now=now
+    )
+    assert own.browser_session.method == "password"
+
+
+def test_the_restore_password_needs_local_restore_on(db, org):
+    now = datetime.now(UTC)
+    password = restored(db, org, now)
+
+    with pytest.raises(AuthenticationFailed):
+        sign_in_with_password(
+            db, email=org.admin.email, password=password, settings=Settings(), now=now
+        )
+
+
+def test_restoring_leaves_the_admins_own_password_and_drops_older_restores(db, org):
+    now = datetime.now(UTC)
+    own_hash = org.admin.password_hash
+    other = factories.user(db, org.org, username="former", email="former@example.com")
+    other.restore_password_hash, other.restore_password_set_at = "$argon2id$old", now
+    db.flush()
+
+    restored(db, org, now)
+
+    db.expire_all()
+    assert org.admin.password_hash == own_hash
+    assert org.admin.restore_password_set_at == now
+    assert (other.restore_password_hash, other.restore_password_set_at) == (None, None)
