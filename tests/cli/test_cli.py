@@ -21,6 +21,7 @@ from rolecall.audit.models import AuditEvent
 from rolecall.authz import policy
 from rolecall.db.migrate import alembic_config
 from rolecall.identity.authenticate import authenticate_api_key
+from rolecall.identity.passwords import verify_password
 from rolecall.orgs.models import Organization
 from rolecall.users.models import User
 from tests import factories
@@ -71,6 +72,16 @@ def test_init_prints_a_working_admin_key(run_cli, cli_db):
         assert principal.user_id == admin.id
         assert admin.email == "Admin@example.com"
         assert admin.password_hash and "s3cret-pw" not in admin.password_hash
+
+
+def test_init_takes_the_password_from_the_environment(run_cli, cli_db, monkeypatch):
+    """So scripts need not put it on a command line, which every user of the host can read."""
+    monkeypatch.setenv("ROLECALL_ADMIN_PASSWORD", "from-the-environment")
+    result = run_cli("init", "--org", "acme", "--admin-email", "admin@example.com")
+    assert result.exit_code == 0, result.output
+    with cli_db() as session:
+        admin = session.scalars(select(User)).one()
+        assert verify_password(admin.password_hash, "from-the-environment")
 
 
 def test_init_json_and_migrations(run_cli, cli_db, fresh_database_url):

@@ -153,7 +153,12 @@ def init(
     admin_email: Annotated[str, typer.Option("--admin-email", help="Email of its first admin.")],
     admin_password: Annotated[
         str | None,
-        typer.Option("--admin-password", help="A password for signing in to the console."),
+        typer.Option(
+            "--admin-password",
+            envvar="ROLECALL_ADMIN_PASSWORD",
+            help="A password for signing in to the console; from ROLECALL_ADMIN_PASSWORD when"
+            " not given (a command line is visible to every user of the host, in ps).",
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
