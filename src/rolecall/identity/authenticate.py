@@ -20,6 +20,7 @@ from rolecall.authz.permissions import Permission
 from rolecall.db.changes import BOOKKEEPING
 from rolecall.errors import AuthenticationFailed
 from rolecall.identity.models import AccessToken, BrowserSession
+from rolecall.identity.passwords import RESTORE_METHOD
 from rolecall.identity.principal import Principal
 from rolecall.identity.secrets import digest, same_digest
 from rolecall.orgs.models import OrgMembership
@@ -255,6 +256,13 @@ def record_key_use(session: Session) -> bool:
     return True
 
 
+def _restoring(session: Session) -> bool:
+    """Whether the request's server runs with ``LOCAL_RESTORE`` (its settings ride on the
+    session); without settings, no."""
+    settings = session.info.get("settings")
+    return bool(getattr(settings, "local_restore", False))
+
+
 def authenticate_session(
     session: Session, cookie: str, *, now: datetime | None = None
 ) -> tuple[Principal, BrowserSession]:
@@ -268,6 +276,12 @@ def authenticate_session(
         raise AuthenticationFailed("session is not valid", code="invalid_session")
     if row.expires_at <= now:
         raise AuthenticationFailed("session has expired", code="session_expired")
+    if row.method == RESTORE_METHOD and not _restoring(session):
+        # A recovery session ends with the recovery: LOCAL_RESTORE is off on this server.
+        raise AuthenticationFailed(
+            "this LOCAL_RESTORE session ended when LOCAL_RESTORE was turned off; sign in again",
+            code="session_expired",
+        )
     user = session.get(User, row.user_id)
     if user is None or _user_is_deactivated_everywhere(session, user.id):
         raise AuthenticationFailed("session is not valid", code="invalid_session")

@@ -16,6 +16,9 @@ MIN_PASSWORD_LENGTH = 8
 #: while the server still runs with ``LOCAL_RESTORE``): a recovery is a matter of hours, and a
 #: password printed to a log must not stay good for ever.
 RESTORE_PASSWORD_LIFETIME = timedelta(hours=24)
+#: The ``BrowserSession.method`` of a session that password opened: it lasts no longer than the
+#: password, and ends when the server runs without ``LOCAL_RESTORE``.
+RESTORE_METHOD = "local_restore"
 
 
 def hash_password(password: str) -> str:

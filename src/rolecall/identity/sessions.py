@@ -19,7 +19,12 @@ from rolecall.authz.facts import CredentialKind, PrincipalKind
 from rolecall.db.session import commit_before_calling_out
 from rolecall.errors import AuthenticationFailed
 from rolecall.identity.models import BrowserSession
-from rolecall.identity.passwords import restore_password_current, verify_password
+from rolecall.identity.passwords import (
+    RESTORE_METHOD,
+    RESTORE_PASSWORD_LIFETIME,
+    restore_password_current,
+    verify_password,
+)
 from rolecall.identity.principal import Principal
 from rolecall.identity.secrets import SESSION_PREFIX, digest, new_secret
 from rolecall.orgs.models import Organization, OrgMembership
@@ -77,7 +82,7 @@ def sign_in_with_password(
     if verify_password(password_hash, password):
         pass
     elif settings.local_restore and verify_password(restore_hash, password):
-        method = "local_restore"
+        method = RESTORE_METHOD
     else:
         reason = "unknown email" if user is None else "wrong password"
         record_sign_in_failure(session, user=user, email=email, reason=reason, surface=surface)
@@ -99,10 +104,18 @@ def sign_in_with_password(
         now=now,
         detail=(
             "signed in with the LOCAL_RESTORE temporary password"
-            if method == "local_restore"
+            if method == RESTORE_METHOD
             else None
         ),
+        # A recovery session lasts no longer than the password that opened it.
+        ends_by=_restore_password_end(user) if method == RESTORE_METHOD else None,
     )
+
+
+def _restore_password_end(user: User) -> datetime:
+    """When ``user``'s ``LOCAL_RESTORE`` password stops signing in (it is set: it just did)."""
+    assert user.restore_password_set_at is not None
+    return user.restore_password_set_at + RESTORE_PASSWORD_LIFETIME
 
 
 def _restore_password_hash(user: User | None, settings: Settings, *, now: datetime) -> str | None:
@@ -127,13 +140,17 @@ def open_session(
     now: datetime | None = None,
     id_token: str | None = None,
     detail: str | None = None,
+    ends_by: datetime | None = None,
 ) -> SignIn:
     """Open a browser session for a user who proved who it is (password, LDAP or OIDC), and
     record ``auth.login``. The caller has checked that the user is an active member of
-    ``org_id``; ``id_token`` (OIDC) is kept to sign out at the identity provider later."""
+    ``org_id``; ``id_token`` (OIDC) is kept to sign out at the identity provider later. The
+    session lasts ``SESSION_LENGTH``, and ends by ``ends_by`` when that comes first."""
     now = now or datetime.now(UTC)
     hours = effective_settings(session.get(Organization, org_id), settings).session_length_hours
     lifetime = timedelta(hours=hours)
+    if ends_by is not None:
+        lifetime = min(lifetime, max(ends_by - now, timedelta(0)))
     cookie_secret = new_secret(SESSION_PREFIX)
     csrf_token = secrets.token_urlsafe(32)
     browser_session = BrowserSession(

@@ -274,3 +274,40 @@ def test_restoring_leaves_the_admins_own_password_and_drops_older_restores(db, o
     assert org.admin.password_hash == own_hash
     assert org.admin.restore_password_set_at == now
     assert (other.restore_password_hash, other.restore_password_set_at) == (None, None)
+
+
+def test_a_recovery_session_lasts_no_longer_than_its_password(db, org):
+    set_at = datetime(2026, 12, 8, 9, 0, tzinfo=UTC)
+    password = restored(db, org, set_at)
+    now = set_at + RESTORE_PASSWORD_LIFETIME - timedelta(hours=1)
+
+    signed = sign_in_with_password(
+        db, email=org.admin.email, password=password, settings=RESTORE_ON, now=now
+    )
+    own = sign_in_with_password(
+        db, email=org.admin.email, password=PASSWORD, settings=RESTORE_ON, now=now
+    )
+
+    # SESSION_LENGTH is 720 hours: the recovery session ends with its password, an hour on.
+    assert signed.lifetime == timedelta(hours=1)
+    assert signed.browser_session.expires_at == set_at + RESTORE_PASSWORD_LIFETIME
+    assert own.lifetime == timedelta(hours=720)
+
+
+def test_a_recovery_session_ends_when_the_server_runs_without_local_restore(db, org):
+    now = datetime.now(UTC)
+    password = restored(db, org, now)
+    signed = sign_in_with_password(
+        db, email=org.admin.email, password=password, settings=RESTORE_ON, now=now
+    )
+    own = sign_in_with_password(
+        db, email=org.admin.email, password=PASSWORD, settings=RESTORE_ON, now=now
+    )
+
+    db.info["settings"] = RESTORE_ON
+    assert authenticate_session(db, signed.cookie_secret)[0].user_id == org.admin.id
+    db.info["settings"] = Settings()  # restarted without LOCAL_RESTORE
+    with pytest.raises(AuthenticationFailed) as ended:
+        authenticate_session(db, signed.cookie_secret)
+    assert ended.value.code == "session_expired" and "LOCAL_RESTORE" in ended.value.message
+    assert authenticate_session(db, own.cookie_secret)[0].user_id == org.admin.id
