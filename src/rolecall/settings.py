@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
+from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,7 +25,10 @@ DEFAULT_DATABASE_URL = "sqlite:///./rolecall.db"
 class Settings(BaseSettings):
     """Every setting the server reads; see the README's configuration table."""
 
-    model_config = SettingsConfigDict(env_prefix="ROLECALL_", extra="ignore", populate_by_name=True)
+    # An empty variable is an unset one, whatever its type (Helm charts render ``VAR: ""``).
+    model_config = SettingsConfigDict(
+        env_prefix="ROLECALL_", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     database_url: str = DEFAULT_DATABASE_URL
     public_url: str | None = None
@@ -39,7 +43,7 @@ class Settings(BaseSettings):
     #: Entries of the in-process access cache (``authz.cache``); 0 turns it off.
     access_cache_size: int = Field(default=20_000, ge=0, le=10_000_000)
     #: Seconds an access-cache entry lives at most (writes drop the cache sooner).
-    access_cache_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    access_cache_seconds: float = Field(default=300.0, gt=0, le=86_400, allow_inf_nan=False)
 
     session_length_hours: int = Field(
         default=720, ge=1, validation_alias=AliasChoices("SESSION_LENGTH")
@@ -123,6 +127,15 @@ class Settings(BaseSettings):
     #: only way the wandb SDK receives them (``members[].apiKey``).
     secret_key: SecretStr | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_unset(cls, values: Any) -> Any:
+        """A value of only spaces is unset too, like an empty one (``env_ignore_empty``): the
+        setting keeps its default and is not fixed by the environment."""
+        if not isinstance(values, dict):
+            return values
+        return {k: v for k, v in values.items() if not (isinstance(v, str) and not v.strip())}
+
     @field_validator("secret_key")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
@@ -196,11 +209,6 @@ class Settings(BaseSettings):
 
         parse_allowed(value.split(","))  # a bad entry: ValueError names it
         return value
-
-    @field_validator("oidc_max_age", mode="before")
-    @classmethod
-    def _empty_max_age_is_unset(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("public_url")
     @classmethod

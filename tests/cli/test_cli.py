@@ -399,3 +399,26 @@ def test_db_upgrade_on_an_unknown_revision_is_a_clear_error(run_cli, cli_db):
     with cli_db() as session:
         session.execute(text("UPDATE alembic_version SET version_num = 'from_the_future'"))
     assert_clean_failure(run_cli("db", "upgrade"), "from_the_future")
+
+
+# --- settings from the environment ------------------------------------------------------------
+
+
+def test_empty_variables_are_unset_and_the_server_starts(run_cli, monkeypatch):
+    # Helm charts render VAR: "": booleans and numbers refused it, strings took it as unset.
+    for variable in (
+        "LOCAL_RESTORE",
+        "SESSION_LENGTH",
+        "GORILLA_DISABLE_PERSONAL_ENTITY",
+        "ROLECALL_MODE",
+        "ROLECALL_WORKERS",
+        "ROLECALL_PORT",
+        "ROLECALL_SECRET_KEY",
+        "OIDC_ISSUER",
+    ):
+        monkeypatch.setenv(variable, "")
+
+    result = run_cli("db", "upgrade")
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from pydantic import AliasChoices, ValidationError
 
 from rolecall.settings import Settings
 
@@ -205,10 +206,61 @@ def test_sqlite_files_and_postgresql_are_the_databases_taken(monkeypatch, url):
         ("sqlite:///:memory:", "SQLite needs a file"),
         ("sqlite:///file:x?mode=memory&uri=true", "SQLite needs a file"),
         ("rolecall.db", "not a database URL"),
-        ("", "not a database URL"),
     ],
 )
 def test_other_databases_and_memory_are_refused(monkeypatch, url, reason):
     monkeypatch.setenv("ROLECALL_DATABASE_URL", url)
     with pytest.raises(ValueError, match=re.escape(reason)):
         Settings()
+
+
+# --- an empty variable is an unset one ----------------------------------------------------------
+
+
+def env_name(name: str) -> str:
+    """The environment variable of the field ``name`` (its seed alias, or ``ROLECALL_NAME``)."""
+    alias = Settings.model_fields[name].validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"ROLECALL_{name}".upper()
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+@pytest.mark.parametrize("name", sorted(Settings.model_fields))
+def test_an_empty_variable_means_the_default(monkeypatch, name, blank):
+    # Helm charts render VAR: "". Booleans and numbers refused it ("Input should be a valid
+    # boolean"), strings took it as unset: now every setting takes it as unset.
+    monkeypatch.delenv(env_name(name), raising=False)
+    default = getattr(Settings(), name)
+    monkeypatch.setenv(env_name(name), blank)
+
+    settings = Settings()
+
+    assert getattr(settings, name) == default
+    assert name not in settings.env_fixed()  # a stored value wins over an empty variable
+
+
+def test_empty_seed_variables_keep_their_defaults(monkeypatch):
+    for variable in ("LOCAL_RESTORE", "SESSION_LENGTH", "GORILLA_DISABLE_PERSONAL_ENTITY"):
+        monkeypatch.setenv(variable, "")
+    monkeypatch.setenv("ROLECALL_MODE", "")
+    monkeypatch.setenv("ROLECALL_WORKERS", "")
+
+    settings = Settings()
+
+    assert settings.local_restore is False and settings.disable_personal_entity is False
+    assert settings.session_length_hours == 720
+    assert settings.mode == "single" and settings.workers == 1
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "infinity"])
+def test_an_access_cache_lifetime_that_is_no_number_says_so(monkeypatch, value):
+    # nan was refused as "less than or equal to 86400", which it is not either.
+    monkeypatch.setenv("ROLECALL_ACCESS_CACHE_SECONDS", value)
+
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+
+    (error,) = refused.value.errors()
+    assert error["loc"] == ("access_cache_seconds",)
+    assert error["msg"] == "Input should be a finite number"
