@@ -20,6 +20,11 @@ class OrgMode(StrEnum):
 
 
 DEFAULT_DATABASE_URL = "sqlite:///./rolecall.db"
+#: The longest session, in hours (ten years): the bound of the value an org admin stores
+#: (``orgs.schemas.OrgSettingsUpdate``); a longer one overflows the expiry time.
+MAX_SESSION_LENGTH_HOURS = 87_600
+#: uvicorn's log levels (``uvicorn.config.LOG_LEVELS``).
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 class Settings(BaseSettings):
@@ -35,6 +40,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     mode: OrgMode = OrgMode.SINGLE
+    #: One of ``LOG_LEVELS``, in any case.
     log_level: str = "info"
     #: Server processes ``rolecall serve`` starts (each with its own threads, one database).
     workers: int = Field(default=1, ge=1, le=64)
@@ -149,6 +155,24 @@ class Settings(BaseSettings):
     def secret_key_bytes(self) -> bytes | None:
         """The secret key as bytes, or ``None`` when it is not set."""
         return self.secret_key.get_secret_value().encode("utf-8") if self.secret_key else None
+
+    @field_validator("session_length_hours")
+    @classmethod
+    def _session_ends(cls, value: int) -> int:
+        if value > MAX_SESSION_LENGTH_HOURS:
+            raise ValueError(
+                f"at most {MAX_SESSION_LENGTH_HOURS} hours (ten years), as stored on an "
+                f"organization; got {value}"
+            )
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        level = value.strip().lower()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)} (got {value!r})")
+        return level
 
     @field_validator("database_url")
     @classmethod

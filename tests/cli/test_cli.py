@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import func, select, text
+from sqlalchemy import func, inspect, select, text
+from sqlalchemy.engine import make_url
 
 from rolecall import __version__
 from rolecall.audit.models import AuditEvent
 from rolecall.authz import policy
+from rolecall.db.engine import make_engine
 from rolecall.db.migrate import alembic_config
 from rolecall.identity.authenticate import authenticate_api_key
 from rolecall.identity.passwords import verify_password
@@ -36,6 +38,19 @@ def assert_clean_failure(result, *fragments: str) -> None:
         assert fragment in result.stderr
     assert "Traceback" not in result.output
     assert result.stdout == ""
+
+
+def migrated(database_url: str) -> bool:
+    """Whether any migration ran on the database (SQLite: whether the file exists at all)."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
+        return False
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return inspect(conn).has_table("alembic_version")
+    finally:
+        engine.dispose()
 
 
 def org_count(cli_db) -> int:
@@ -422,3 +437,27 @@ def test_empty_variables_are_unset_and_the_server_starts(run_cli, monkeypatch):
 
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
+
+
+def test_a_session_length_past_ten_years_stops_the_start(run_cli, fresh_database_url, monkeypatch):
+    # 99999999999 started the server, then every sign-in was a 500 (OverflowError).
+    monkeypatch.setenv("SESSION_LENGTH", "99999999999")
+
+    result = run_cli("db", "upgrade")
+
+    assert_clean_failure(result, "invalid settings: SESSION_LENGTH: at most 87600 hours")
+    assert not migrated(fresh_database_url)
+
+
+def test_an_unknown_log_level_stops_serve_before_the_migrations(
+    run_cli, fresh_database_url, monkeypatch
+):
+    # It was uvicorn's KeyError traceback, after the migrations had run.
+    monkeypatch.setenv("ROLECALL_LOG_LEVEL", "loud")
+
+    result = run_cli("serve")
+
+    assert_clean_failure(
+        result, "invalid settings: ROLECALL_LOG_LEVEL: must be one of critical, error, warning"
+    )
+    assert not migrated(fresh_database_url)

@@ -264,3 +264,51 @@ def test_an_access_cache_lifetime_that_is_no_number_says_so(monkeypatch, value):
     (error,) = refused.value.errors()
     assert error["loc"] == ("access_cache_seconds",)
     assert error["msg"] == "Input should be a finite number"
+
+
+# --- bounds ----------------------------------------------------------------------------------
+
+
+def test_session_length_is_at_most_ten_years_like_the_stored_setting(monkeypatch):
+    monkeypatch.setenv("SESSION_LENGTH", "87600")
+    assert Settings().session_length_hours == 87600
+    # 99999999999 hours started the server, then every sign-in was a 500 (OverflowError).
+    for value in ("87601", "99999999999"):
+        monkeypatch.setenv("SESSION_LENGTH", value)
+        with pytest.raises(ValidationError, match="at most 87600 hours"):
+            Settings()
+
+
+def test_the_session_length_bound_is_the_apis():
+    from rolecall.orgs.schemas import OrgSettingsUpdate
+    from rolecall.settings import MAX_SESSION_LENGTH_HOURS
+
+    stored = OrgSettingsUpdate.model_fields["session_length_hours"].metadata
+    assert any(getattr(rule, "le", None) == MAX_SESSION_LENGTH_HOURS for rule in stored)
+
+
+@pytest.mark.parametrize(
+    ("value", "level"),
+    [("critical", "critical"), ("ERROR", "error"), (" Warning ", "warning"), ("trace", "trace")],
+)
+def test_log_level_is_one_of_uvicorns_in_any_case(monkeypatch, value, level):
+    monkeypatch.setenv("ROLECALL_LOG_LEVEL", value)
+
+    assert Settings().log_level == level
+
+
+def test_the_log_levels_are_uvicorns():
+    from uvicorn.config import LOG_LEVELS as UVICORN_LEVELS
+
+    from rolecall.settings import LOG_LEVELS
+
+    assert set(LOG_LEVELS) == set(UVICORN_LEVELS)
+
+
+@pytest.mark.parametrize("value", ["loud", "warn", "10"])
+def test_an_unknown_log_level_is_refused(monkeypatch, value):
+    # loud was a KeyError traceback from uvicorn, after the migrations had run.
+    monkeypatch.setenv("ROLECALL_LOG_LEVEL", value)
+
+    with pytest.raises(ValidationError, match="must be one of critical, error, warning"):
+        Settings()
