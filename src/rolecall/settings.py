@@ -9,6 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -209,20 +210,63 @@ class Settings(BaseSettings):
             raise ValueError("OIDC_AUTH_METHOD must be 'pkce' or 'implicit'")
         return value
 
+    # The OIDC and LDAP values pass the rules ``rolecall.sso.config`` applies when it reads them
+    # at each sign-in (where a bad one failed every sign-in, the local admin's password too).
     @field_validator(
         "oidc_issuer",
         "oidc_client_id",
-        "oidc_custom_scopes",
         "ldap_address",
         "ldap_base_dn",
         "ldap_bind_dn",
         "ldap_attributes",
         "ldap_ca_file",
-        "ldap_group_allow_list",
     )
     @classmethod
-    def _empty_is_unset(cls, value: str | None) -> str | None:
-        return value.strip() or None if value is not None else None
+    def _sso_text(cls, value: str | None) -> str | None:
+        return sso_text(value) or None if value is not None else None
+
+    @field_validator("oidc_custom_scopes", "ldap_group_allow_list")
+    @classmethod
+    def _sso_list(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        for item in value.replace(",", " ").split():
+            sso_text(item)
+        return value.strip() or None
+
+    @field_validator("oidc_secret", "ldap_bind_pw")
+    @classmethod
+    def _sso_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            sso_text(value.get_secret_value())
+        return value
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer_url(cls, value: str | None) -> str | None:
+        if value is not None and not is_http_url(value):
+            raise ValueError(
+                "must be an http(s) URL without query or fragment (the issuer identifier), "
+                f"got {value!r}"
+            )
+        return value
+
+    @field_validator("ldap_address")
+    @classmethod
+    def _ldap_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = url_parts(value)
+        if parts.scheme.lower() not in ("ldap", "ldaps") or not parts.hostname:
+            raise ValueError(f"must be an ldap:// or ldaps:// URL with a host, got {value!r}")
+        return value
+
+    @field_validator("ldap_attributes")
+    @classmethod
+    def _ldap_attributes(cls, value: str | None) -> str | None:
+        if value is not None:
+            ldap_attributes(value)
+        return value
 
     @field_validator("outbound_allow", mode="before")
     @classmethod
@@ -236,9 +280,17 @@ class Settings(BaseSettings):
 
     @field_validator("public_url")
     @classmethod
-    def _strip_trailing_slash(cls, value: str | None) -> str | None:
+    def _public_url(cls, value: str | None) -> str | None:
         value = value.strip().rstrip("/") if value else None
-        return value or None
+        if not value:
+            return None
+        if not is_http_url(value):
+            raise ValueError(
+                "must be an http(s) URL with a host and no query or fragment, such as "
+                f"https://iam.example.com, got {value!r}"
+            )
+        scheme, rest = value.split(":", 1)
+        return f"{scheme.lower()}:{rest}"  # cookies are Secure when it starts with https
 
     @property
     def base_url(self) -> str:
@@ -257,6 +309,63 @@ class Settings(BaseSettings):
     def env_fixed(self) -> set[str]:
         """Names of fields set explicitly by the environment (they win over stored values)."""
         return set(self.model_fields_set)
+
+
+# --- the rules of rolecall.sso.config for OIDC and LDAP values ----------------------------------
+# It checks the variables each time it reads them (sso.config._parse); these are the same rules,
+# applied once at start. sso.config imports this module, so it cannot be imported from here.
+
+#: The longest OIDC or LDAP value, in characters.
+SSO_MAX_TEXT = 2048
+#: ``LOCAL_LDAP_ATTRIBUTES`` keys rolecall reads.
+LDAP_ATTRIBUTE_KEYS = ("email", "group", "name")
+
+
+def sso_text(value: str) -> str:
+    """``value`` stripped. Raises ``ValueError`` when it is too long or holds control characters
+    (a lone surrogate among them: it is no Unicode text)."""
+    text = value.strip()
+    if len(text) > SSO_MAX_TEXT or any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in text):
+        raise ValueError(f"longer than {SSO_MAX_TEXT} characters or holds control characters")
+    return text
+
+
+def url_parts(text: str) -> SplitResult:
+    """``urlsplit(text)``. Raises ``ValueError`` for what it cannot split (``http://[::1``) or a
+    port out of range."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        raise ValueError(f"not a URL: {exc}") from None
+    return parts
+
+
+def is_http_url(text: str) -> bool:
+    """Whether ``text`` is an http(s) URL (the scheme in any case) with a host and no query or
+    fragment. Raises ``ValueError`` when it is no URL at all."""
+    parts = url_parts(text)  # its scheme lower-case
+    return (
+        parts.scheme in ("https", "http")
+        and bool(parts.hostname)
+        and not parts.query
+        and not parts.fragment
+    )
+
+
+def ldap_attributes(text: str) -> dict[str, str]:
+    """``email=mail,group=gidNumber`` -> ``{"email": "mail", "group": "gidNumber"}``. Raises
+    ``ValueError`` naming the pair that is not ``key=attribute`` with a known key."""
+    mapping: dict[str, str] = {}
+    for pair in (p.strip() for p in text.split(",")):
+        key, sep, attribute = pair.partition("=")
+        key, attribute = key.strip().lower(), attribute.strip()
+        if not sep or not attribute or not all(c.isalnum() or c in "-;." for c in attribute):
+            raise ValueError(f"must look like email=mail,group=gidNumber (got {pair!r})")
+        if key not in LDAP_ATTRIBUTE_KEYS:
+            raise ValueError(f"unknown key {key!r}; known: {', '.join(LDAP_ATTRIBUTE_KEYS)}")
+        mapping[key] = attribute
+    return mapping
 
 
 @lru_cache

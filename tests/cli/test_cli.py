@@ -461,3 +461,24 @@ def test_an_unknown_log_level_stops_serve_before_the_migrations(
         result, "invalid settings: ROLECALL_LOG_LEVEL: must be one of critical, error, warning"
     )
     assert not migrated(fresh_database_url)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("OIDC_ISSUER", "notaurl", "OIDC_ISSUER: must be an http(s) URL"),
+        ("LOCAL_LDAP_ADDRESS", "http://x", "LOCAL_LDAP_ADDRESS: must be an ldap:// or ldaps://"),
+        ("LOCAL_LDAP_ATTRIBUTES", "foo", "LOCAL_LDAP_ATTRIBUTES: must look like email=mail"),
+        ("ROLECALL_PUBLIC_URL", "notaurl", "ROLECALL_PUBLIC_URL: must be an http(s) URL"),
+    ],
+)
+def test_a_bad_sso_value_stops_the_start(
+    run_cli, fresh_database_url, monkeypatch, variable, value, reason
+):
+    # It started, then every password sign-in failed, the local admin's too.
+    monkeypatch.setenv(variable, value)
+
+    result = run_cli("db", "upgrade")
+
+    assert_clean_failure(result, f"invalid settings: {reason}")
+    assert not migrated(fresh_database_url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from pydantic import AliasChoices, ValidationError
+from pydantic import AliasChoices, SecretStr, ValidationError
 
 from rolecall.settings import Settings
 
@@ -312,3 +312,117 @@ def test_an_unknown_log_level_is_refused(monkeypatch, value):
 
     with pytest.raises(ValidationError, match="must be one of critical, error, warning"):
         Settings()
+
+
+# --- OIDC and LDAP values: refused at start by the rules rolecall.sso.config reads them with ------
+
+SSO_VALUES = [
+    ("oidc_issuer", "https://idp.example.com/realms/ml/", True),
+    ("oidc_issuer", " http://localhost:8080 ", True),
+    ("oidc_issuer", "notaurl", False),
+    ("oidc_issuer", "HTTPS://idp.example.com", True),
+    ("oidc_issuer", "ftp://idp.example.com", False),
+    ("oidc_issuer", "https://idp.example.com/?tenant=1", False),
+    ("oidc_issuer", "https://idp.example.com/#top", False),
+    ("oidc_issuer", "http://[::1", False),
+    ("oidc_issuer", "https://idp.example.com:99999", False),
+    ("oidc_client_id", "rolecall", True),
+    ("oidc_client_id", "a" * 2049, False),
+    ("oidc_client_id", "roll\x01call", False),
+    ("oidc_secret", "s3cret \x7f", True),
+    ("oidc_secret", "s3cret\x1b", False),
+    ("oidc_custom_scopes", "groups,\toffline_access", True),
+    ("oidc_custom_scopes", "groups bad\x02scope", False),
+    ("ldap_address", "ldap://ldap.example.com:389", True),
+    ("ldap_address", "LDAPS://ldap.example.com", True),
+    ("ldap_address", "http://x", False),
+    ("ldap_address", "ldap://", False),
+    ("ldap_address", "ldap://[::1", False),
+    ("ldap_address", "ldap.example.com", False),
+    ("ldap_base_dn", "dc=example,dc=com", True),
+    ("ldap_base_dn", "dc=\udcff", False),
+    ("ldap_bind_dn", "cn=admin\n,dc=example", False),
+    ("ldap_bind_pw", "pw\x07", False),
+    ("ldap_attributes", "email=mail,group=gidNumber", True),
+    ("ldap_attributes", "EMAIL = mail , name=displayName;lang-en", True),
+    ("ldap_attributes", "foo", False),
+    ("ldap_attributes", "colour=blue", False),
+    ("ldap_attributes", "email=", False),
+    ("ldap_attributes", "email=ma il", False),
+    ("ldap_ca_file", "/etc/ssl/ca.pem", True),
+    ("ldap_group_allow_list", "admins, ml-team", True),
+    ("ldap_group_allow_list", "admins," + "g" * 2049, False),
+]
+
+
+def sso_reading(name: str, value: str):
+    """What ``rolecall.sso.config`` makes of the variable, unchecked by ``Settings``: the
+    config it resolves, or the ``InvalidInput`` it raises (at every sign-in)."""
+    from rolecall.errors import InvalidInput
+    from rolecall.sso.config import ldap_config, oidc_config
+
+    raw = value if name not in ("oidc_secret", "ldap_bind_pw") else SecretStr(value)
+    unchecked = Settings.model_construct(_fields_set={name}, **{name: raw})
+    try:
+        return (oidc_config if name.startswith("oidc") else ldap_config)(None, unchecked)
+    except InvalidInput as exc:
+        return exc
+
+
+@pytest.mark.parametrize(("name", "value", "accepted"), SSO_VALUES)
+def test_sso_values_are_checked_at_start_as_sign_in_reads_them(monkeypatch, name, value, accepted):
+    # A bad one started the server, then failed every sign-in, the local admin's password too.
+    from rolecall.errors import InvalidInput
+    from rolecall.sso.config import ldap_config, oidc_config
+
+    reading = sso_reading(name, value)
+    assert isinstance(reading, InvalidInput) is not accepted  # the case is sso.config's verdict
+    monkeypatch.setenv(env_name(name), value)
+    if not accepted:
+        with pytest.raises(ValidationError) as refused:
+            Settings()
+        (error,) = refused.value.errors()
+        assert error["loc"] == (env_name(name),)
+        assert value not in error["msg"] or name not in ("oidc_secret", "ldap_bind_pw")
+        return
+    settings = Settings()
+    # A value that works keeps working, and means what it meant.
+    assert (oidc_config if name.startswith("oidc") else ldap_config)(None, settings) == reading
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("HTTPS://IAM.example.com/rolecall/", "https://IAM.example.com/rolecall"),
+        ("https://[::1]:8443", "https://[::1]:8443"),
+    ],
+)
+def test_a_public_url_with_a_host_is_taken(monkeypatch, value, expected):
+    monkeypatch.setenv("ROLECALL_PUBLIC_URL", value)
+
+    assert Settings().public_url == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "notaurl",
+        "iam.example.com",
+        "ftp://iam.example.com",
+        "https://",
+        "https://iam.example.com/?next=/",
+        "https://iam.example.com/#top",
+        "http://[::1",
+        "https://iam.example.com:70000",
+    ],
+)
+def test_a_public_url_that_is_no_http_url_with_a_host_is_refused(monkeypatch, value):
+    # It is the base of redirect URIs, cookie security and the console's origin check.
+    monkeypatch.setenv("ROLECALL_PUBLIC_URL", value)
+
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+
+    (error,) = refused.value.errors()
+    assert error["loc"] == ("public_url",)
