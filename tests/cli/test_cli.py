@@ -482,3 +482,73 @@ def test_a_bad_sso_value_stops_the_start(
 
     assert_clean_failure(result, f"invalid settings: {reason}")
     assert not migrated(fresh_database_url)
+
+
+# --- command lines and the stored login ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("group", [[], ["db"], ["api-key"], ["federation"], ["service-account"]])
+def test_a_group_named_alone_shows_its_help_and_exits_0(run_cli, group):
+    # It printed the help and exited 1 with no error line: neither a failure nor --help.
+    result = run_cli(*group)
+
+    assert result.exit_code == 0, result.output
+    assert "Usage: rolecall" in result.stdout and "Commands" in result.stdout
+    assert result.stderr == ""
+
+
+@pytest.fixture
+def config_dir(tmp_path, monkeypatch):
+    """``$ROLECALL_CONFIG_DIR``, with no server or credential from the SDK's variables."""
+    for name in (
+        "ROLECALL_BASE_URL",
+        "WANDB_BASE_URL",
+        "ROLECALL_API_KEY",
+        "WANDB_API_KEY",
+        "ROLECALL_IDENTITY_TOKEN_FILE",
+        "WANDB_IDENTITY_TOKEN_FILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    directory = tmp_path / "config"
+    directory.mkdir()
+    monkeypatch.setenv("ROLECALL_CONFIG_DIR", str(directory))
+    return directory
+
+
+def test_login_with_both_a_key_and_a_token_file_is_a_usage_error(run_cli, config_dir):
+    # The key won and the token file, not even there, went unnoticed (exit 0).
+    result = run_cli(
+        "login",
+        "--host",
+        "http://127.0.0.1:9",
+        "--api-key",
+        "rc_key",
+        "--identity-token-file",
+        "/nonexistent",
+    )
+
+    assert_clean_failure(result, "--api-key or --identity-token-file, not both", "--help")
+    assert list(config_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("content", [b"{bad", b"[1, 2]", b'"host"', b"\xff\xfe{}"])
+def test_a_stored_login_that_is_no_login_is_named(run_cli, config_dir, content):
+    # It was taken for none: "no server: run rolecall login", with the file left unnamed.
+    stored = config_dir / "cli.json"
+    stored.write_bytes(content)
+
+    result = run_cli("federation", "show")
+
+    assert_clean_failure(result, f"the stored login {stored} is not valid", "rolecall login")
+    assert stored.read_bytes() == content
+
+
+def test_a_stored_login_that_cannot_be_read_is_named(run_cli, config_dir):
+    stored = config_dir / "cli.json"
+    stored.mkdir()
+
+    assert_clean_failure(run_cli("federation", "show"), f"cannot read the stored login {stored}")
+
+
+def test_no_stored_login_still_says_to_log_in(run_cli, config_dir):
+    assert_clean_failure(run_cli("federation", "show"), "no server", "rolecall login --host URL")

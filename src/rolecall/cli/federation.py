@@ -9,14 +9,16 @@ from typing import Annotated, Any
 
 import typer
 
+from rolecall.cli.groups import HelpGroup
 from rolecall.cli.remote import remote_api, server_errors
 
 federation_app = typer.Typer(
     help="Identity federation: the organization's JWT issuer, explaining refusals.",
+    cls=HelpGroup,
     no_args_is_help=True,
 )
 service_account_app = typer.Typer(
-    help="Service accounts, through the server.", no_args_is_help=True
+    help="Service accounts, through the server.", cls=HelpGroup, no_args_is_help=True
 )
 
 HostOption = Annotated[str | None, typer.Option("--host", help="The server's base URL.")]

@@ -19,10 +19,10 @@ from alembic.util import CommandError
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
-from typer.core import TyperGroup
 
 from rolecall import __version__
 from rolecall.cli.federation import federation_app, service_account_app
+from rolecall.cli.groups import HelpGroup
 from rolecall.cli.host import create_user_key, explain_decision, initialise
 from rolecall.cli.remote import server_errors, store_login
 from rolecall.db.migrate import upgrade
@@ -30,7 +30,7 @@ from rolecall.errors import RolecallError
 from rolecall.settings import Settings
 
 
-class _Commands(TyperGroup):
+class _Commands(HelpGroup):
     """The top-level command group, whose mistyped command lines exit 1 with ``error: ...``
     like every other failure. Click exits 2 for them, which is ``explain``'s deny and
     ``federation verify``'s refusal: a script could not tell a typo from an answer."""
@@ -42,7 +42,7 @@ class _Commands(TyperGroup):
             code = super().main(*args, standalone_mode=False, **kwargs)
         except typer.exceptions.TyperException as exc:  # usage errors among them
             message = exc.format_message()
-            if message:  # none when a group named alone printed its help instead
+            if message:  # none when help was printed instead (HelpGroup answers a bare group)
                 context = getattr(exc, "ctx", None)
                 hint = f" (see {context.command_path} --help)" if context is not None else ""
                 typer.echo(f"error: {message}{hint}", err=True)
@@ -62,8 +62,10 @@ app = typer.Typer(
     # Locals may hold keys and passwords: never print them in a traceback.
     pretty_exceptions_show_locals=False,
 )
-db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
-api_key_app = typer.Typer(help="API keys, for operators on the server host.", no_args_is_help=True)
+db_app = typer.Typer(help="The database schema.", cls=HelpGroup, no_args_is_help=True)
+api_key_app = typer.Typer(
+    help="API keys, for operators on the server host.", cls=HelpGroup, no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(api_key_app, name="api-key")
 app.add_typer(federation_app, name="federation")
@@ -309,6 +311,12 @@ def login(
     ] = None,
 ) -> None:
     """Check a credential against the server and store it for later commands (mode 0600)."""
+    if api_key and identity_token_file:
+        # Alternatives: the key won, and a token file that was not even there went unnoticed.
+        raise typer.BadParameter(
+            "give --api-key or --identity-token-file, not both",
+            param_hint="'--identity-token-file'",
+        )
     host = host.rstrip("/")
     key = api_key or _env_key()
     with server_errors():

@@ -33,11 +33,28 @@ def config_path() -> Path:
 
 
 def load_login() -> dict[str, Any]:
+    """The stored login, or ``{}`` when there is none. Exits 1 with ``error: ...`` naming the
+    file when it cannot be read or is no login (it was taken for none: "no server")."""
+    path = config_path()
     try:
-        data = json.loads(config_path().read_text())
-    except (OSError, ValueError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
         return {}
-    return data if isinstance(data, dict) else {}
+    except OSError as exc:
+        raise _failed(f"cannot read the stored login {path}: {exc.strerror or exc}") from None
+    except ValueError:  # not JSON, or not UTF-8
+        data = None
+    if not isinstance(data, dict):
+        raise _failed(
+            f"the stored login {path} is not valid (not a JSON object): "
+            "run `rolecall login --host URL` again, or remove the file"
+        )
+    return data
+
+
+def _failed(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
 
 
 def store_login(login: dict[str, Any]) -> Path:
