@@ -6,6 +6,7 @@ Our own settings carry the ``ROLECALL_`` prefix; the seed documents' names (``SE
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
@@ -142,6 +143,18 @@ class Settings(BaseSettings):
         if not isinstance(values, dict):
             return values
         return {k: v for k, v in values.items() if not (isinstance(v, str) and not v.strip())}
+
+    @model_validator(mode="after")
+    def _database_named_if_set(self) -> Settings:
+        """An empty ``ROLECALL_DATABASE_URL`` is refused, unlike other empty settings: taken as
+        unset, it would silently put a deployment meant for PostgreSQL (a chart that rendered
+        the value empty) on a fresh SQLite file of its own."""
+        if os.environ.get("ROLECALL_DATABASE_URL", "unset").strip() == "":
+            raise ValueError(
+                "ROLECALL_DATABASE_URL is set but empty: name the database, or unset it for "
+                f"the default ({DEFAULT_DATABASE_URL})"
+            )
+        return self
 
     @field_validator("secret_key")
     @classmethod
@@ -311,9 +324,9 @@ class Settings(BaseSettings):
         return set(self.model_fields_set)
 
 
-# --- the rules of rolecall.sso.config for OIDC and LDAP values ----------------------------------
-# It checks the variables each time it reads them (sso.config._parse); these are the same rules,
-# applied once at start. sso.config imports this module, so it cannot be imported from here.
+# --- the rules for OIDC and LDAP values ----------------------------------------------------------
+# Applied once at start to the environment's values, and by rolecall.sso.config to every value
+# it reads (the environment's and those stored in the database): one set of rules for both.
 
 #: The longest OIDC or LDAP value, in characters.
 SSO_MAX_TEXT = 2048

@@ -552,3 +552,15 @@ def test_a_stored_login_that_cannot_be_read_is_named(run_cli, config_dir):
 
 def test_no_stored_login_still_says_to_log_in(run_cli, config_dir):
     assert_clean_failure(run_cli("federation", "show"), "no server", "rolecall login --host URL")
+
+
+def test_an_empty_database_url_is_named_and_opens_no_default_file(run_cli, monkeypatch, tmp_path):
+    # Taken for unset, it would have made ./rolecall.db and served from it.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ROLECALL_DATABASE_URL", "")
+
+    result = run_cli("db", "upgrade")
+
+    assert_clean_failure(result, "invalid settings: ROLECALL_DATABASE_URL is set but empty")
+    assert "invalid settings: :" not in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -226,7 +226,7 @@ def env_name(name: str) -> str:
 
 
 @pytest.mark.parametrize("blank", ["", "  "])
-@pytest.mark.parametrize("name", sorted(Settings.model_fields))
+@pytest.mark.parametrize("name", sorted(set(Settings.model_fields) - {"database_url"}))
 def test_an_empty_variable_means_the_default(monkeypatch, name, blank):
     # Helm charts render VAR: "". Booleans and numbers refused it ("Input should be a valid
     # boolean"), strings took it as unset: now every setting takes it as unset.
@@ -238,6 +238,15 @@ def test_an_empty_variable_means_the_default(monkeypatch, name, blank):
 
     assert getattr(settings, name) == default
     assert name not in settings.env_fixed()  # a stored value wins over an empty variable
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_an_empty_database_url_is_refused_not_taken_for_the_default(monkeypatch, blank):
+    # Taken as unset, it would put a deployment meant for PostgreSQL on a SQLite file.
+    monkeypatch.setenv("ROLECALL_DATABASE_URL", blank)
+
+    with pytest.raises(ValueError, match="ROLECALL_DATABASE_URL is set but empty"):
+        Settings()
 
 
 def test_empty_seed_variables_keep_their_defaults(monkeypatch):

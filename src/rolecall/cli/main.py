@@ -90,7 +90,11 @@ def reported_errors() -> Iterator[None]:
     except RolecallError as exc:
         raise fail(exc.message) from None
     except ValidationError as exc:
-        problems = "; ".join(f"{_variable(e['loc'])}: {_reason(e['msg'])}" for e in exc.errors())
+        # A check across settings (no field: ``loc`` is empty) names its variable itself.
+        problems = "; ".join(
+            f"{_variable(e['loc'])}: {_reason(e['msg'])}" if e["loc"] else _reason(e["msg"])
+            for e in exc.errors()
+        )
         raise fail(f"invalid settings: {problems}") from None
     except CommandError as exc:
         # Alembic: e.g. the database is at a revision this version does not know.

@@ -22,7 +22,13 @@ from joserfc.jwk import OctKey
 from rolecall.errors import Conflict, InvalidInput
 from rolecall.federation.destinations import SINGLE_ORG, DestinationRefused, Destinations
 from rolecall.orgs.models import Organization
-from rolecall.settings import Settings
+from rolecall.settings import (
+    Settings,
+    is_http_url,
+    ldap_attributes,
+    sso_text,
+    url_parts,
+)
 
 #: Scopes every OIDC sign-in asks for (the seeds: ``openid profile email``).
 BASE_SCOPES = ("openid", "profile", "email")
@@ -30,7 +36,6 @@ AUTH_METHODS = ("pkce", "implicit")
 #: ``LOCAL_LDAP_ATTRIBUTES`` keys rolecall reads, and the directory attribute each defaults to
 #: (``group``: none; ``name``: see ``LDAP_NAME_ATTRIBUTES``).
 LDAP_ATTRIBUTE_DEFAULTS = {"email": "mail"}
-LDAP_ATTRIBUTE_KEYS = ("email", "group", "name")
 #: Where the full name is read after the ``name=`` attribute (or without one): the first of
 #: these an entry has.
 LDAP_NAME_ATTRIBUTES = ("displayName", "cn")
@@ -54,7 +59,6 @@ LDAP_FIELDS: dict[str, tuple[str, str, str]] = {
     "group_allow_list": ("ldap_group_allow_list", "LOCAL_LDAP_GROUP_ALLOW_LIST", "list"),
     "login": ("ldap_login", "LOCAL_LDAP_LOGIN", "bool"),
 }
-MAX_TEXT = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,28 +224,29 @@ def _parse(fields: dict[str, tuple[str, str, str]], name: str, value: Any) -> An
     return text
 
 
+# The rules themselves live in ``rolecall.settings``, which checks the environment's values once
+# at start with them; here they check every value read (the environment's, and those stored).
+
+
 def _text(name: str, value: str) -> str:
-    text = value.strip()
-    # A lone surrogate is no Unicode text: stored, it made every read of the settings fail.
-    if len(text) > MAX_TEXT or any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in text):
-        raise InvalidInput(f"{name} is too long or holds control characters", field=name)
-    return text
+    try:
+        return sso_text(value)
+    except ValueError:
+        raise InvalidInput(f"{name} is too long or holds control characters", field=name) from None
 
 
 def _split(name: str, text: str) -> SplitResult:
     """``urlsplit``, whose ``ValueError`` (an unclosed IPv6 bracket, ``http://[::1``) is a bad
     value of ``name``, not a server error."""
     try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range, too
+        return url_parts(text)
     except ValueError as exc:
-        raise InvalidInput(f"{name} is not a URL: {exc}", field=name) from None
-    return parts
+        raise InvalidInput(f"{name} is {exc}", field=name) from None
 
 
 def _issuer_url(name: str, text: str) -> str:
-    parts = _split(name, text)
-    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+    _split(name, text)
+    if not is_http_url(text):
         raise InvalidInput(
             f"{name} must be an http(s) URL without query or fragment (the issuer identifier)",
             field=name,
@@ -251,20 +256,10 @@ def _issuer_url(name: str, text: str) -> str:
 
 def _attributes(name: str, text: str) -> dict[str, str]:
     """``email=mail,group=gidNumber`` -> ``{"email": "mail", "group": "gidNumber"}``."""
-    mapping: dict[str, str] = {}
-    for pair in (p.strip() for p in text.split(",")):
-        key, sep, attribute = pair.partition("=")
-        key, attribute = key.strip().lower(), attribute.strip()
-        if not sep or not attribute or not all(c.isalnum() or c in "-;." for c in attribute):
-            raise InvalidInput(
-                f"{name} must look like email=mail,group=gidNumber (got {pair!r})", field=name
-            )
-        if key not in LDAP_ATTRIBUTE_KEYS:
-            raise InvalidInput(
-                f"{name}: unknown key {key!r}; known: {', '.join(LDAP_ATTRIBUTE_KEYS)}", field=name
-            )
-        mapping[key] = attribute
-    return mapping
+    try:
+        return ldap_attributes(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{name}: {exc}", field=name) from None
 
 
 # --- storing ----------------------------------------------------------------------------------
