@@ -66,10 +66,25 @@ DECISIONS = Counter(
 )
 
 
+#: The methods a request is labelled with as they are (RFC 9110 §9.3 defines them); any other
+#: token a client sends is labelled ``other``, so that made-up methods cannot add series
+#: without bound.
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+OTHER_METHOD = "other"
+
+
+def method_label(method: str) -> str:
+    """``method`` when it is a standard one, else ``other``."""
+    return method if method in KNOWN_METHODS else OTHER_METHOD
+
+
 class MeasureRequests:
     """ASGI middleware counting requests and timing them, labelled by route template (never the
-    raw path, which would make a label per project). Plain ASGI rather than Starlette's
-    ``BaseHTTPMiddleware``, which costs an extra task and stream per request."""
+    raw path, which would make a label per project) and method (``method_label``). Plain ASGI
+    rather than Starlette's ``BaseHTTPMiddleware``, which costs an extra task and stream per
+    request."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -91,7 +106,7 @@ class MeasureRequests:
             await self.app(scope, receive, send_and_note_status)
         finally:
             path = route_template(scope)
-            REQUESTS.labels(scope["method"], path, str(status)).inc()
+            REQUESTS.labels(method_label(scope["method"]), path, str(status)).inc()
             LATENCY.labels(path).observe(time.perf_counter() - started)
 
 
