@@ -22,6 +22,7 @@ from rolecall.orgs.bootstrap import restore_admin_password
 from rolecall.settings import Settings, get_settings
 from rolecall.web import errors, graphql, metrics, oidc, operations, scim, sso
 from rolecall.web.api.v1 import ROUTERS
+from rolecall.web.body_limit import LimitRequestBodies
 from rolecall.web.console import routes as console
 from rolecall.web.fast_path import AccessCacheFastPath
 
@@ -141,8 +142,10 @@ def create_app(
     if _count_decision not in authz_load.decision_observers:
         authz_load.decision_observers.append(_count_decision)
 
-    # Inside the metrics (the last added is the outermost), so fast answers are counted too.
+    # The last added is the outermost. The metrics count every answer, the fast lane's and the
+    # body limit's too; the limit comes before anything reads a body (the fast lane does).
     app.add_middleware(AccessCacheFastPath)
+    app.add_middleware(LimitRequestBodies)
     app.add_middleware(metrics.MeasureRequests)
 
     _add_routes(app, operations.router)

@@ -28,6 +28,9 @@ from rolecall.web import metrics
 
 log = logging.getLogger("rolecall.web")
 
+#: The code of a 413 (``web.body_limit``).
+PAYLOAD_TOO_LARGE = "payload_too_large"
+
 STATUS = {
     NotFound: 404,
     Conflict: 409,
@@ -61,6 +64,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         403: "Refused by the policy; the body names the rule",
         404: "Not found",
         409: "Conflicts with the current state",
+        413: "The request body is too large",
         422: "Invalid input",
     }.items()
 }
@@ -155,7 +159,9 @@ def _routing_error(
         detail = f"{request.method[:32]} is not allowed on {request.url.path[:200]}" + (
             f"; use {allowed}" if allowed else ""
         )
-    code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
+    code = {404: "not_found", 405: "method_not_allowed", 413: PAYLOAD_TOO_LARGE}.get(
+        status, "http_error"
+    )
     if status == 400:
         # FastAPI's own refusal of a body it cannot decode as JSON: not UTF-8, or nested past
         # the parser's recursion (rolecall raises no HTTPException of its own).
