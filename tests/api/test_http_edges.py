@@ -1,18 +1,31 @@
 """HTTP at the edges of every surface: made-up methods in the metrics, request bodies over the
-REST API's limit."""
+REST API's limit, a database that cannot be used."""
 
 from __future__ import annotations
 
 import json
+import logging
+import socket
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
+import psycopg
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from rolecall.db import engine as db_engine
+from rolecall.db.migrate import upgrade
 from rolecall.scim.messages import MAX_BODY as SCIM_MAX_BODY
+from rolecall.settings import Settings
+from rolecall.web.app import create_app
 from rolecall.web.body_limit import MAX_BODY
+from rolecall.web.errors import database_unavailable
 from rolecall.web.graphql.endpoint import MAX_BODY as GRAPHQL_MAX_BODY
 
 REQUESTS = "rolecall_http_requests_total"
@@ -178,3 +191,153 @@ def test_scim_and_graphql_keep_their_own_limits_and_formats(client):
     assert scim.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
     assert graphql.status_code == 413
     assert graphql.json()["errors"][0]["extensions"]["code"] == "too_large"
+
+
+# --- an unavailable database ----------------------------------------------------------------
+
+UNAVAILABLE = {
+    "code": "database_unavailable",
+    "message": "the database is unavailable; try again later",
+}
+KEY = {"Authorization": "Bearer rck_not_checked_without_a_database"}
+
+
+def closed_port() -> int:
+    """A local TCP port nothing listens on (it was just free, and is closed again)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def migrated_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database of its own (the tests' shared one must not be locked)."""
+    path = tmp_path_factory.mktemp("locked") / "rolecall.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+def assert_one_warning(caplog: pytest.LogCaptureFixture, requests: int) -> None:
+    """Each request logged one warning line, without a traceback, and no error."""
+    records = [r for r in caplog.records if r.name.startswith("rolecall.web")]
+    warnings = [r for r in records if "database unavailable" in r.getMessage()]
+    assert len(warnings) == requests
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in warnings)
+    assert not [r for r in records if r.levelno >= logging.ERROR]
+
+
+def test_a_stopped_postgresql_is_503_in_each_surfaces_format(caplog):
+    """Before: 500 "internal" with a logged traceback on every route (/readyz said 503)."""
+    url = f"postgresql://rolecall@127.0.0.1:{closed_port()}/rolecall"
+    app = create_app(Settings(database_url=url, access_cache_size=0))
+    caplog.set_level(logging.INFO)
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        rest = client.get("/api/v1/users", headers=KEY)
+        login = client.post(LOGIN, json={"email": "a@example.com", "password": "x"})
+        scim = client.get("/scim/v2/Users", headers=KEY)
+        graphql = client.post("/graphql", json={"query": "{ viewer { id } }"}, headers=KEY)
+
+    for response in (rest, login):
+        assert response.status_code == 503
+        assert response.json() == {"error": UNAVAILABLE}
+        assert response.headers["Retry-After"] == "5"
+    assert scim.status_code == 503
+    assert scim.headers["Content-Type"] == "application/scim+json"
+    assert scim.json()["detail"] == UNAVAILABLE["message"]
+    assert scim.json()["status"] == "503"
+    assert graphql.status_code == 503
+    assert graphql.json() == {
+        "errors": [{"message": UNAVAILABLE["message"], "extensions": {"code": UNAVAILABLE["code"]}}]
+    }
+    assert "127.0.0.1" not in rest.text + scim.text + graphql.text
+    assert_one_warning(caplog, requests=4)
+
+
+def test_sqlite_locked_by_another_process_is_503_until_it_lets_go(
+    migrated_file, monkeypatch, caplog
+):
+    """Another process holds the write lock past the busy timeout ("database is locked")."""
+    monkeypatch.setattr(db_engine, "BUSY_TIMEOUT_MS", 50)
+    app = create_app(Settings(database_url=f"sqlite:///{migrated_file}", access_cache_size=0))
+    holder = sqlite3.connect(migrated_file, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    caplog.set_level(logging.INFO)
+    sign_in = {"email": "nobody@example.com", "password": "x"}
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        locked = client.post(LOGIN, json=sign_in)
+        scim = client.post("/scim/v2/Users", json={"userName": "a"}, headers=KEY)
+        holder.rollback()
+        holder.close()
+        free = client.post(LOGIN, json=sign_in)
+
+    assert locked.status_code == 503
+    assert locked.json() == {"error": UNAVAILABLE}
+    assert scim.status_code == 503
+    assert scim.json()["detail"] == UNAVAILABLE["message"]
+    assert free.status_code == 404  # answered as usual once the lock is let go
+    assert free.json()["error"]["code"] == "not_found"
+    assert_one_warning(caplog, requests=2)
+
+
+def sqlite_error(statement: str) -> sqlite3.Error:
+    """The error SQLite itself raises for ``statement`` on an empty in-memory database."""
+    with sqlite3.connect(":memory:") as conn:
+        try:
+            conn.execute(statement)
+        except sqlite3.Error as error:
+            return error
+    raise AssertionError(f"{statement!r} did not fail")
+
+
+def sqlite_open_error() -> sqlite3.Error:
+    try:
+        sqlite3.connect("/no-such-directory/rolecall.db").close()
+    except sqlite3.Error as error:
+        return error
+    raise AssertionError("a database in a missing directory was opened")
+
+
+def wrapped(orig: Exception, cls: type[DBAPIError] = OperationalError) -> DBAPIError:
+    return cls("SELECT 1", None, orig)
+
+
+@pytest.mark.parametrize(
+    ("error", "unavailable"),
+    [
+        (wrapped(psycopg.OperationalError("connection failed: Connection refused")), True),
+        (wrapped(psycopg.errors.AdminShutdown("terminating connection")), True),
+        (wrapped(psycopg.errors.CannotConnectNow("the database system is starting up")), True),
+        (wrapped(psycopg.errors.TooManyConnections("too many clients")), True),
+        (wrapped(psycopg.errors.ConnectionFailure("connection failure")), True),
+        (PoolTimeout("QueuePool limit of size 10 overflow 20 reached"), True),
+        (DBAPIError("SELECT 1", None, Exception("closed"), connection_invalidated=True), True),
+        (wrapped(sqlite_open_error()), True),  # unable to open database file
+        # Statements that are wrong: bugs, never an outage.
+        (wrapped(psycopg.errors.QueryCanceled("canceling statement")), False),
+        (wrapped(psycopg.errors.UndefinedTable("no table"), ProgrammingError), False),
+        (wrapped(psycopg.errors.UniqueViolation("duplicate"), IntegrityError), False),
+        (wrapped(sqlite_error("SELECT * FROM nowhere")), False),
+        (wrapped(sqlite_error("SELEKT 1")), False),
+        (ValueError("not a database error"), False),
+    ],
+)
+def test_which_database_errors_are_an_outage(error, unavailable):
+    assert database_unavailable(error) is unavailable
+
+
+def test_a_database_error_from_a_bug_stays_a_500(tmp_path, caplog):
+    """An error in the statement (here: no such table, the database was never migrated) is
+    no outage: 500 with a request id, logged as an error."""
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/empty.db", access_cache_size=0))
+    caplog.set_level(logging.INFO)
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.post(LOGIN, json={"email": "a@example.com", "password": "x"})
+
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal"
+    assert any(
+        r.levelno == logging.ERROR and "no such table" in r.getMessage() for r in caplog.records
+    )

@@ -10,7 +10,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match, Mount
 
@@ -30,6 +31,20 @@ log = logging.getLogger("rolecall.web")
 
 #: The code of a 413 (``web.body_limit``).
 PAYLOAD_TOO_LARGE = "payload_too_large"
+#: The code of a 503 while the database cannot be used.
+DATABASE_UNAVAILABLE = "database_unavailable"
+#: How long a client is asked to wait before trying again after ``DATABASE_UNAVAILABLE``.
+RETRY_AFTER_SECONDS = 5
+
+#: SQLite's primary result codes (the low byte of an extended one) for a database that cannot
+#: be used now, though nothing is wrong with the statement: SQLITE_BUSY ("database is locked":
+#: another process held the write lock past the busy timeout), SQLITE_LOCKED, SQLITE_IOERR,
+#: SQLITE_FULL, SQLITE_CANTOPEN. "no such table" and the like are SQLITE_ERROR (1): bugs.
+_SQLITE_UNAVAILABLE = frozenset({5, 6, 10, 13, 14})
+#: PostgreSQL's SQLSTATEs for a server that cannot serve this connection now: class 08
+#: (connection exceptions) by prefix, too_many_connections, and the server shutting down,
+#: restarting or starting up (admin_shutdown, crash_shutdown, cannot_connect_now).
+_POSTGRES_UNAVAILABLE = frozenset({"53300", "57P01", "57P02", "57P03"})
 
 STATUS = {
     NotFound: 404,
@@ -77,6 +92,30 @@ UNAVAILABLE_RESPONSE = {
         "description": "A directory or identity provider rolecall depends on cannot be used now",
     }
 }
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` says the database cannot be used right now (stopped, unreachable, out
+    of connections, or SQLite's write lock held by another process past the busy timeout),
+    rather than that the statement is wrong: only these become 503, a bug stays a 500."""
+    if isinstance(error, PoolTimeout):
+        return True  # every pooled connection stayed busy past the pool's timeout
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True  # SQLAlchemy saw the connection drop ("server closed the connection")
+    if not isinstance(error, OperationalError):
+        return False
+    orig = error.orig
+    sqlite_code = getattr(orig, "sqlite_errorcode", None)
+    if sqlite_code is not None:
+        return sqlite_code & 0xFF in _SQLITE_UNAVAILABLE
+    if hasattr(orig, "sqlstate"):  # psycopg
+        # An OperationalError without a SQLSTATE comes from the client's side of the
+        # connection (refused, reset, closed): the server never answered.
+        sqlstate = orig.sqlstate
+        return sqlstate is None or sqlstate[:2] == "08" or sqlstate in _POSTGRES_UNAVAILABLE
+    return False
 
 
 def status_for(error: RolecallError) -> int:
@@ -191,6 +230,23 @@ def scim_error_response(error: ScimError) -> JSONResponse:
     )
 
 
+def database_unavailable_response(request: Request) -> JSONResponse:
+    """503 while the database cannot be used, in the format of the request's surface, with
+    ``Retry-After`` (RFC 9110 §10.2.3)."""
+    message = "the database is unavailable; try again later"
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if _is_scim(request):
+        response = scim_error_response(ScimError(503, message))
+    elif request.url.path == GRAPHQL_PATH:
+        response = graphql_error_response(503, message, DATABASE_UNAVAILABLE)
+    elif request.url.path == OAUTH_TOKEN_PATH:
+        response = oauth_error_response(503, "temporarily_unavailable", message)
+    else:
+        response = error_response(503, DATABASE_UNAVAILABLE, message)
+    response.headers.update(headers)
+    return response
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ScimError)
     async def _scim_error(request: Request, exc: ScimError) -> JSONResponse:
@@ -243,6 +299,21 @@ def install(app: FastAPI) -> None:
         if _is_scim(request):
             return scim_error_response(ScimError(400, message, INVALID_VALUE))
         return error_response(422, "invalid_input", message)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        if not database_unavailable(exc):
+            raise exc  # a bug: the catch-all below answers 500 and the server logs it
+        # One line: the driver's error class and first line, no traceback, SQL or values.
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        log.warning(
+            "database unavailable on %s %s: %s: %s",
+            request.method,
+            request.url.path[:200],
+            type(getattr(exc, "orig", None) or exc).__name__,
+            reason[0][:200] if reason else "",
+        )
+        return database_unavailable_response(request)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
