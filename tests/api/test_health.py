@@ -284,11 +284,11 @@ def test_bootstrap_data_is_visible_to_the_app(db, org):
 def test_a_method_a_path_does_not_take_is_405_naming_those_it_does(client, org):
     refused = client.delete("/api/v1/viewer", headers=org.admin_headers)
     assert refused.status_code == 405
-    assert refused.headers["allow"] == "GET"
+    assert refused.headers["allow"] == "GET, HEAD"
     assert refused.json() == {
         "error": {
             "code": "method_not_allowed",
-            "message": "DELETE is not allowed on /api/v1/viewer; use GET",
+            "message": "DELETE is not allowed on /api/v1/viewer; use GET, HEAD",
         }
     }
     assert client.get("/api/v1/no-such-thing").json()["error"]["code"] == "not_found"

@@ -1,5 +1,5 @@
 """HTTP at the edges of every surface: made-up methods in the metrics, request bodies over the
-REST API's limit, a database that cannot be used."""
+REST API's limit, a database that cannot be used, HEAD."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session
 
 from rolecall.db import engine as db_engine
 from rolecall.db.migrate import upgrade
@@ -26,9 +27,13 @@ from rolecall.settings import Settings
 from rolecall.web.app import create_app
 from rolecall.web.body_limit import MAX_BODY
 from rolecall.web.errors import database_unavailable
+from rolecall.web.fast_path import PROJECT_TEMPLATE
 from rolecall.web.graphql.endpoint import MAX_BODY as GRAPHQL_MAX_BODY
+from rolecall.web.metrics import REGISTRY
+from tests import factories
 
 REQUESTS = "rolecall_http_requests_total"
+FAST = "rolecall_access_cache_fast_answers_total"
 
 
 def request_samples(client: TestClient) -> list[dict[str, str]]:
@@ -341,3 +346,87 @@ def test_a_database_error_from_a_bug_stays_a_500(tmp_path, caplog):
     assert any(
         r.levelno == logging.ERROR and "no such table" in r.getMessage() for r in caplog.records
     )
+
+
+# --- HEAD -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "signed_in"),
+    [
+        ("/healthz", False),
+        ("/readyz", False),
+        ("/api/v1/viewer", True),
+        ("/api/v1/viewer", False),  # 401, with its WWW-Authenticate
+        ("/api/v1/users", True),
+        ("/api/v1/users/no-such-user", True),  # 404
+        ("/api/v1/openapi.json", False),
+        ("/scim/v2/Users", True),
+        ("/scim/Users", False),  # 401 in SCIM's format
+        ("/login", False),
+    ],
+)
+def test_head_answers_what_get_does_without_the_body(client, org, path, signed_in):
+    """RFC 9110 §9.3.2. Before, every GET route but FastAPI's own pages answered HEAD 405."""
+    headers = org.admin_headers if signed_in else {}
+
+    get = client.get(path, headers=headers)
+    head = client.head(path, headers=headers)
+
+    assert head.status_code == get.status_code
+    assert head.content == b""
+    for name in ("content-type", "www-authenticate", "allow"):
+        assert head.headers.get(name) == get.headers.get(name), name
+    if "set-cookie" not in get.headers:  # a page with a fresh CSRF token differs in length
+        assert head.headers["content-length"] == get.headers["content-length"]
+        assert int(head.headers["content-length"]) == len(get.content)
+
+
+def test_head_of_metrics_and_its_count(client):
+    labels = {"method": "HEAD", "route": "/healthz", "status": "200"}
+    before = count(client, **labels)
+
+    head = client.head("/healthz")
+    metrics = client.head("/metrics")
+
+    assert count(client, **labels) == before + 1
+    assert metrics.status_code == 200 and metrics.content == b""
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert head.status_code == 200
+
+
+def test_head_of_a_project_read_from_the_access_cache(tmp_path):
+    """The access cache's fast lane answers an API key's GET of a project ahead of the router
+    (only an app owning its engine has the cache): HEAD is answered there too, bodiless."""
+    url = f"sqlite:///{tmp_path}/cached.db"
+    upgrade(url)
+    engine = db_engine.make_engine(url)
+    with Session(engine, expire_on_commit=False) as db:
+        world = factories.bootstrap(db)
+        team = factories.team(db, world.org)
+        path = f"/api/v1/projects/{team.name}/{factories.project(db, team).name}"
+        db.commit()
+    engine.dispose()
+    app = create_app(Settings(database_url=url, host="testserver", port=80))
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        get = client.get(path, headers=world.admin_headers)  # fills the cache
+        fast_before = REGISTRY.get_sample_value(FAST, {"route": PROJECT_TEMPLATE}) or 0
+        head = client.head(path, headers=world.admin_headers)
+        fast_after = REGISTRY.get_sample_value(FAST, {"route": PROJECT_TEMPLATE})
+
+    assert get.status_code == head.status_code == 200
+    assert fast_after == fast_before + 1
+    assert head.content == b""
+    assert head.headers["content-length"] == str(len(get.content))
+
+
+def test_head_where_get_is_not_served_is_405_and_allow_names_head(client):
+    response = client.head(LOGIN)
+    refused = client.post("/healthz")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.content == b""
+    assert refused.headers["allow"] == "GET, HEAD"
+    assert refused.json()["error"]["message"] == "POST is not allowed on /healthz; use GET, HEAD"

@@ -167,11 +167,11 @@ def test_unsupported_method_is_scim_error(client, org):
     response = client.put("/scim/v2/Users", headers=org.admin_headers, json={})
     assert_scim_error(response, 405)
     # Every method of the path (Starlette's own Allow named only its first route's, GET).
-    assert response.headers["allow"] == "GET, POST"
-    assert response.json()["detail"] == "PUT is not allowed on /scim/v2/Users; use GET, POST"
+    assert response.headers["allow"] == "GET, HEAD, POST"
+    assert response.json()["detail"] == "PUT is not allowed on /scim/v2/Users; use GET, HEAD, POST"
     item = client.post("/scim/Users/some-id", headers=org.admin_headers, json={})
     assert_scim_error(item, 405)
-    assert item.headers["allow"] == "GET, PUT, PATCH, DELETE"
+    assert item.headers["allow"] == "GET, HEAD, PUT, PATCH, DELETE"
 
 
 # --- multi-org mode -----------------------------------------------------------------------------

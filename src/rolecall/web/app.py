@@ -25,6 +25,7 @@ from rolecall.web.api.v1 import ROUTERS
 from rolecall.web.body_limit import LimitRequestBodies
 from rolecall.web.console import routes as console
 from rolecall.web.fast_path import AccessCacheFastPath
+from rolecall.web.head import HeadAsGet
 
 OPENAPI_URL = "/api/v1/openapi.json"
 
@@ -143,9 +144,11 @@ def create_app(
         authz_load.decision_observers.append(_count_decision)
 
     # The last added is the outermost. The metrics count every answer, the fast lane's and the
-    # body limit's too; the limit comes before anything reads a body (the fast lane does).
+    # body limit's too, and see HEAD as HEAD (run as GET inside); the limit comes before
+    # anything reads a body (the fast lane does).
     app.add_middleware(AccessCacheFastPath)
     app.add_middleware(LimitRequestBodies)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(metrics.MeasureRequests)
 
     _add_routes(app, operations.router)

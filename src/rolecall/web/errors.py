@@ -172,7 +172,10 @@ def _allowed_methods(request: Request) -> str:
     scope = request.scope
     # Routing into a mount moved ``root_path`` to the mount's; the app's is kept aside.
     top = {**scope, "root_path": scope.get("app_root_path", scope.get("root_path", ""))}
-    return ", ".join(m for m in ROUTED_METHODS if _routed(routes, {**top, "method": m}))
+    allowed = [m for m in ROUTED_METHODS if _routed(routes, {**top, "method": m})]
+    if "GET" in allowed and "HEAD" not in allowed:
+        allowed.insert(allowed.index("GET") + 1, "HEAD")  # served as GET (``web.head``)
+    return ", ".join(allowed)
 
 
 def _routed(routes: list[BaseRoute], scope: dict[str, object]) -> bool:
