@@ -430,3 +430,35 @@ def test_head_where_get_is_not_served_is_405_and_allow_names_head(client):
     assert response.content == b""
     assert refused.headers["allow"] == "GET, HEAD"
     assert refused.json()["error"]["message"] == "POST is not allowed on /healthz; use GET, HEAD"
+
+
+# --- trailing slashes -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "scim"),
+    [
+        ("/api/v1/users/", False),
+        ("/api/v1/viewer/", False),
+        ("/healthz/", False),
+        ("/login/", False),
+        ("/scim/v2/Users/", True),
+        ("/scim/Users/", True),
+        ("/scim", True),
+    ],
+)
+def test_a_slash_too_many_or_too_few_is_404_and_no_redirect(client, org, path, scim):
+    """Before: 307 to http://<the request's Host header><the path without the slash>, so
+    ``Host: evil.example`` sent the client to evil.example, whatever ROLECALL_PUBLIC_URL said.
+    No route is written with a trailing slash; a client asks for the path as documented."""
+    headers = {**org.admin_headers, "Host": "evil.example"}
+
+    for method in ("GET", "POST", "DELETE"):
+        response = client.request(method, path, headers=headers, follow_redirects=False)
+
+        assert response.status_code == 404, method
+        assert "location" not in response.headers
+        if scim:
+            assert response.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+        else:
+            assert response.json()["error"]["code"] == "not_found"

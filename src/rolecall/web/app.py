@@ -126,6 +126,10 @@ def create_app(
         docs_url="/api/v1/docs",
         redoc_url=None,
         lifespan=lifespan,
+        # A path with a slash too many or too few is 404, not a redirect: Starlette builds the
+        # redirect's Location from the request's Host header, so any Host sent came back as
+        # the place to go (and no route or client of rolecall's needs it).
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.session_factory = session_factory
@@ -153,6 +157,7 @@ def create_app(
 
     _add_routes(app, operations.router)
     scim_routes = scim.build_router()
+    scim_routes.redirect_slashes = False  # as the app's (above)
     for prefix in scim.PREFIXES:  # the longer first: "/scim" would take "/scim/v2/..." too
         app.mount(prefix, scim_routes)
     for router in (*ROUTERS, oidc.router, sso.router, graphql.router, console.router):
