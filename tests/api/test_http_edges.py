@@ -184,6 +184,22 @@ def test_a_large_body_under_the_limit_reaches_validation(client):
     assert response.json()["error"]["field"] == "email"
 
 
+def test_a_scim_body_past_its_limit_is_refused_before_it_is_all_read(client, org):
+    # It was read whole (a 210 MB body held in memory) before its size was looked at.
+    chunk = b" " * 65536
+    chunks = [chunk] * (SCIM_MAX_BODY // len(chunk) + 10)
+    headers = [
+        (b"content-type", b"application/scim+json"),
+        (b"authorization", org.admin_headers["Authorization"].encode()),
+    ]
+
+    status, body, read = run_asgi(client.app, "POST", "/scim/v2/Users", headers, chunks)
+
+    assert status == 413
+    assert json.loads(body)["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    assert read == SCIM_MAX_BODY // len(chunk) + 1  # up to the chunk that passed the limit
+
+
 def test_scim_and_graphql_keep_their_own_limits_and_formats(client):
     scim = client.post(
         "/scim/v2/Users",
