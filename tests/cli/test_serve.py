@@ -46,6 +46,18 @@ def test_serve_answers_the_sdk_with_the_init_key(initialised, log_path):
     assert "LOCAL_RESTORE" not in log_path.read_text()
 
 
+def test_the_access_log_keeps_paths_but_not_query_strings(initialised, log_path):
+    # A query string can carry secrets (the OIDC callback's code and state).
+    with served(log_path) as base_url:
+        httpx.get(f"{base_url}/oidc/callback?code=SECRET-CODE&state=SECRET-STATE")
+        httpx.get(f"{base_url}/healthz")
+
+    logged = log_path.read_text()
+    assert '"GET /oidc/callback?… HTTP/1.1"' in logged
+    assert '"GET /healthz HTTP/1.1" 200' in logged
+    assert "SECRET" not in logged
+
+
 def test_local_restore_prints_a_temporary_password_that_signs_in_while_it_is_set(
     run_cli: Callable, cli_env, log_path
 ):

@@ -196,6 +196,7 @@ def serve(
     # Imported here: the web stack is heavy and only this command needs it.
     import uvicorn
 
+    from rolecall.web.access_log import log_config
     from rolecall.web.app import WORKER_APP, create_app, restore_before_workers
     from rolecall.web.no_delay import NoDelayH11Protocol
 
@@ -214,6 +215,7 @@ def serve(
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
+            log_config=log_config(),
             http=NoDelayH11Protocol,
         )
         return
@@ -228,6 +230,7 @@ def serve(
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
+            log_config=log_config(),
             http=NoDelayH11Protocol,
         )
 
