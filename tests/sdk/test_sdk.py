@@ -157,6 +157,28 @@ def test_wrong_key_raises_authentication_error(api_for, org):
         api_for(None).viewer()
 
 
+@pytest.mark.parametrize(
+    ("lookup", "error"),
+    [
+        (lambda api: api.team(None), TypeError),
+        (lambda api: api.user(None), TypeError),
+        (lambda api: api.role(42), TypeError),
+        (lambda api: api.team(""), ValueError),
+        (lambda api: api.project(None), TypeError),
+    ],
+)
+def test_a_lookup_of_no_name_is_refused_before_any_request(api, monkeypatch, lookup, error):
+    # api.team(None) found the team named "None"; api.project(None) was an AttributeError.
+    api.create_team("None")
+    sent = []
+    monkeypatch.setattr(api._http, "request", lambda *args, **kwargs: sent.append(args))
+
+    with pytest.raises(error):
+        lookup(api)
+
+    assert sent == []
+
+
 # --- users ------------------------------------------------------------------------------------
 
 

@@ -15,8 +15,15 @@ USER_AGENT = "rolecall-sdk"
 
 
 def segment(value: str) -> str:
-    """One path segment, escaped (``@`` and ``:`` stay readable in emails and principal refs)."""
-    return quote(str(value), safe="@:")
+    """One path segment, escaped (``@`` and ``:`` stay readable in emails and principal refs).
+
+    Raises ``TypeError`` for anything but a string (``None`` looked up the name "None"), and
+    ``ValueError`` for an empty one."""
+    if not isinstance(value, str):
+        raise TypeError(f"expected a name or id (a string), got {type(value).__name__}")
+    if not value:
+        raise ValueError("expected a name or id, got an empty string")
+    return quote(value, safe="@:")
 
 
 def basic_authorization(api_key: str) -> str:

@@ -9,7 +9,10 @@ from rolecall.sdk.models import Model, field, principal_ref
 
 
 def split_project_path(path: str) -> tuple[str, str]:
-    """``"entity/name"`` as ``(entity, name)``; raises ``ValueError`` for anything else."""
+    """``"entity/name"`` as ``(entity, name)``; raises ``ValueError`` for any other string and
+    ``TypeError`` for what is no string."""
+    if not isinstance(path, str):
+        raise TypeError(f"a project path is a string 'entity/name', not {type(path).__name__}")
     entity, sep, name = path.strip().partition("/")
     if not sep or not entity or not name or "/" in name:
         raise ValueError(f"a project path looks like 'entity/name', not {path!r}")
