@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -292,3 +293,21 @@ def test_a_method_a_path_does_not_take_is_405_naming_those_it_does(client, org):
         }
     }
     assert client.get("/api/v1/no-such-thing").json()["error"]["code"] == "not_found"
+
+
+def test_the_api_reference_page_needs_no_internet(client):
+    # Its Swagger UI came from a CDN: blank on a network without internet access.
+    page = client.get("/api/v1/docs")
+
+    assert page.status_code == 200
+    assert "https://" not in page.text and "http://" not in page.text
+    assets = re.findall(r'(?:src|href)="(/api/v1/docs/assets/[^"]+)"', page.text)
+    assert sorted(a.rsplit("/", 1)[1] for a in assets) == [
+        "favicon.png",
+        "swagger-ui-bundle.js",
+        "swagger-ui.css",
+    ]
+    for asset in assets:
+        served = client.get(asset)
+        assert served.status_code == 200 and len(served.content) > 1000, asset
+    assert "'/api/v1/openapi.json'" in page.text or '"/api/v1/openapi.json"' in page.text

@@ -20,7 +20,7 @@ from rolecall.federation.jwks import JwksCache, fetcher
 from rolecall.identity.principal import operator
 from rolecall.orgs.bootstrap import restore_admin_password
 from rolecall.settings import Settings, get_settings
-from rolecall.web import errors, graphql, metrics, oidc, operations, scim, sso
+from rolecall.web import api_docs, errors, graphql, metrics, oidc, operations, scim, sso
 from rolecall.web.api.v1 import ROUTERS
 from rolecall.web.body_limit import LimitRequestBodies
 from rolecall.web.console import routes as console
@@ -123,7 +123,7 @@ def create_app(
         version=__version__,
         description="Identity and access management for machine-learning teams.",
         openapi_url=OPENAPI_URL,
-        docs_url="/api/v1/docs",
+        docs_url=None,  # ``web.api_docs`` serves the page, with its assets
         redoc_url=None,
         lifespan=lifespan,
         # A path with a slash too many or too few is 404, not a redirect: Starlette builds the
@@ -162,6 +162,8 @@ def create_app(
         app.mount(prefix, scim_routes)
     for router in (*ROUTERS, oidc.router, sso.router, graphql.router, console.router):
         _add_routes(app, router)
+    _add_routes(app, api_docs.router)
+    api_docs.mount_assets(app)
     return app
 
 
