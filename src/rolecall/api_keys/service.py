@@ -224,7 +224,7 @@ def create_own_key(
 ) -> tuple[ApiKey, str]:
     """The calling user issues itself a key; returns the row and the secret (shown once).
 
-    A credential makes no key that outranks or outlives it (``_within_the_callers_credential``).
+    A credential makes no key that outranks or outlives it (``require_within_credential``).
 
     Raises ``PermissionDenied`` without ``org:read``, for a service account (its keys are
     managed by those who manage the account), for an access token, or for scopes or a lifetime
@@ -235,7 +235,7 @@ def create_own_key(
     permissions = parse_scopes(scopes)
     # One clock for the check and the key: the expiry checked is the one stored.
     now = datetime.now(UTC)
-    _within_the_callers_credential(actor, permissions, expiry(expires_in, now))
+    require_within_credential(actor, permissions, expiry(expires_in, now), for_itself=True)
     return create_key(
         session,
         actor=actor,
@@ -246,14 +246,6 @@ def create_own_key(
         scopes=permissions,
         now=now,
     )
-
-
-def _within_the_callers_credential(
-    actor: Principal, scopes: frozenset[Permission] | None, expires_at: datetime | None
-) -> None:
-    """``PermissionDenied`` naming ``credential.mint`` when the caller's credential may not make
-    this key for itself (``policy.check_key_mint``: no key that outranks or outlives it)."""
-    require_within_credential(actor, scopes, expires_at, for_itself=True)
 
 
 def require_within_credential(
