@@ -31,3 +31,9 @@ class ApiKey(IdMixin, CreatedMixin, Base):
     expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    #: The one organization a user's key works in: a key made by a credential that works in one
+    #: organization only (a single sign-on's session) works there only. ``None``: every
+    #: organization of its user.
+    org_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), nullable=True
+    )

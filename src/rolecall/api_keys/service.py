@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from rolecall import authz
@@ -189,8 +189,10 @@ def revoke_all_keys(
     user_id: str | None = None,
     service_account_id: str | None = None,
     now: datetime | None = None,
+    org_id: str | None = None,
 ) -> int:
     """Revoke every key of an owner (deleting a service account); returns how many.
+    ``org_id``: only the keys that work in that organization only (``ApiKey.org_id``).
 
     Does NOT authorize and records nothing: the caller's own audit event covers it.
     """
@@ -201,6 +203,8 @@ def revoke_all_keys(
         if user_id is not None
         else ApiKey.service_account_id == service_account_id
     )
+    if org_id is not None:
+        owner = and_(owner, ApiKey.org_id == org_id)
     result = session.execute(
         update(ApiKey)
         .where(owner, ApiKey.revoked_at.is_(None))
@@ -224,7 +228,9 @@ def create_own_key(
 ) -> tuple[ApiKey, str]:
     """The calling user issues itself a key; returns the row and the secret (shown once).
 
-    A credential makes no key that outranks or outlives it (``require_within_credential``).
+    A credential makes no key that outranks or outlives it (``require_within_credential``), nor
+    one that works where it does not: a credential bound to one organization makes a key bound
+    to it.
 
     Raises ``PermissionDenied`` without ``org:read``, for a service account (its keys are
     managed by those who manage the account), for an access token, or for scopes or a lifetime
@@ -236,7 +242,7 @@ def create_own_key(
     # One clock for the check and the key: the expiry checked is the one stored.
     now = datetime.now(UTC)
     require_within_credential(actor, permissions, expiry(expires_in, now), for_itself=True)
-    return create_key(
+    key, secret = create_key(
         session,
         actor=actor,
         org_id=org.id,
@@ -246,6 +252,11 @@ def create_own_key(
         scopes=permissions,
         now=now,
     )
+    # A credential that works in one organization (a single sign-on's session) makes a key that
+    # works there only: another organization's sign-on must not mint keys that reach this one.
+    key.org_id = actor.bound_org_id
+    session.flush()
+    return key, secret
 
 
 def require_within_credential(
@@ -318,7 +329,8 @@ def visible_user_keys(
     """A user's unrevoked keys (no secrets) for the user itself (with ``org:read``, as
     ``list_own_keys``) or an org admin (``org:manage_users``); ``None`` for anyone else, or for
     a key scoped to other permissions (checked without raising)."""
-    needed = Permission.ORG_READ if actor.user_id == user_id else Permission.ORG_MANAGE_USERS
+    itself = actor.user_id == user_id
+    needed = Permission.ORG_READ if itself else Permission.ORG_MANAGE_USERS
     if not authz.check(session, actor, needed, org).allowed:
         return None
     if not session.scalar(
@@ -327,7 +339,25 @@ def visible_user_keys(
         )
     ):
         return None
-    return list_keys(session, user_id=user_id)
+    keys = list_keys(session, user_id=user_id)
+    return keys if itself else [key for key in keys if _managed_in(session, key, org)]
+
+
+def _managed_in(session: Session, key: ApiKey, org: Organization) -> bool:
+    """Whether ``org``'s admins manage this user's key: it works in ``org`` only, or in every
+    organization of a user that belongs to no other. A key that also works in another
+    organization is the user's and that organization's too: no one organization's admin lists
+    or revokes it (multi-org mode)."""
+    if key.org_id is not None:
+        return key.org_id == org.id
+    return _only_in(session, key.user_id, org)
+
+
+def _only_in(session: Session, user_id: str | None, org: Organization) -> bool:
+    other = select(OrgMembership.id).where(
+        OrgMembership.user_id == user_id, OrgMembership.org_id != org.id
+    )
+    return session.scalar(other.limit(1)) is None
 
 
 def revoke_user_key(session: Session, *, actor: Principal, org: Organization, key_id: str) -> None:
@@ -355,6 +385,8 @@ def revoke_user_key(session: Session, *, actor: Principal, org: Organization, ke
         if key_id and len(key_id) <= 64 and "\x00" not in key_id
         else None
     )
+    if key is not None and not _managed_in(session, key, org):
+        key = None  # another organization's as much as this one's: not this admin's to revoke
     if key is None:
         raise NotFound(f"no API key {key_id!r} of a user of this organization", field="id")
     revoke_key(session, actor=actor, org_id=org.id, key=key)

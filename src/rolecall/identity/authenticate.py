@@ -155,6 +155,7 @@ def authenticate_access_token(
             credential_id=token.id,
             credential_expires_at=token.expires_at,
             org_id=token.org_id,
+            bound_org_id=token.org_id,
         )
     if account is None or account.deleted_at is not None:
         raise AuthenticationFailed(INVALID_TOKEN, code="invalid_access_token")
@@ -166,6 +167,7 @@ def authenticate_access_token(
         credential_id=token.id,
         credential_expires_at=token.expires_at,
         org_id=token.org_id,
+        bound_org_id=token.org_id,
     )
 
 
@@ -204,6 +206,8 @@ def grant_for_api_key(session: Session, secret: str, *, now: datetime | None = N
             credential_id=key.id,
             key_scopes=scopes,
             credential_expires_at=key.expires_at,
+            org_id=key.org_id,
+            bound_org_id=key.org_id,
         )
     else:
         account = session.get(ServiceAccount, key.service_account_id)
@@ -291,5 +295,7 @@ def authenticate_session(
         CredentialKind.SESSION,
         user_id=user.id,
         credential_id=row.id,
+        org_id=row.org_id,
+        bound_org_id=row.org_id,
     )
     return principal, row

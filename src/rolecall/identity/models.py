@@ -22,6 +22,11 @@ class BrowserSession(IdMixin, CreatedMixin, Base):
     method: Mapped[str] = mapped_column(String(16), default="password")
     #: OIDC sign-ins: the ID token, sent back as ``id_token_hint`` when signing out at the IdP.
     id_token: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The one organization the session works in: the one whose single sign-on (OIDC or LDAP)
+    #: opened it. ``None`` (a local password): every organization of the user.
+    org_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), nullable=True
+    )
 
 
 class AccessToken(IdMixin, CreatedMixin, Base):

@@ -30,6 +30,10 @@ class Principal:
     attribution: str | None = None
     #: The organization the request is about, when the surface picked one.
     org_id: str | None = None
+    #: The one organization the credential works in: an access token's, a session a single
+    #: sign-on of that organization opened, a key such a session made. ``None``: every
+    #: organization of the principal (the surfaces refuse the credential in any other).
+    bound_org_id: str | None = None
 
     @property
     def is_service_account(self) -> bool:

@@ -129,6 +129,11 @@ def _restore_password_hash(user: User | None, settings: Settings, *, now: dateti
     return user.restore_password_hash
 
 
+#: Sign-ins through an organization's own identity provider or directory: their sessions work in
+#: that organization only (``BrowserSession.org_id``).
+SINGLE_SIGN_ON_METHODS = frozenset({"oidc", "ldap"})
+
+
 def open_session(
     session: Session,
     *,
@@ -160,6 +165,9 @@ def open_session(
         expires_at=now + lifetime,
         method=method,
         id_token=id_token,
+        # A single sign-on vouches for the user in its own organization only: another
+        # organization's provider or directory must not sign anyone in to this one.
+        org_id=org_id if method in SINGLE_SIGN_ON_METHODS else None,
     )
     session.add(browser_session)
     session.flush()
@@ -220,15 +228,39 @@ def revoke_session(
         browser_session.revoked_at = now or datetime.now(UTC)
 
 
-def revoke_user_sessions(session: Session, *, user_id: str, now: datetime | None = None) -> int:
-    """Revoke every open session of a user (deactivation, removal); returns how many."""
+def revoke_user_sessions(
+    session: Session, *, user_id: str, now: datetime | None = None, org_id: str | None = None
+) -> int:
+    """Revoke a user's open sessions (deactivation, removal); returns how many.
+
+    ``org_id``: the user leaves (or is deactivated in) that organization only. The sessions that
+    work there only go; those that work in every organization of the user go too, unless it is
+    still active in another one, which keeps it signed in.
+    """
+    query = update(BrowserSession).where(
+        BrowserSession.user_id == user_id, BrowserSession.revoked_at.is_(None)
+    )
+    if org_id is not None and _active_elsewhere(session, user_id, org_id):
+        query = query.where(BrowserSession.org_id == org_id)
     result = session.execute(
-        update(BrowserSession)
-        .where(BrowserSession.user_id == user_id, BrowserSession.revoked_at.is_(None))
-        .values(revoked_at=now or datetime.now(UTC))
-        .execution_options(synchronize_session="fetch")
+        query.values(revoked_at=now or datetime.now(UTC)).execution_options(
+            synchronize_session="fetch"
+        )
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _active_elsewhere(session: Session, user_id: str, org_id: str) -> bool:
+    return (
+        session.scalar(
+            select(OrgMembership.id).where(
+                OrgMembership.user_id == user_id,
+                OrgMembership.org_id != org_id,
+                OrgMembership.active.is_(True),
+            )
+        )
+        is not None
+    )
 
 
 def user_by_email(session: Session, email: str) -> User | None:

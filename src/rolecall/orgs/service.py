@@ -222,9 +222,10 @@ def remove_membership(
         writes.mark_changed(session, team_id, now)
     session.delete(membership)
     session.flush()
-    revoke_user_sessions(session, user_id=user_id, now=now)
+    revoke_user_sessions(session, user_id=user_id, now=now, org_id=org.id)
     if session.scalar(select(OrgMembership.id).where(OrgMembership.user_id == user_id)):
-        return 0
+        # Its keys that work in this organization only are of no use now.
+        return revoke_all_keys(session, user_id=user_id, now=now, org_id=org.id)
     return revoke_all_keys(session, user_id=user_id, now=now)
 
 

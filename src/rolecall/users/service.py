@@ -579,7 +579,7 @@ def set_user_active(
     now = datetime.now(UTC)
     if not active:
         guard_last_admin(session, org, membership, stays_admin=False)
-        revoke_user_sessions(session, user_id=user.id, now=now)
+        revoke_user_sessions(session, user_id=user.id, now=now, org_id=org.id)
     membership.active, membership.deactivated_at = active, None if active else now
     action = "user.reactivate" if active else "user.deactivate"
     _record(session, actor, org, user, action, {"active": not active}, {"active": active})

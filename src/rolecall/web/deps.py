@@ -336,6 +336,25 @@ OptionalPrincipalDep = Annotated[Principal, Depends(get_optional_principal)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
+def require_credential_works_in(principal: Principal, org: Organization) -> None:
+    """``AuthenticationFailed`` for a credential bound to another organization
+    (``Principal.bound_org_id``): a federated access token (issued for its JWT's ``aud``), a
+    session a single sign-on opened (that organization's provider or directory vouched for the
+    user there only), or a key such a session made."""
+    if principal.bound_org_id is None or principal.bound_org_id == org.id:
+        return
+    if principal.credential is CredentialKind.ACCESS_TOKEN:
+        raise AuthenticationFailed(
+            "this access token belongs to another organization", code="invalid_access_token"
+        )
+    what = "session" if principal.credential is CredentialKind.SESSION else "API key"
+    raise AuthenticationFailed(
+        f"this {what} works in one other organization only: that organization's single "
+        "sign-on vouched for it",
+        code="other_organization",
+    )
+
+
 def _org_for(
     request: Request, session: Session, settings: Settings, principal: Principal
 ) -> Organization:
@@ -472,11 +491,7 @@ class Context:
         if not self._anonymous_ok:
             principal = _authenticated(principal)
         org = _org_for(self._request, self.session, self.settings, principal)
-        if principal.credential is CredentialKind.ACCESS_TOKEN and principal.org_id != org.id:
-            # A federated access token was issued for one organization (the JWT's aud).
-            raise AuthenticationFailed(
-                "this access token belongs to another organization", code="invalid_access_token"
-            )
+        require_credential_works_in(principal, org)
         self._org = org
         self._actor = _in_org(principal, org.id)
 

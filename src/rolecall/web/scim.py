@@ -55,6 +55,7 @@ from rolecall.web.deps import (
     _authenticated,
     _caller,
     _org_for,
+    require_credential_works_in,
 )
 from rolecall.web.errors import scim_error_response
 
@@ -83,6 +84,7 @@ class ScimContext(Context):
         org = self._chosen_org(principal.user_id)
         if org is None:
             org = _org_for(self._request, self.session, self.settings, principal)
+        require_credential_works_in(principal, org)
         self._org = org
         self._actor = replace(principal, org_id=org.id)
         # The gate: SCIM is for org admins only (the policy decides, and names its rule).
