@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import object_session
+
 from rolecall.errors import Conflict
 from rolecall.orgs.models import Organization
 from rolecall.settings import Settings
@@ -78,6 +80,16 @@ def effective_settings(org: Organization | None, settings: Settings) -> Effectiv
     return EffectiveSettings(values, fixed)
 
 
+def hold_settings(org: Organization) -> None:
+    """Lock ``org``'s row until the transaction ends and read its settings again, before a
+    change to them. Every change writes the whole settings document back, built from the one it
+    read: two at once (PostgreSQL, two workers) each kept only its own, silently losing the
+    other's (a security switch turned back off, say). SQLite's one writer needs nothing."""
+    session = object_session(org)
+    if session is not None and session.get_bind().dialect.name != "sqlite":
+        session.refresh(org, attribute_names=["settings"], with_for_update={"key_share": True})
+
+
 def store_settings(
     org: Organization, settings: Settings, changes: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -85,6 +97,7 @@ def store_settings(
 
     Raises ``Conflict`` when a change names a setting the environment fixes.
     """
+    hold_settings(org)
     current = effective_settings(org, settings)
     for name in changes:
         if name in current.fixed_by_environment:

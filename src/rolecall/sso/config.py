@@ -22,6 +22,7 @@ from joserfc.jwk import OctKey
 from rolecall.errors import Conflict, InvalidInput
 from rolecall.federation.destinations import SINGLE_ORG, DestinationRefused, Destinations
 from rolecall.orgs.models import Organization
+from rolecall.orgs.settings import hold_settings
 from rolecall.settings import (
     Settings,
     is_http_url,
@@ -298,6 +299,7 @@ def store_section(
     change names a setting the environment fixes, or a secret is stored without
     ``ROLECALL_SECRET_KEY``.
     """
+    hold_settings(org)  # the whole document is written back: no change lost to another's
     fields = OIDC_FIELDS if section == "oidc" else LDAP_FIELDS
     current = oidc_config(org, settings) if section == "oidc" else ldap_config(org, settings)
     stored = dict((org.settings or {}).get(section) or {})
