@@ -421,10 +421,12 @@ def test_attribution_to_an_active_team_member_is_honoured(client, db, org, visio
     assert response.headers[ATTRIBUTION_RESULT_HEADER] == "allow: attributed to " + value
 
 
-@pytest.mark.parametrize("who", ["outsider", "gone", "nobody"])
+@pytest.mark.parametrize("who", ["outsider", "gone", "nobody", "stranger"])
 def test_attribution_outside_the_accounts_team_stays_with_the_account(client, db, org, vision, who):
     factories.user(db, org.org, username="outsider")  # in the org, not in the team
     factories.member(db, vision, factories.user(db, org.org, username="gone", active=False))
+    # Another organization's user only: answered as nobody, so nothing is learnt of it.
+    factories.user(db, factories.bootstrap(db).org, username="stranger")
     headers = _sa_headers(db, org, vision)
 
     response = _submit(client, {**headers, "X-Wandb-Username": who})
@@ -432,7 +434,8 @@ def test_attribution_outside_the_accounts_team_stays_with_the_account(client, db
     assert response.json()["attributed_to"] == "robot"
     said = response.headers[ATTRIBUTION_RESULT_HEADER]
     assert said.startswith("deny: ") and "attributed to the account" in said
-    reason = "no user 'nobody'" if who == "nobody" else f"{who} is not an active member"
+    nobody = who in ("nobody", "stranger")
+    reason = f"no user {who!r}" if nobody else f"{who} is not an active member"
     assert reason in said and reason in response.json()["attribution_note"]
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from rolecall.audit.models import AuditEvent
 from rolecall.authz import policy
 from rolecall.authz.permissions import Permission
+from rolecall.errors import InvalidInput
 from rolecall.orgs.bootstrap import initialize
 from rolecall.orgs.models import Organization
 from tests import factories
@@ -191,6 +192,19 @@ def test_renaming_to_another_orgs_name_is_a_conflict_case_insensitively(client, 
 
     assert response.status_code == 409
     assert audit_events(db, "org.update") == []
+
+
+@pytest.mark.parametrize("name", ["wandb", "WandB"])
+def test_no_organization_is_named_after_the_audience_every_org_accepts(client, db, org, name):
+    # An org named wandb took every shared issuer's aud=wandb JWTs for its own (multi-org).
+    renamed = client.patch(ORG, headers=org.admin_headers, json={"name": name})
+
+    assert renamed.status_code == 422
+    assert renamed.json()["error"]["field"] == "name"
+    assert "reserved" in renamed.json()["error"]["message"]
+    assert audit_events(db, "org.update") == []
+    with pytest.raises(InvalidInput, match="reserved"):
+        initialize(db, org_name=name, admin_email="hank@wandb.example")
 
 
 def test_renaming_to_its_own_name_in_another_case_is_allowed(client, org):

@@ -166,7 +166,9 @@ def test_bad_member_input_is_refused_and_writes_nothing(client, db, org):
         ({"user": user.username, "role": "owner"}, 422, "unknown role"),
         ({"user": "nobody"}, 404, "no user"),
         ({"user": deactivated.username}, 422, "not an active member"),
-        ({"user": outsider.username}, 422, "not an active member"),
+        # Another organization's user: answered as an unknown one, so nothing is learnt of it.
+        ({"user": outsider.username}, 404, f"no user {outsider.username!r} in this organization"),
+        ({"user": outsider.email}, 404, f"no user {outsider.email!r} in this organization"),
         ({"user": user.username, "admin": True}, 422, "admin"),
         ({"user": 7}, 422, "user"),
         ({"role": "member"}, 422, "user"),

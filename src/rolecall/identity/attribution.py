@@ -55,6 +55,8 @@ def _decide(session: Session, actor: Principal, requested: str) -> policy.Attrib
     active = False
     if user is not None:
         membership = org_membership(session, account.org_id, user.id)
+        if membership is None:
+            user = None  # another organization's user only is nobody here: the answer says so
         active = membership is not None and membership.active
         if account.scope == "team" and account.team_id is not None:
             active = active and user_team_membership(session, account.team_id, user.id) is not None

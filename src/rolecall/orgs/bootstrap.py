@@ -21,7 +21,7 @@ from rolecall.identity.principal import Principal, operator
 from rolecall.orgs.models import Organization, OrgMembership
 from rolecall.teams.models import Team
 from rolecall.users.models import User
-from rolecall.users.naming import check_entity_name, normalise_email, username_from_email
+from rolecall.users.naming import check_org_name, normalise_email, username_from_email
 from rolecall.users.queries import available_name
 
 
@@ -50,7 +50,7 @@ def initialize(
 
     Raises ``Conflict`` if an organization of that name exists.
     """
-    check_entity_name(org_name, field="org")
+    check_org_name(org_name, field="org")
     if session.scalar(select(Organization).where(Organization.name_key == org_name.lower())):
         raise Conflict(f"organization {org_name!r} already exists", field="org")
     email = normalise_email(admin_email)

@@ -33,7 +33,7 @@ from rolecall.teams import writes
 from rolecall.teams.models import Team, TeamMembership
 from rolecall.teams.queries import find_entity
 from rolecall.users.models import User
-from rolecall.users.naming import check_entity_name
+from rolecall.users.naming import check_org_name
 
 
 class Unset(enum.Enum):
@@ -115,7 +115,7 @@ def update_org(
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
     if name is not None and name != org.name:
-        check_entity_name(name, field="name")
+        check_org_name(name, field="name")
         taken = session.scalar(
             select(Organization.id).where(
                 Organization.name_key == name.lower(), Organization.id != org.id

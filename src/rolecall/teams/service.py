@@ -103,13 +103,14 @@ def _active_org_user(
     member, with ``deactivated_ok``); it stays one until the transaction ends
     (``writes.keep_in_org``).
 
-    Raises ``NotFound`` (no such user), ``InvalidInput`` (not an active member of the org).
+    Raises ``NotFound`` (no such user in the org), ``InvalidInput`` (a deactivated member).
     """
     user = find_user(session, ref)
-    if user is None:
-        raise NotFound(f"no user {ref!r}", field=field)
-    active = writes.keep_in_org(session, org.id, [user.id]).get(user.id)
-    if active is None or not (active or deactivated_ok):
+    active = writes.keep_in_org(session, org.id, [user.id]).get(user.id) if user else None
+    if user is None or active is None:
+        # A user of another organization only is no user here: naming it tells nothing of it.
+        raise NotFound(f"no user {ref!r} in this organization", field=field)
+    if not (active or deactivated_ok):
         raise InvalidInput(
             f"{user.username} is not an active member of the organization", field=field
         )
@@ -675,10 +676,11 @@ def _add_chunk(
     found = dict(session.execute(select(User.id, User.username).where(User.id.in_(wanted))).all())
     in_org = writes.keep_in_org(session, org.id, wanted)
     for user_id in wanted:
-        if user_id not in found:
-            raise NotFound(f"no user {user_id!r}", field="user")
-        username, active = found[user_id], in_org.get(user_id)
-        if active is None or not (active or deactivated_ok):
+        active = in_org.get(user_id)
+        if user_id not in found or active is None:  # another organization's only: none here
+            raise NotFound(f"no user {user_id!r} in this organization", field="user")
+        username = found[user_id]
+        if not (active or deactivated_ok):
             raise InvalidInput(
                 f"{username} is not an active member of the organization", field="user"
             )

@@ -39,6 +39,23 @@ def check_entity_name(name: str, field: str = "name") -> str:
     return name
 
 
+#: Names no organization takes: ``wandb`` is the JWT audience every organization accepts (the
+#: seeds' identity federation), which an organization of that name would take for its own.
+RESERVED_ORG_NAMES = frozenset({"wandb"})
+
+
+def check_org_name(name: str, field: str = "name") -> str:
+    """An organization's name: an entity name (``check_entity_name``), not a reserved one.
+    Raises ``InvalidInput``."""
+    check_entity_name(name, field=field)
+    if name.lower() in RESERVED_ORG_NAMES:
+        raise InvalidInput(
+            f"{name!r} is reserved: it is the audience every organization's JWTs may name",
+            field=field,
+        )
+    return name
+
+
 def username_from_email(email: str) -> str:
     """A valid username suggested by an email's local part."""
     local = email.split("@", 1)[0]

@@ -106,7 +106,8 @@ def test_a_custom_role_is_given_by_its_exact_name(db, org):
 
 @pytest.mark.parametrize(
     "bad, error",
-    [("unknown", NotFound), ("outsider", InvalidInput), ("deactivated", InvalidInput)],
+    # Another organization's user is no user here: refused as an unknown one, telling nothing.
+    [("unknown", NotFound), ("outsider", NotFound), ("deactivated", InvalidInput)],
 )
 def test_an_unknown_id_or_a_user_not_active_in_the_org_adds_nobody(db, org, bad, error):
     team = factories.team(db, org.org)
