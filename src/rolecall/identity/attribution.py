@@ -52,12 +52,12 @@ def _decide(session: Session, actor: Principal, requested: str) -> policy.Attrib
     if account is None:  # deleted since it authenticated: its work names nobody
         return None
     user = find_user(session, requested)
+    membership = org_membership(session, account.org_id, user.id) if user is not None else None
+    if membership is None:
+        user = None  # no one, or another organization's user only: nobody here, as answered
     active = False
-    if user is not None:
-        membership = org_membership(session, account.org_id, user.id)
-        if membership is None:
-            user = None  # another organization's user only is nobody here: the answer says so
-        active = membership is not None and membership.active
+    if user is not None and membership is not None:
+        active = membership.active
         if account.scope == "team" and account.team_id is not None:
             active = active and user_team_membership(session, account.team_id, user.id) is not None
     return policy.decide_attribution(
