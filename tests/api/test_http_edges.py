@@ -478,3 +478,22 @@ def test_a_slash_too_many_or_too_few_is_404_and_no_redirect(client, org, path, s
             assert response.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
         else:
             assert response.json()["error"]["code"] == "not_found"
+
+
+def test_a_database_lost_during_a_graphql_query_is_named_not_internal(caplog):
+    # Lost after the caller was found (so not the start's 503): it answered "internal error".
+    from graphql import GraphQLError
+
+    from rolecall.web.graphql.endpoint import _format
+
+    lost = wrapped(psycopg.OperationalError("server closed the connection unexpectedly"))
+    error = GraphQLError("lost", path=["viewer"], original_error=lost)
+
+    with caplog.at_level(logging.WARNING, logger="rolecall.web"):
+        formatted = _format(error)
+
+    assert formatted["extensions"] == {"code": "database_unavailable"}
+    assert "try again" in formatted["message"]
+    assert "Traceback" not in caplog.text and "server closed" not in caplog.text
+    bug = GraphQLError("bug", path=["viewer"], original_error=wrapped(sqlite_error("SELEKT 1")))
+    assert _format(bug)["extensions"] == {"code": "internal"}

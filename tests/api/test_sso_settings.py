@@ -156,3 +156,16 @@ def test_only_those_who_manage_auth_read_or_change_it(client, org, db):
         assert response.json()["error"]["rule"] == "org.member"
     db.expire_all()
     assert ldap_config(db.get(type(org.org), org.org.id), client.app.state.settings).login is False
+
+
+def test_an_sso_error_page_leads_back_to_its_organizations_sign_in(make_client, org):
+    # In multi-org mode the link dropped ?org=, and the plain sign-in page checks local
+    # passwords only.
+    client = make_client(mode="multi")
+
+    page = client.get(f"/oidc/login?org={org.org.name}", headers={"Accept": "text/html"})
+
+    assert page.status_code >= 400 and page.headers["content-type"].startswith("text/html")
+    assert f"href='/login?org={org.org.name}'" in page.text
+    plain = client.get("/oidc/login", headers={"Accept": "text/html"})
+    assert "href='/login'" in plain.text

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from html import escape
 from typing import Annotated
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -64,6 +64,12 @@ LOGOUT_REFUSED = (
 )
 
 
+def _sign_in_page(request: Request) -> str:
+    """The sign-in page to go back to: in multi-org mode, the organization's (``?org=``)."""
+    org = request.query_params.get("org")
+    return f"/login?org={quote(org, safe='')}" if org else "/login"
+
+
 def error_page(request: Request, error: RolecallError) -> Response:
     """The error as a page a person can read, or as JSON for a program."""
     status = STATUS_BY_CODE.get(error.code) or status_for(error)
@@ -83,7 +89,7 @@ def error_page(request: Request, error: RolecallError) -> Response:
         "<!doctype html><html><head><meta charset='utf-8'><title>Sign-in failed - rolecall"
         "</title></head><body><h1>Sign-in failed</h1>"
         f"<p id='error' data-code='{code}'>{escape(error.message)}</p>{said}"
-        "<p><a href='/login'>Back to sign-in</a></p></body></html>"
+        f"<p><a href='{escape(_sign_in_page(request))}'>Back to sign-in</a></p></body></html>"
     )
     return HTMLResponse(page, status_code=status, headers=NO_STORE)
 

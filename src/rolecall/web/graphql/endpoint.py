@@ -40,6 +40,7 @@ from rolecall.web.deps import ATTRIBUTION_RESULT_HEADER, ContextDep, Transaction
 from rolecall.web.errors import (
     ERROR_RESPONSES,
     GRAPHQL_PATH,
+    database_unavailable,
     graphql_error_response,
     status_for,
 )
@@ -123,6 +124,12 @@ def _format(error: GraphQLError) -> dict[str, Any]:
             extensions["rule"] = original.rule
         formatted["message"] = original.message
         formatted["extensions"] = extensions
+    elif original is not None and database_unavailable(original):
+        # The database went away during the query, after the caller was found: the answer
+        # says so (the request's start would have been a 503), not "internal".
+        log.warning("database unavailable in GraphQL %s: %s", error.path, type(original).__name__)
+        formatted["message"] = "the database cannot be used right now; try again shortly"
+        formatted["extensions"] = {"code": "database_unavailable"}
     elif original is not None and not isinstance(original, GraphQLError):
         request_id = uuid.uuid4().hex
         log.error("unexpected error %s in GraphQL %s: %r", request_id, error.path, original)
