@@ -267,10 +267,7 @@ class Settings(BaseSettings):
     @field_validator("ldap_address")
     @classmethod
     def _ldap_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = url_parts(value)
-        if parts.scheme.lower() not in ("ldap", "ldaps") or not parts.hostname:
+        if value is not None and not is_ldap_url(value):
             raise ValueError(f"must be an ldap:// or ldaps:// URL with a host, got {value!r}")
         return value
 
@@ -364,6 +361,13 @@ def is_http_url(text: str) -> bool:
         and not parts.query
         and not parts.fragment
     )
+
+
+def is_ldap_url(text: str) -> bool:
+    """Whether ``text`` is an ldap:// or ldaps:// URL with a host. Raises ``ValueError`` when it
+    is no URL at all."""
+    parts = url_parts(text)
+    return parts.scheme in ("ldap", "ldaps") and bool(parts.hostname)
 
 
 def ldap_attributes(text: str) -> dict[str, str]:

@@ -22,11 +22,14 @@ def issue_key(
     scopes: Iterable[Permission] | None = None,
     expires_at: datetime | None = None,
     derive_with: bytes | None = None,
+    bound_to: str | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key row and return it with the secret (shown once, never stored).
 
     ``derive_with`` (the server's secret key): the secret is derived from it and the key's id
     (``identity.secrets.derived_secret``), so the server can show it again to those allowed.
+    ``bound_to``: the one organization the key works in (``ApiKey.org_id``); none: all its
+    user's.
     """
     key_id = new_id()
     secret = derived_secret(derive_with, key_id) if derive_with else new_secret(API_KEY_PREFIX)
@@ -39,6 +42,7 @@ def issue_key(
         description=description,
         scopes=sorted(p.value for p in scopes) if scopes is not None else None,
         expires_at=expires_at,
+        org_id=bound_to,
     )
     session.add(key)
     session.flush()

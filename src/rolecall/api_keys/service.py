@@ -85,11 +85,13 @@ def create_key(
     expires_in: int | None = None,
     scopes: Iterable[str | Permission] | None = None,
     now: datetime | None = None,
+    bound_to: str | None = None,
 ) -> tuple[ApiKey, str]:
     """Issue a key for a user or a service account; returns the row and the secret (once).
 
     Does NOT authorize: the caller must have checked that ``actor`` may manage the owner's keys.
-    ``org_id`` places the audit event in that organization's log.
+    ``org_id`` places the audit event in that organization's log; ``bound_to``: the one
+    organization the key works in (``issue_key``).
 
     Raises ``InvalidInput`` for a bad description, lifetime or scope; ``ValueError`` unless
     exactly one owner is given (a programming error).
@@ -107,6 +109,7 @@ def create_key(
         description=description,
         scopes=permissions,
         expires_at=expires_at,
+        bound_to=bound_to,
     )
     record(
         session,
@@ -242,7 +245,7 @@ def create_own_key(
     # One clock for the check and the key: the expiry checked is the one stored.
     now = datetime.now(UTC)
     require_within_credential(actor, permissions, expiry(expires_in, now), for_itself=True)
-    key, secret = create_key(
+    return create_key(
         session,
         actor=actor,
         org_id=org.id,
@@ -251,12 +254,11 @@ def create_own_key(
         expires_in=expires_in,
         scopes=permissions,
         now=now,
+        # A credential that works in one organization (a single sign-on's session) makes a key
+        # that works there only: another organization's sign-on must not mint keys that reach
+        # this one.
+        bound_to=actor.bound_org_id,
     )
-    # A credential that works in one organization (a single sign-on's session) makes a key that
-    # works there only: another organization's sign-on must not mint keys that reach this one.
-    key.org_id = actor.bound_org_id
-    session.flush()
-    return key, secret
 
 
 def require_within_credential(

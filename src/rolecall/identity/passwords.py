@@ -46,7 +46,12 @@ def temporary_password() -> str:
     return secrets.token_urlsafe(18)
 
 
+def restore_password_ends(set_at: datetime) -> datetime:
+    """When a ``LOCAL_RESTORE`` password set at ``set_at`` stops signing in."""
+    return set_at + RESTORE_PASSWORD_LIFETIME
+
+
 def restore_password_current(set_at: datetime | None, *, now: datetime) -> bool:
     """Whether a ``LOCAL_RESTORE`` password set at ``set_at`` is still within its lifetime
     (``RESTORE_PASSWORD_LIFETIME``); one set in the future (a clock moved back) is not."""
-    return set_at is not None and set_at <= now < set_at + RESTORE_PASSWORD_LIFETIME
+    return set_at is not None and set_at <= now < restore_password_ends(set_at)

@@ -21,8 +21,8 @@ from rolecall.errors import AuthenticationFailed
 from rolecall.identity.models import BrowserSession
 from rolecall.identity.passwords import (
     RESTORE_METHOD,
-    RESTORE_PASSWORD_LIFETIME,
     restore_password_current,
+    restore_password_ends,
     verify_password,
 )
 from rolecall.identity.principal import Principal
@@ -78,9 +78,8 @@ def sign_in_with_password(
     commit_before_calling_out(session)
     # verify_password spends a hash's time even without a user, so timing does not tell either;
     # with LOCAL_RESTORE every sign-in that fails the first check makes the second.
-    method = "password"
     if verify_password(password_hash, password):
-        pass
+        method = "password"
     elif settings.local_restore and verify_password(restore_hash, password):
         method = RESTORE_METHOD
     else:
@@ -115,7 +114,7 @@ def sign_in_with_password(
 def _restore_password_end(user: User) -> datetime:
     """When ``user``'s ``LOCAL_RESTORE`` password stops signing in (it is set: it just did)."""
     assert user.restore_password_set_at is not None
-    return user.restore_password_set_at + RESTORE_PASSWORD_LIFETIME
+    return restore_password_ends(user.restore_password_set_at)
 
 
 def _restore_password_hash(user: User | None, settings: Settings, *, now: datetime) -> str | None:

@@ -13,8 +13,8 @@ from rolecall.audit.service import record
 from rolecall.authz.roles import OrgRole, SeatType
 from rolecall.errors import Conflict
 from rolecall.identity.passwords import (
-    RESTORE_PASSWORD_LIFETIME,
     hash_password,
+    restore_password_ends,
     temporary_password,
 )
 from rolecall.identity.principal import Principal, operator
@@ -143,7 +143,7 @@ def restore_admin_password(
     password = temporary_password()
     admin.restore_password_hash = hash_password(password)
     admin.restore_password_set_at = now
-    expires_at = now + RESTORE_PASSWORD_LIFETIME
+    expires_at = restore_password_ends(now)
     record(
         session,
         actor=actor,

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from rolecall.settings import MAX_SESSION_LENGTH_HOURS
+
 OrgName = Annotated[
     str,
     StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$"),
@@ -27,7 +29,11 @@ class OrgSettingsUpdate(BaseModel):
     )
     # Strict: ``true`` is no number of hours (lax parsing took it as 1).
     session_length_hours: int | None = Field(
-        default=None, ge=1, le=87600, strict=True, description="SESSION_LENGTH wins when set"
+        default=None,
+        ge=1,
+        le=MAX_SESSION_LENGTH_HOURS,
+        strict=True,
+        description="SESSION_LENGTH wins when set",
     )
     disable_sso_provisioning: bool | None = Field(
         default=None, description="DISABLE_SSO_PROVISIONING wins when set"

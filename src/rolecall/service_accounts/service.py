@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from rolecall import authz
 from rolecall.api_keys.issue import issue_key
 from rolecall.api_keys.models import ApiKey
-from rolecall.api_keys.service import require_within_credential, within_credential
+from rolecall.api_keys.service import parse_scopes, require_within_credential, within_credential
 from rolecall.audit.service import record
 from rolecall.authz.permissions import Permission, parse_permission
 from rolecall.authz.roles import TeamRole
@@ -410,7 +410,7 @@ def revealable_keys(
     for account, key in rows:
         if account.id in shown or (key.expires_at is not None and key.expires_at <= now):
             continue
-        scopes = frozenset(Permission(s) for s in key.scopes) if key.scopes is not None else None
+        scopes = parse_scopes(key.scopes)
         if within_credential(actor, scopes, key.expires_at, for_itself=False) is not None:
             continue
         secret = derived_secret(server_key, key.id)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
 from joserfc import jwe
 from joserfc.errors import JoseError
@@ -26,9 +27,9 @@ from rolecall.orgs.settings import hold_settings
 from rolecall.settings import (
     Settings,
     is_http_url,
+    is_ldap_url,
     ldap_attributes,
     sso_text,
-    url_parts,
 )
 
 #: Scopes every OIDC sign-in asks for (the seeds: ``openid profile email``).
@@ -212,8 +213,7 @@ def _parse(fields: dict[str, tuple[str, str, str]], name: str, value: Any) -> An
     if kind == "url":
         return _issuer_url(name, text)
     if kind == "ldap_url":
-        parts = _split(name, text)
-        if parts.scheme.lower() not in ("ldap", "ldaps") or not parts.hostname:
+        if not _checked_url(name, text, is_ldap_url):
             raise InvalidInput(f"{name} must be an ldap:// or ldaps:// URL with a host", field=name)
         return text
     if kind == "auth_method":
@@ -236,18 +236,17 @@ def _text(name: str, value: str) -> str:
         raise InvalidInput(f"{name} is too long or holds control characters", field=name) from None
 
 
-def _split(name: str, text: str) -> SplitResult:
-    """``urlsplit``, whose ``ValueError`` (an unclosed IPv6 bracket, ``http://[::1``) is a bad
-    value of ``name``, not a server error."""
+def _checked_url(name: str, text: str, check: Callable[[str], bool]) -> bool:
+    """``check(text)``, whose ``ValueError`` (no URL at all: ``http://[::1``, a port out of
+    range) is a bad value of ``name``, not a server error."""
     try:
-        return url_parts(text)
+        return check(text)
     except ValueError as exc:
         raise InvalidInput(f"{name} is {exc}", field=name) from None
 
 
 def _issuer_url(name: str, text: str) -> str:
-    _split(name, text)
-    if not is_http_url(text):
+    if not _checked_url(name, text, is_http_url):
         raise InvalidInput(
             f"{name} must be an http(s) URL without query or fragment (the issuer identifier)",
             field=name,

@@ -13,10 +13,17 @@ from rolecall.settings import Settings
 from rolecall.web.deps import SESSION_COOKIE
 
 
-def set_session_cookie(response: Response, signed: SignIn, settings: Settings) -> None:
-    """HttpOnly (scripts cannot read it), SameSite=Lax (not sent on cross-site posts, but sent
-    on the top-level redirect back from an identity provider), Secure behind an https public
-    URL, and no longer lived than the session itself."""
+def set_session_cookie(
+    response: Response, signed: SignIn, settings: Settings, *, db: Session, request: Request
+) -> None:
+    """Give the browser ``signed``'s session cookie, ending the session it had (``request``'s
+    cookie), if any: the browser keeps only the new cookie, and the old one must not go on
+    working for whoever else holds it (audited as a sign-out).
+
+    HttpOnly (scripts cannot read it), SameSite=Lax (not sent on cross-site posts, but sent on
+    the top-level redirect back from an identity provider), Secure behind an https public URL,
+    and no longer lived than the session itself."""
+    _end_replaced_session(db, request)
     response.set_cookie(
         SESSION_COOKIE,
         signed.cookie_secret,
@@ -27,10 +34,7 @@ def set_session_cookie(response: Response, signed: SignIn, settings: Settings) -
     )
 
 
-def end_replaced_session(db: Session, request: Request) -> None:
-    """A sign-in in a browser that has a session already ends that session (audited as a
-    sign-out): the browser keeps only the new cookie, and the old one must not go on
-    working for whoever else holds it. Called by every sign-in before its cookie is set."""
+def _end_replaced_session(db: Session, request: Request) -> None:
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return

@@ -31,8 +31,9 @@ log = logging.getLogger("rolecall.web")
 
 #: The code of a 413 (``web.body_limit``).
 PAYLOAD_TOO_LARGE = "payload_too_large"
-#: The code of a 503 while the database cannot be used.
+#: The code of a 503 while the database cannot be used, and what it says.
 DATABASE_UNAVAILABLE = "database_unavailable"
+DATABASE_UNAVAILABLE_MESSAGE = "the database is unavailable; try again later"
 #: How long a client is asked to wait before trying again after ``DATABASE_UNAVAILABLE``.
 RETRY_AFTER_SECONDS = 5
 
@@ -236,7 +237,7 @@ def scim_error_response(error: ScimError) -> JSONResponse:
 def database_unavailable_response(request: Request) -> JSONResponse:
     """503 while the database cannot be used, in the format of the request's surface, with
     ``Retry-After`` (RFC 9110 §10.2.3)."""
-    message = "the database is unavailable; try again later"
+    message = DATABASE_UNAVAILABLE_MESSAGE
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     if _is_scim(request):
         response = scim_error_response(ScimError(503, message))

@@ -1,5 +1,6 @@
-"""Reading URL-encoded form bodies (OAuth endpoints, the console's forms, OIDC form_post)
-without a multipart parser: bounded in size and field count."""
+"""Reading request bodies within a size limit (``read_body_within``: forms, SCIM, GraphQL),
+and URL-encoded form bodies (OAuth endpoints, the console's forms, OIDC form_post) without a
+multipart parser: bounded in size and field count."""
 
 from __future__ import annotations
 
@@ -12,6 +13,19 @@ MAX_BODY = 64 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"
 
 
+async def read_body_within(request: Request, max_bytes: int) -> bytes | None:
+    """The request's body, or ``None`` once it passes ``max_bytes``: read as it arrives, so a
+    huge body is never held whole."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def read_form(
     request: Request, *, max_bytes: int = MAX_BODY, max_fields: int = 20
 ) -> dict[str, list[str]] | str:
@@ -19,11 +33,9 @@ async def read_form(
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != FORM_TYPE:
         return f"send the parameters as {FORM_TYPE}"
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            return f"the request body is larger than {max_bytes} bytes"
+    body = await read_body_within(request, max_bytes)
+    if body is None:
+        return f"the request body is larger than {max_bytes} bytes"
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

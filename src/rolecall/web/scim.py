@@ -58,6 +58,7 @@ from rolecall.web.deps import (
     require_credential_works_in,
 )
 from rolecall.web.errors import scim_error_response
+from rolecall.web.forms import read_body_within
 
 MEDIA_TYPE = "application/scim+json"
 PREFIXES = ("/scim/v2", "/scim")
@@ -135,15 +136,9 @@ async def get_scim_context(request: Request, response: Response) -> ScimContext:
 async def read_body(request: Request) -> Any:
     """The JSON body (``application/scim+json`` or ``application/json``); ``invalidSyntax``
     when it is not JSON. Read here, on the event loop, before the threaded endpoint."""
-    # Read as it arrives and refused once past the limit: a huge body is never held whole.
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise ScimError(413, f"request bodies are at most {MAX_BODY} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = await read_body_within(request, MAX_BODY)
+    if raw is None:
+        raise ScimError(413, f"request bodies are at most {MAX_BODY} bytes")
     try:
         return strict_json.loads(raw) if raw.strip() else None
     except strict_json.Refused as exc:

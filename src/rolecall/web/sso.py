@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from html import escape
 from typing import Annotated
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -29,8 +29,8 @@ from rolecall.identity.secrets import same_digest
 from rolecall.settings import Settings
 from rolecall.sso import oidc, sign_out
 from rolecall.sso.oidc import CALLBACK_PATH
-from rolecall.web.console.routes import signed_in, templates
-from rolecall.web.cookies import clear_session_cookie, end_replaced_session, set_session_cookie
+from rolecall.web.console.routes import sign_in_url, signed_in, templates
+from rolecall.web.cookies import clear_session_cookie, set_session_cookie
 from rolecall.web.deps import (
     CSRF_HEADER,
     SESSION_COOKIE,
@@ -64,12 +64,6 @@ LOGOUT_REFUSED = (
 )
 
 
-def _sign_in_page(request: Request) -> str:
-    """The sign-in page to go back to: in multi-org mode, the organization's (``?org=``)."""
-    org = request.query_params.get("org")
-    return f"/login?org={quote(org, safe='')}" if org else "/login"
-
-
 def error_page(request: Request, error: RolecallError) -> Response:
     """The error as a page a person can read, or as JSON for a program."""
     status = STATUS_BY_CODE.get(error.code) or status_for(error)
@@ -85,11 +79,12 @@ def error_page(request: Request, error: RolecallError) -> Response:
             )
         said = f"<p>The identity provider said: {said}</p>"
     code = escape(error.code)
+    back = escape(sign_in_url(request.query_params.get("org")))  # multi-org: its organization's
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>Sign-in failed - rolecall"
         "</title></head><body><h1>Sign-in failed</h1>"
         f"<p id='error' data-code='{code}'>{escape(error.message)}</p>{said}"
-        f"<p><a href='{escape(_sign_in_page(request))}'>Back to sign-in</a></p></body></html>"
+        f"<p><a href='{back}'>Back to sign-in</a></p></body></html>"
     )
     return HTMLResponse(page, status_code=status, headers=NO_STORE)
 
@@ -156,8 +151,7 @@ def oidc_callback(
         db.commit()  # the used login state and the audited failure stay
         return _unbind_browser(error_page(request, exc), binding)
     response = RedirectResponse(done.return_to, status_code=303, headers=NO_STORE)
-    end_replaced_session(db, request)
-    set_session_cookie(response, done.sign_in, settings)
+    set_session_cookie(response, done.sign_in, settings, db=db, request=request)
     return _unbind_browser(response, binding)
 
 

@@ -32,7 +32,7 @@ from rolecall.sso.config import ldap_config, oidc_config
 from rolecall.sso.oidc import safe_return_to
 from rolecall.sso.sign_in import sign_in_with_email_password
 from rolecall.users.models import User
-from rolecall.web.cookies import end_replaced_session, set_session_cookie
+from rolecall.web.cookies import set_session_cookie
 from rolecall.web.deps import SESSION_COOKIE, SessionDep, SettingsDep, TransactionalRoute
 from rolecall.web.deps import sign_in_org as find_sign_in_org
 from rolecall.web.errors import status_for
@@ -103,8 +103,7 @@ def login_submit(
         status = status_for(exc)
         return _login_page(db, request, settings, status=status, error=exc.message, **page)
     response = RedirectResponse(safe_return_to(page["return_to"]), 303)
-    end_replaced_session(db, request)
-    set_session_cookie(response, signed, settings)
+    set_session_cookie(response, signed, settings, db=db, request=request)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 
@@ -181,12 +180,17 @@ def _sign_in_org(db: Session, request: Request, settings: Settings) -> Organizat
         return None
 
 
+def sign_in_url(org_name: str | None) -> str:
+    """The sign-in page, of one organization (``?org=``) when named: in multi-org mode it
+    decides whose LDAP directory checks the password."""
+    return f"/login?org={quote(org_name, safe='')}" if org_name else "/login"
+
+
 def _form_action(org: Organization | None, settings: Settings) -> str:
-    """Where the form posts: multi-org mode keeps the organization (``?org=``), which decides
-    whose LDAP directory checks the password."""
+    """Where the form posts: in multi-org mode, its organization's sign-in."""
     if org is None or settings.mode.value != "multi":
-        return "/login"
-    return f"/login?org={quote(org.name, safe='')}"
+        return sign_in_url(None)
+    return sign_in_url(org.name)
 
 
 def _sso_link(org: Organization | None, settings: Settings, return_to: str) -> str | None:

@@ -38,12 +38,15 @@ from rolecall.errors import PermissionDenied, RolecallError
 from rolecall.web import metrics
 from rolecall.web.deps import ATTRIBUTION_RESULT_HEADER, ContextDep, TransactionalRoute
 from rolecall.web.errors import (
+    DATABASE_UNAVAILABLE,
+    DATABASE_UNAVAILABLE_MESSAGE,
     ERROR_RESPONSES,
     GRAPHQL_PATH,
     database_unavailable,
     graphql_error_response,
     status_for,
 )
+from rolecall.web.forms import read_body_within
 from rolecall.web.graphql.nodes import Context
 from rolecall.web.graphql.schema import build_schema
 
@@ -81,11 +84,9 @@ async def read_request(request: Request) -> GraphQLRequest | JSONResponse:
 
     Async: it reads the body on the event loop, before the endpoint's thread-pool trip.
     """
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            return _errors(413, f"the request body is larger than {MAX_BODY} bytes", "too_large")
+    body = await read_body_within(request, MAX_BODY)
+    if body is None:
+        return _errors(413, f"the request body is larger than {MAX_BODY} bytes", "too_large")
     try:
         data = strict_json.loads(body)
     except strict_json.Refused as exc:
@@ -128,8 +129,8 @@ def _format(error: GraphQLError) -> dict[str, Any]:
         # The database went away during the query, after the caller was found: the answer
         # says so (the request's start would have been a 503), not "internal".
         log.warning("database unavailable in GraphQL %s: %s", error.path, type(original).__name__)
-        formatted["message"] = "the database cannot be used right now; try again shortly"
-        formatted["extensions"] = {"code": "database_unavailable"}
+        formatted["message"] = DATABASE_UNAVAILABLE_MESSAGE
+        formatted["extensions"] = {"code": DATABASE_UNAVAILABLE}
     elif original is not None and not isinstance(original, GraphQLError):
         request_id = uuid.uuid4().hex
         log.error("unexpected error %s in GraphQL %s: %r", request_id, error.path, original)

@@ -11,7 +11,7 @@ from rolecall.sso.sign_in import sign_in_with_email_password
 from rolecall.users import service as users_service
 from rolecall.users.schemas import SignInRead, SignInRequest, UserRead
 from rolecall.web.api.v1._router import make_router
-from rolecall.web.cookies import clear_session_cookie, end_replaced_session, set_session_cookie
+from rolecall.web.cookies import clear_session_cookie, set_session_cookie
 from rolecall.web.deps import PrincipalDep, SessionDep, SettingsDep, sign_in_org
 from rolecall.web.errors import UNAVAILABLE_RESPONSE
 
@@ -44,8 +44,7 @@ def login(
         # Keep the auth.login_failed audit event: an error response rolls the transaction back.
         db.commit()
         raise
-    end_replaced_session(db, request)
-    set_session_cookie(response, signed, settings)
+    set_session_cookie(response, signed, settings, db=db, request=request)
     user = users_service.signed_in_user(db, user_id=signed.browser_session.user_id)
     return SignInRead(user=UserRead.of(user), csrf_token=signed.csrf_token)
 
